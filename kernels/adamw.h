@@ -1,0 +1,26 @@
+// AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments.
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   p -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd * p )
+#pragma once
+
+#include <cstdint>
+
+namespace ringtrain {
+
+struct AdamWArgs {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  int64_t step = 1;  // 1-based, for bias correction
+};
+
+void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v,
+                int64_t n);
+
+// sum of squares in double (for the global gradient norm)
+double sum_squares(const float* x, int64_t n);
+void scale_inplace(float* x, int64_t n, float s);
+
+}  // namespace ringtrain

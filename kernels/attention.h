@@ -1,0 +1,55 @@
+// Causal/non-causal multi-head attention with GQA/MQA, flash style: keys processed in blocks
+// with an online softmax, the row log-sum-exp returned, never an [s_q, s_k] matrix in memory;
+// the backward recomputes the probabilities from the saved lse.
+//
+// Positions are explicit and global: q_pos[s_q], k_pos[s_k]. The causal mask is
+// k_pos <= q_pos. So the same kernel computes a whole sequence, one zigzag shard against
+// itself, or local queries against one visiting ring block: tiles whose every key is in the
+// future of every query are skipped, tiles entirely in the past are unmasked, only the tiles
+// that straddle the diagonal evaluate the mask.
+//
+// Layouts: q, out, dq: [b, s_q, h, d];  k, v, dk, dv: [b, s_k, h_kv, d] (K/V never repeated:
+// query head j reads kv head j / (h / h_kv));  lse, delta: [b, h, s_q] (fp32).
+// A query row that sees no key has lse = -inf and out = 0.
+#pragma once
+
+#include <cstdint>
+
+namespace ringtrain {
+
+struct AttentionArgs {
+  int b = 1;
+  int s_q = 0;
+  int s_k = 0;
+  int h = 1;
+  int h_kv = 1;
+  int d = 0;
+  bool causal = true;
+  float scale = 0.0f;  // 0: 1/sqrt(d)
+  const int32_t* q_pos = nullptr;  // null: 0..s_q-1
+  const int32_t* k_pos = nullptr;  // null: 0..s_k-1
+};
+
+void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
+                       float* out, float* lse);
+
+// delta[b, h, s_q] = rowsum(dout * out): the softmax-backward term, computed once from the
+// final (merged) output even when the keys arrive in several blocks.
+void attention_backward_delta(const AttentionArgs& a, const float* out, const float* dout,
+                              float* delta);
+
+// Accumulates (+=) into dq, dk, dv the gradients through this block of keys, given the
+// FINAL row lse and delta of the whole attention (so a ring step's block contributes exactly
+// its share).
+void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
+                        const float* dout, const float* lse, const float* delta, float* dq,
+                        float* dk, float* dv);
+
+// Merges a block's partial result (out_b, lse_b) into the running (out, lse), both normalized:
+//   lse' = log(exp(lse) + exp(lse_b)) = max + log1p(exp(min - max))
+//   out' = out * exp(lse - lse') + out_b * exp(lse_b - lse')
+// in that max-shifted form, so no exp overflows and -inf (no keys yet) merges cleanly.
+void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
+                     const float* lse_b);
+
+}  // namespace ringtrain

@@ -1,0 +1,112 @@
+// The run configuration: one YAML file with sections run / model / parallel / train / data /
+// checkpoint / log (docs/CONFIG.md lists every key). Loading is strict: unknown keys, wrong
+// types, out-of-range values and broken cross-field rules are input errors naming the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ringtrain {
+
+struct RunConfig {
+  std::string name = "ringtrain";
+  std::string out_dir = "runs/ringtrain";
+  uint64_t seed = 1234;
+  int threads = 0;  // CPU threads per rank; 0 = cores of the node / ranks on the node
+};
+
+struct ModelConfig {
+  int vocab_size = 256;
+  int d_model = 128;
+  int n_layers = 2;
+  int n_heads = 4;
+  int n_kv_heads = 4;
+  int d_ff = 0;  // 0: the Llama rule, 8/3 * d_model rounded up to a multiple of 32
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  bool tie_embeddings = false;
+  double init_std = 0.02;
+  int head_dim() const { return d_model / n_heads; }
+  int ffn_dim() const;  // d_ff with the default applied
+};
+
+struct ParallelConfig {
+  int dp = 1;
+  int cp = 1;
+  int tp = 1;
+  std::string cp_mode = "ring";  // ring | ulysses | hybrid
+  int ulysses_degree = 1;        // hybrid: cp = ulysses_degree x ring; ulysses mode: = cp
+  bool sequence_parallel = false;
+  bool zero1 = false;
+};
+
+struct TrainConfig {
+  int seq_len = 256;
+  int micro_batch = 1;
+  int grad_accum = 1;
+  int steps = 100;
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int warmup_steps = 10;
+  std::string schedule = "cosine";  // cosine | constant
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;  // 0 disables clipping
+  std::string precision = "fp32";  // fp32 | bf16
+  bool recompute = false;
+  int eval_every = 0;  // 0: evaluate only at the end
+  int eval_batches = 4;
+  std::string on_nonfinite = "stop";  // stop | skip
+};
+
+struct DataConfig {
+  std::string task = "passkey";  // text | passkey | recall
+  std::string train;             // token file (task: text)
+  std::string val;               // token file (task: text); empty: a held-out slice of train
+  int passkey_digits = 5;
+  double passkey_min_depth = 0.0;  // where the key may sit, as a fraction of the prompt
+  double passkey_max_depth = 1.0;
+  int recall_pairs = 8;
+};
+
+struct CheckpointConfig {
+  std::string dir;  // empty: no checkpoints
+  int every = 0;    // steps; 0: only at the end and on SIGTERM/SIGUSR1
+  int keep = 3;
+  std::string resume = "auto";  // auto | none | PATH
+};
+
+struct LogConfig {
+  int every = 10;
+  std::string progress = "auto";  // auto | always | never (live line on a terminal)
+  bool tensorboard = true;
+};
+
+struct Config {
+  std::string device = "auto";  // auto | cpu | cuda
+  RunConfig run;
+  ModelConfig model;
+  ParallelConfig parallel;
+  TrainConfig train;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+  std::string source;  // the file it was read from (for messages)
+};
+
+// Reads `path`, applies `overrides` ("section.key=value", typed like YAML), checks every key,
+// type, range and the single-file rules. Throws an input error naming key, file, line, column.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Parses YAML text (for tests, checkpoints and fuzzing); `name` is used in messages.
+Config parse_config(const std::string& yaml_text, const std::string& name,
+                    const std::vector<std::string>& overrides = {});
+// Cross-field rules that need the world size (dp*cp*tp == world_size, ...).
+void validate_for_world(const Config& config, int world_size);
+// The resolved config (every key, defaults filled in) as YAML text; parse_config(dump(c))
+// gives back c.
+std::string dump_config(const Config& config);
+
+}  // namespace ringtrain

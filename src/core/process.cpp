@@ -1,0 +1,91 @@
+#include "src/core/process.h"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "src/core/error.h"
+
+namespace ringtrain {
+namespace {
+bool g_collective_phase = true;
+}
+
+namespace detail {
+void mpi_failed(int rc, const char* call, const char* file, int line) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fault(call, " failed: ", std::string(msg, static_cast<size_t>(len)), " (", file, ":", line,
+        ")");
+}
+}  // namespace detail
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  }
+  // Errors come back as return codes so MPI_CHECK can name the call.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+int world_size() {
+  int n = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return n;
+}
+
+void set_collective_phase(bool collective) { g_collective_phase = collective; }
+
+void warn(const std::string& message) {
+  int r = world_rank();
+  if (r == 0)
+    std::fprintf(stderr, "ringtrain: warning: %s\n", message.c_str());
+  else
+    std::fprintf(stderr, "[rank %d] ringtrain: warning: %s\n", r, message.c_str());
+  std::fflush(stderr);
+}
+
+static int end_job(ErrorKind kind, const char* what) {
+  const int rank = world_rank();
+  const int code = kind == ErrorKind::kInput ? 2 : 1;
+  if (kind == ErrorKind::kInput && g_collective_phase) {
+    if (rank == 0) std::fprintf(stderr, "ringtrain: error: %s\n", what);
+    std::fflush(stderr);
+    return code;
+  }
+  std::fprintf(stderr, "ringtrain: error: %s (rank %d)\n", what, rank);
+  std::fflush(stderr);
+  if (world_size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  return code;
+}
+
+int run_guarded(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    return end_job(e.kind(), e.what());
+  } catch (const std::bad_alloc&) {
+    return end_job(ErrorKind::kFault, "out of host memory");
+  } catch (const std::exception& e) {
+    return end_job(ErrorKind::kFault, e.what());
+  }
+}
+
+}  // namespace ringtrain

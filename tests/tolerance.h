@@ -1,0 +1,52 @@
+// The one tolerance table: a value passes when |got - ref| <= atol + rtol * |ref|.
+// Tight enough that a missing 1/sqrt(d), a wrong mask or an off-by-one position fails.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+namespace ringtrain::test {
+
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+
+// fp32 kernels against a double reference (O(1) inputs, reductions of up to ~10^4 terms).
+inline constexpr Tolerance kF32{1e-5, 1e-5};
+// fp32 results of two different fp32 computations (different summation order / layout).
+inline constexpr Tolerance kF32Layout{1e-6, 1e-5};
+// Finite-difference gradient checks in double (central differences, h = 1e-6).
+inline constexpr Tolerance kFiniteDiff{1e-6, 1e-5};
+// bf16 inputs, fp32 accumulation (8 bits of mantissa: relative 2^-8 per rounding).
+inline constexpr Tolerance kBF16{2e-2, 2e-2};
+// fp16 inputs, fp32 accumulation (11 bits of mantissa).
+inline constexpr Tolerance kF16{3e-3, 3e-3};
+
+// Returns "" when every element passes, else a message naming the first failing index.
+template <typename A, typename B>
+std::string compare(const A* got, const B* ref, int64_t n, Tolerance tol, const char* what = "") {
+  int64_t bad = 0, first = -1;
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = static_cast<double>(got[i]), r = static_cast<double>(ref[i]);
+    const double err = std::fabs(g - r);
+    const bool ok = (std::isnan(g) == std::isnan(r)) &&
+                    (std::isnan(r) || (std::isinf(r) ? g == r : err <= tol.atol + tol.rtol * std::fabs(r)));
+    if (!ok) {
+      if (first < 0) first = i;
+      ++bad;
+    }
+    if (std::isfinite(err)) worst = std::fmax(worst, err);
+  }
+  if (bad == 0) return "";
+  std::ostringstream os;
+  os << what << ": " << bad << " of " << n << " elements outside atol " << tol.atol << " rtol "
+     << tol.rtol << "; first at " << first << " got " << static_cast<double>(got[first])
+     << " ref " << static_cast<double>(ref[first]) << "; max abs err " << worst;
+  return os.str();
+}
+
+}  // namespace ringtrain::test
