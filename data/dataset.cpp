@@ -1,0 +1,502 @@
+#include "data/dataset.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "data/token_file.h"
+#include "data/tokenizer.h"
+#include "src/core/error.h"
+
+namespace ringtrain {
+
+Dataset::~Dataset() = default;
+
+// ---- counter-based randomness -------------------------------------------------------------
+
+namespace {
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+// Distinct, arbitrary tags so the train and val streams of one seed never coincide.
+uint64_t split_tag(Split split) {
+  return split == Split::kTrain ? 0x747261696E000001ull : 0x76616C0000000002ull;
+}
+}  // namespace
+
+uint64_t mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+SampleRng SampleRng::for_sample(uint64_t seed, Split split, uint64_t step, uint64_t index) {
+  // Each stage xors one field into a bijective mix of the previous stages: for fixed other
+  // fields, distinct values of any field give distinct keys. The golden-ratio offsets keep the
+  // all-zero tuple away from mix64's fixed point at 0.
+  uint64_t h = mix64(seed + kGolden);
+  h = mix64(h ^ split_tag(split));
+  h = mix64(h ^ (step + 2 * kGolden));
+  h = mix64(h ^ (index + 3 * kGolden));
+  return SampleRng(h);
+}
+
+uint64_t SampleRng::next() {
+  state_ += kGolden;
+  return mix64(state_);
+}
+
+uint64_t SampleRng::below(uint64_t n) {
+  RT_CHECK(n > 0, "SampleRng::below(0)");
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
+}
+
+double SampleRng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+// ---- filler -------------------------------------------------------------------------------
+
+namespace {
+
+// Common English words: filler that reads like text (spaces, word lengths, sentence ends) but
+// carries no information a model could use to find a key. No digits, no colons, so neither a
+// pass key nor a recall pair can appear by accident.
+constexpr std::string_view kWords[] = {
+    "the",    "of",     "and",    "to",     "in",     "a",      "is",     "that",   "for",
+    "it",     "as",     "was",    "with",   "be",     "by",     "on",     "not",    "he",
+    "this",   "are",    "or",     "his",    "from",   "at",     "which",  "but",    "have",
+    "an",     "had",    "they",   "you",    "were",   "their",  "one",    "all",    "we",
+    "can",    "her",    "has",    "there",  "been",   "if",     "more",   "when",   "will",
+    "would",  "who",    "so",     "no",     "time",   "people", "water",  "river",  "house",
+    "green",  "small",  "large",  "early",  "later",  "under",  "over",   "long",   "short",
+    "city",   "field",  "road",   "light",  "night",  "morning","letter", "story",  "garden",
+    "market", "winter", "summer", "bread",  "stone",  "window", "table",  "friend", "mother",
+    "father", "child",  "school", "music",  "paper",  "quiet",  "bright", "slowly", "often",
+    "never",  "always", "before", "after",  "again",  "walked", "spoke",  "found",  "looked",
+    "turned", "carried","opened", "called", "thought","remembered", "across", "toward", "behind",
+    "through","between","almost", "perhaps","every",  "other",  "another","around", "little"};
+constexpr int kNumWords = static_cast<int>(sizeof(kWords) / sizeof(kWords[0]));
+
+}  // namespace
+
+void append_filler(SampleRng* rng, int64_t n, std::vector<int32_t>* out) {
+  if (n <= 0) return;
+  const size_t target = out->size() + static_cast<size_t>(n);
+  out->reserve(target + 16);
+  while (out->size() < target) {
+    // One sentence: 5-14 words, capitalized, a comma now and then, ending in ". ".
+    const int words = 5 + static_cast<int>(rng->below(10));
+    for (int w = 0; w < words && out->size() < target; ++w) {
+      std::string_view word = kWords[rng->below(kNumWords)];
+      for (size_t c = 0; c < word.size(); ++c) {
+        int ch = static_cast<unsigned char>(word[c]);
+        if (w == 0 && c == 0) ch = ch - 'a' + 'A';
+        out->push_back(ch);
+      }
+      if (w + 1 < words) {
+        if (w > 1 && rng->below(8) == 0) out->push_back(',');
+        out->push_back(' ');
+      } else {
+        out->push_back('.');
+        out->push_back(' ');
+      }
+    }
+  }
+  out->resize(target);
+}
+
+// ---- passkey ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kKeyIntro = "The pass key is ";
+constexpr std::string_view kKeyOutro = ". Remember it. ";
+constexpr std::string_view kQuestion = "\nWhat is the pass key? The pass key is ";
+// How far back from the drawn depth the key sentence may move to start at a word.
+constexpr int kSnapWindow = 32;
+
+void append_text(std::string_view text, std::vector<int32_t>* out) {
+  ByteTokenizer::encode_append(text, out);
+}
+
+bool is_boundary(const std::vector<int32_t>& hay, int64_t q) {
+  return q == 0 || hay[q - 1] == ' ' || hay[q - 1] == '\n';
+}
+
+// Splits the token stream t (seq_len + 1 tokens) into inputs and targets; marks the last
+// `answer_len` positions as answers.
+void finish_sample(std::vector<int32_t>&& t, int answer_len, Sample* out) {
+  const size_t n = t.size() - 1;
+  out->targets.assign(t.begin() + 1, t.end());
+  t.pop_back();
+  out->inputs = std::move(t);
+  out->answer.assign(n, 0);
+  for (size_t i = n - answer_len; i < n; ++i) out->answer[i] = 1;
+}
+
+}  // namespace
+
+int passkey_min_seq_len(int digits) {
+  // seq_len + 1 tokens hold both sentences and both copies of the key.
+  return static_cast<int>(kKeyIntro.size() + kKeyOutro.size() + kQuestion.size()) + 2 * digits - 1;
+}
+
+PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
+  const std::string& key = spec.key;
+  if (key.empty() || !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    input_error("pass key \"", key, "\" must be one or more digits");
+  if (!(spec.depth >= 0.0 && spec.depth <= 1.0))
+    input_error("needle depth ", spec.depth, " must be in [0, 1]");
+  const int digits = static_cast<int>(key.size());
+  const int min_len = passkey_min_seq_len(digits);
+  if (spec.seq_len < min_len)
+    input_error("sequence length ", spec.seq_len, " is too short for a passkey prompt with a ",
+                digits, "-digit key (needs at least ", min_len, ")");
+
+  const int64_t total = int64_t(spec.seq_len) + 1;
+  const int64_t key_text_len = int64_t(kKeyIntro.size() + key.size() + kKeyOutro.size());
+  const int64_t hay_len = total - key_text_len - int64_t(kQuestion.size() + key.size());
+
+  SampleRng rng(spec.seed);
+  std::vector<int32_t> hay;
+  hay.reserve(hay_len);
+  if (spec.haystack != nullptr) {
+    const TokenFile& file = *spec.haystack;
+    if (file.vocab_size() > ByteTokenizer::kVocabSize)
+      input_error("haystack ", file.path(), " has token ids up to ", file.vocab_size() - 1,
+                  "; a passkey haystack must be byte-level text (prepare-text)");
+    const uint64_t begin = spec.haystack_begin;
+    const uint64_t end = spec.haystack_end == 0 ? file.size() : spec.haystack_end;
+    if (begin > end || end > file.size())
+      input_error("haystack range [", begin, ", ", end, ") is outside ", file.path(), " (",
+                  file.size(), " tokens)");
+    if (end - begin < uint64_t(hay_len))
+      input_error("haystack ", file.path(), " has ", end - begin, " tokens to draw from, fewer than the ",
+                  hay_len, " a passkey prompt of length ", spec.seq_len, " needs");
+    const uint64_t start = begin + rng.below(end - begin - hay_len + 1);
+    hay.resize(hay_len);
+    file.read(start, hay_len, hay.data());
+  } else {
+    append_filler(&rng, hay_len, &hay);
+  }
+
+  int64_t p = std::min<int64_t>(hay_len, static_cast<int64_t>(std::floor(spec.depth * hay_len)));
+  for (int64_t q = p; q >= std::max<int64_t>(0, p - kSnapWindow); --q) {
+    if (is_boundary(hay, q)) {
+      p = q;
+      break;
+    }
+  }
+
+  std::vector<int32_t> t;
+  t.reserve(total);
+  t.insert(t.end(), hay.begin(), hay.begin() + p);
+  append_text(kKeyIntro, &t);
+  append_text(key, &t);
+  append_text(kKeyOutro, &t);
+  t.insert(t.end(), hay.begin() + p, hay.end());
+  append_text(kQuestion, &t);
+  append_text(key, &t);
+  RT_CHECK(int64_t(t.size()) == total, "passkey prompt has ", t.size(), " tokens, not ", total);
+
+  PasskeyInfo info;
+  info.haystack_tokens = static_cast<int>(hay_len);
+  info.key_sentence = static_cast<int>(p);
+  info.key_digits = static_cast<int>(p + kKeyIntro.size());
+  info.question = static_cast<int>(hay_len + key_text_len);
+  info.answer_begin = spec.seq_len - digits;
+  finish_sample(std::move(t), digits, out);
+  return info;
+}
+
+// ---- recall -------------------------------------------------------------------------------
+
+namespace {
+// A pair is " abc:12 " (spaces around it, so it never fuses with the filler), the query
+// "\nabc:" followed by the answer "12": finding it needs the earlier "abc:" anywhere in the
+// sequence (an induction-style lookup), however far back.
+constexpr int kPairTokens = kRecallKeyLetters + 1 + kRecallValueDigits + 2;
+constexpr int kQueryTokens = 1 + kRecallKeyLetters + 1 + kRecallValueDigits;
+}  // namespace
+
+int recall_min_seq_len(int pairs) { return pairs * kPairTokens + kQueryTokens - 1; }
+
+// ---- datasets -----------------------------------------------------------------------------
+
+namespace {
+
+// A token file and the range of it a split draws windows from.
+struct TextSource {
+  TokenFile file;
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  std::string what;  // for messages and describe(): "data.train runs/x.bin, tokens [0, 900)"
+};
+
+// Validation text when data.val is empty: the last 10% of data.train, which training windows
+// never touch.
+constexpr uint64_t kHeldOutDivisor = 10;
+
+TextSource open_source(const Config& config, Split split) {
+  const DataConfig& d = config.data;
+  TextSource s;
+  const bool own_val = split == Split::kVal && !d.val.empty();
+  const std::string label = own_val ? "data.val" : "data.train";
+  s.file = TokenFile::open(own_val ? d.val : d.train, label);
+  const uint64_t n = s.file.size();
+  s.lo = 0;
+  s.hi = n;
+  std::ostringstream what;
+  what << label << " " << s.file.path() << " (" << n << " tokens, vocab " << s.file.vocab_size()
+       << ")";
+  if (d.val.empty()) {
+    const uint64_t tail = n / kHeldOutDivisor;
+    if (split == Split::kTrain) {
+      s.hi = n - tail;
+      what << ", first 90% [0, " << s.hi << ") (the last 10% is validation)";
+    } else {
+      s.lo = n - tail;
+      what << ", held-out last 10% [" << s.lo << ", " << s.hi << ")";
+    }
+  }
+  s.what = what.str();
+  if (s.file.vocab_size() > static_cast<uint32_t>(config.model.vocab_size))
+    input_error("vocabulary mismatch: ", label, " (", s.file.path(), ") has token ids up to ",
+                s.file.vocab_size() - 1, " but model.vocab_size is ", config.model.vocab_size);
+  return s;
+}
+
+class TextDataset final : public Dataset {
+ public:
+  TextDataset(TextSource source, uint64_t seed, Split split, int seq_len)
+      : src_(std::move(source)), seed_(seed), split_(split) {
+    check_length(seq_len);
+  }
+
+  void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
+    check_length(seq_len);
+    SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
+    const uint64_t n = static_cast<uint64_t>(seq_len);
+    const uint64_t start = src_.lo + rng.below(src_.hi - src_.lo - n);
+    std::vector<int32_t>& w = out->inputs;
+    w.resize(n + 1);
+    src_.file.read(start, n + 1, w.data());
+    // The header's vocab_size is what the model was checked against; a token beyond it means
+    // a damaged file, and would index past the embedding table.
+    const uint32_t vocab = src_.file.vocab_size();
+    for (uint64_t i = 0; i <= n; ++i)
+      if (static_cast<uint32_t>(w[i]) >= vocab)
+        input_error(src_.file.label(), ": ", src_.file.path(), " is damaged: token ", start + i,
+                    " is ", static_cast<uint32_t>(w[i]), ", not below the header's vocab_size ",
+                    vocab);
+    out->targets.assign(w.begin() + 1, w.end());
+    w.pop_back();
+    out->answer.assign(n, 0);
+  }
+
+  int min_vocab() const override { return static_cast<int>(src_.file.vocab_size()); }
+  std::string describe() const override { return "text: " + src_.what; }
+
+ private:
+  void check_length(int seq_len) const {
+    RT_CHECK(seq_len > 0, "seq_len ", seq_len);
+    if (src_.hi - src_.lo < uint64_t(seq_len) + 1)
+      input_error(src_.what, " holds ", src_.hi - src_.lo, " tokens, too few for windows of ",
+                  "seq_len + 1 = ", seq_len + 1);
+  }
+
+  TextSource src_;
+  uint64_t seed_;
+  Split split_;
+};
+
+void check_depths(const DataConfig& d) {
+  if (!(d.passkey_min_depth >= 0.0 && d.passkey_min_depth <= 1.0))
+    input_error("data.passkey_min_depth ", d.passkey_min_depth, " must be in [0, 1]");
+  if (!(d.passkey_max_depth >= 0.0 && d.passkey_max_depth <= 1.0))
+    input_error("data.passkey_max_depth ", d.passkey_max_depth, " must be in [0, 1]");
+  if (d.passkey_min_depth > d.passkey_max_depth)
+    input_error("data.passkey_min_depth ", d.passkey_min_depth,
+                " is larger than data.passkey_max_depth ", d.passkey_max_depth);
+}
+
+// Every synthetic token is ASCII.
+constexpr int kAsciiVocab = 128;
+
+class PasskeyDataset final : public Dataset {
+ public:
+  PasskeyDataset(const Config& config, Split split, std::optional<TextSource> haystack)
+      : hay_(std::move(haystack)),
+        seed_(config.run.seed),
+        split_(split),
+        digits_(config.data.passkey_digits),
+        min_depth_(config.data.passkey_min_depth),
+        max_depth_(config.data.passkey_max_depth) {
+    if (digits_ < 1 || digits_ > 64)
+      input_error("data.passkey_digits ", digits_, " must be in [1, 64]");
+    check_depths(config.data);
+    if (hay_ && hay_->file.vocab_size() > ByteTokenizer::kVocabSize)
+      input_error("data.train ", hay_->file.path(), " has token ids up to ",
+                  hay_->file.vocab_size() - 1,
+                  "; the passkey task needs byte-level text (prepare-text) for its haystack");
+    const int min_len = passkey_min_seq_len(digits_);
+    if (config.train.seq_len < min_len)
+      input_error("train.seq_len ", config.train.seq_len, " is too short for the passkey task with ",
+                  digits_, " digits (needs at least ", min_len, ")");
+  }
+
+  void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
+    SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
+    PasskeySpec spec;
+    spec.seq_len = seq_len;
+    spec.key.resize(digits_);
+    for (char& c : spec.key) c = static_cast<char>('0' + rng.below(10));
+    spec.depth = min_depth_ + (max_depth_ - min_depth_) * rng.uniform();
+    spec.seed = rng.next();
+    if (hay_) {
+      spec.haystack = &hay_->file;
+      spec.haystack_begin = hay_->lo;
+      spec.haystack_end = hay_->hi;
+    }
+    make_passkey(spec, out);
+  }
+
+  bool has_accuracy() const override { return true; }
+  int min_vocab() const override {
+    return hay_ ? std::max<int>(kAsciiVocab, hay_->file.vocab_size()) : kAsciiVocab;
+  }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "passkey: " << digits_ << "-digit key at depth [" << min_depth_ << ", " << max_depth_
+       << "] of " << (hay_ ? hay_->what : std::string("synthetic filler"));
+    return os.str();
+  }
+
+ private:
+  std::optional<TextSource> hay_;
+  uint64_t seed_;
+  Split split_;
+  int digits_;
+  double min_depth_;
+  double max_depth_;
+};
+
+class RecallDataset final : public Dataset {
+ public:
+  RecallDataset(const Config& config, Split split)
+      : seed_(config.run.seed), split_(split), pairs_(config.data.recall_pairs) {
+    if (pairs_ < 1 || pairs_ > 4096)
+      input_error("data.recall_pairs ", pairs_, " must be in [1, 4096]");
+    const int min_len = recall_min_seq_len(pairs_);
+    if (config.train.seq_len < min_len)
+      input_error("train.seq_len ", config.train.seq_len, " is too short for the recall task with ",
+                  pairs_, " pairs (needs at least ", min_len, ")");
+  }
+
+  void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
+    const int min_len = recall_min_seq_len(pairs_);
+    if (seq_len < min_len)
+      input_error("sequence length ", seq_len, " is too short for the recall task with ", pairs_,
+                  " pairs (needs at least ", min_len, ")");
+    SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
+
+    // Distinct keys (26^3 = 17576 of them, at most 4096 drawn) and their values.
+    std::vector<std::string> keys;
+    std::vector<std::string> values;
+    while (int(keys.size()) < pairs_) {
+      std::string k(kRecallKeyLetters, 'a');
+      for (char& c : k) c = static_cast<char>('a' + rng.below(26));
+      if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
+      std::string v(kRecallValueDigits, '0');
+      for (char& c : v) c = static_cast<char>('0' + rng.below(10));
+      keys.push_back(std::move(k));
+      values.push_back(std::move(v));
+    }
+    const int query = static_cast<int>(rng.below(pairs_));
+
+    // The pairs sit at random points of the filler, so with a long sequence the pair asked
+    // for can be anywhere (and, under context parallelism, on any rank).
+    const int64_t total = int64_t(seq_len) + 1;
+    const int64_t filler = total - int64_t(pairs_) * kPairTokens - kQueryTokens;
+    std::vector<int64_t> cuts(pairs_);
+    for (int64_t& c : cuts) c = static_cast<int64_t>(rng.below(uint64_t(filler) + 1));
+    std::sort(cuts.begin(), cuts.end());
+
+    std::vector<int32_t> t;
+    t.reserve(total);
+    int64_t done = 0;
+    for (int i = 0; i < pairs_; ++i) {
+      append_filler(&rng, cuts[i] - done, &t);
+      done = cuts[i];
+      append_text(" ", &t);
+      append_text(keys[i], &t);
+      append_text(":", &t);
+      append_text(values[i], &t);
+      append_text(" ", &t);
+    }
+    append_filler(&rng, filler - done, &t);
+    append_text("\n", &t);
+    append_text(keys[query], &t);
+    append_text(":", &t);
+    append_text(values[query], &t);
+    RT_CHECK(int64_t(t.size()) == total, "recall prompt has ", t.size(), " tokens, not ", total);
+    finish_sample(std::move(t), kRecallValueDigits, out);
+  }
+
+  bool has_accuracy() const override { return true; }
+  int min_vocab() const override { return kAsciiVocab; }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "recall: " << pairs_ << " pairs (" << kRecallKeyLetters << "-letter keys, "
+       << kRecallValueDigits << "-digit values) in synthetic filler";
+    return os.str();
+  }
+
+ private:
+  uint64_t seed_;
+  Split split_;
+  int pairs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
+  const DataConfig& d = config.data;
+  std::unique_ptr<Dataset> ds;
+  if (d.task == "text") {
+    if (d.train.empty()) input_error("data.task is text but data.train names no token file");
+    ds = std::make_unique<TextDataset>(open_source(config, split), config.run.seed, split,
+                                       config.train.seq_len);
+  } else if (d.task == "passkey") {
+    std::optional<TextSource> hay;
+    if (!d.train.empty()) hay = open_source(config, split);
+    ds = std::make_unique<PasskeyDataset>(config, split, std::move(hay));
+  } else if (d.task == "recall") {
+    ds = std::make_unique<RecallDataset>(config, split);
+  } else {
+    input_error("data.task \"", d.task, "\" is not one of text, passkey, recall");
+  }
+  if (ds->min_vocab() > config.model.vocab_size)
+    input_error("vocabulary mismatch: data.task ", d.task, " produces token ids up to ",
+                ds->min_vocab() - 1, " but model.vocab_size is ", config.model.vocab_size);
+  return ds;
+}
+
+// ---- accuracy -----------------------------------------------------------------------------
+
+int answer_count(const Sample& sample) {
+  return static_cast<int>(std::count(sample.answer.begin(), sample.answer.end(), uint8_t{1}));
+}
+
+bool exact_match(const Sample& sample, const int32_t* predictions) {
+  bool any = false;
+  for (size_t i = 0; i < sample.answer.size(); ++i) {
+    if (!sample.answer[i]) continue;
+    any = true;
+    if (predictions[i] != sample.targets[i]) return false;
+  }
+  return any;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,411 @@
+// Flash attention on the CPU (FlashAttention-2's algorithm, Dao 2023, on fp32 tiles).
+//
+// Forward, per (batch, head, 64-row query tile): stream 64-key tiles; S = scale Q K^T and the
+// running O += P V are sgemm calls; the softmax is online (running row max m and sum l, O
+// rescaled by exp(m_old - m_new)), so only O(tile) memory is ever live. lse = m + log(l).
+// Backward, per (batch, kv head, key tile): for every query head of the group and every query
+// tile, P = exp(S - lse) is recomputed from the saved lse, then
+//   dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta);  dQ += scale dS K;  dK += scale dS^T Q
+// (delta = rowsum(dO O), given). dK/dV of a key tile are owned by one work item; dQ is shared
+// between key tiles, so with several threads each thread accumulates into its own dQ copy.
+//
+// Masking uses explicit global positions: per tile the min/max position is precomputed, a
+// tile whose every key is in the future of every query is skipped, a tile entirely in the past
+// is unmasked, only tiles straddling the diagonal compare positions. GQA: query head j reads
+// kv head j / (h / h_kv) in place, through the sgemm leading dimension.
+#include "kernels/attention.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/vexp.h"
+#include "src/core/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ringtrain {
+namespace {
+
+using cpu::kAttnTileK;
+using cpu::kAttnTileQ;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+std::atomic<int> g_threads{1};
+thread_local size_t t_last_workspace = 0;
+
+struct PosRange {
+  int32_t lo, hi;
+};
+
+struct Geom {
+  int64_t q_row, k_row;  // floats between consecutive tokens of q (h*d) and of k (h_kv*d)
+  int group;             // query heads per kv head
+  float scale;
+  int nqt, nkt;          // query / key tiles
+};
+
+Geom make_geom(const AttentionArgs& a) {
+  RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.d > 0, "attention: bad sizes b=", a.b,
+           " s_q=", a.s_q, " s_k=", a.s_k, " d=", a.d);
+  RT_CHECK(a.h_kv > 0 && a.h > 0 && a.h % a.h_kv == 0, "attention: h=", a.h,
+           " is not a multiple of h_kv=", a.h_kv);
+  Geom g;
+  g.q_row = static_cast<int64_t>(a.h) * a.d;
+  g.k_row = static_cast<int64_t>(a.h_kv) * a.d;
+  g.group = a.h / a.h_kv;
+  g.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
+  g.nqt = (a.s_q + kAttnTileQ - 1) / kAttnTileQ;
+  g.nkt = (a.s_k + kAttnTileK - 1) / kAttnTileK;
+  return g;
+}
+
+// Min/max position of each tile of `tile` consecutive tokens (pos null: 0..n-1).
+std::vector<PosRange> tile_ranges(const int32_t* pos, int n, int tile) {
+  std::vector<PosRange> r((n + tile - 1) / tile);
+  for (size_t t = 0; t < r.size(); ++t) {
+    const int i0 = static_cast<int>(t) * tile, i1 = std::min(n, i0 + tile);
+    if (pos == nullptr) {
+      r[t] = {i0, i1 - 1};
+      continue;
+    }
+    int32_t lo = pos[i0], hi = pos[i0];
+    for (int i = i0 + 1; i < i1; ++i) {
+      lo = std::min(lo, pos[i]);
+      hi = std::max(hi, pos[i]);
+    }
+    r[t] = {lo, hi};
+  }
+  return r;
+}
+
+enum class TileKind { kSkip, kFull, kMasked };
+
+TileKind classify(bool causal, PosRange q, PosRange k) {
+  if (!causal) return TileKind::kFull;
+  if (k.lo > q.hi) return TileKind::kSkip;  // every key after every query
+  if (k.hi <= q.lo) return TileKind::kFull;  // every key at or before every query
+  return TileKind::kMasked;
+}
+
+// S[nq, nk] (row stride ld) <- -inf where k_pos > q_pos.
+void apply_mask(float* s, int ld, int nq, int nk, const int32_t* q_pos, int i0,
+                const int32_t* k_pos, int j0) {
+  for (int i = 0; i < nq; ++i) {
+    const int32_t qp = q_pos ? q_pos[i0 + i] : i0 + i;
+    float* row = s + static_cast<int64_t>(i) * ld;
+    if (k_pos) {
+      for (int j = 0; j < nk; ++j) row[j] = k_pos[j0 + j] > qp ? kNegInf : row[j];
+    } else {
+      for (int j = 0; j < nk; ++j) row[j] = j0 + j > qp ? kNegInf : row[j];
+    }
+  }
+}
+
+// The tile products are small (64 x 64 x d): BLAS must not spawn its own threads for them
+// (that costs more than the product, and fights our threads). Restored on scope exit.
+class BlasSingleThread {
+ public:
+  BlasSingleThread() : saved_(openblas_get_num_threads()) {
+    if (saved_ != 1) openblas_set_num_threads(1);
+  }
+  ~BlasSingleThread() {
+    if (saved_ != 1) openblas_set_num_threads(saved_);
+  }
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
+
+ private:
+  int saved_;
+};
+
+int threads_for(int64_t work_items) {
+  const int t = g_threads.load(std::memory_order_relaxed);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(t, work_items)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+struct FwdScratch {
+  std::vector<float> s, o, m, l;
+  void ensure(int d) {
+    s.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    o.resize(static_cast<size_t>(kAttnTileQ) * d);
+    m.resize(kAttnTileQ);
+    l.resize(kAttnTileQ);
+  }
+  size_t bytes() const { return sizeof(float) * (s.size() + o.size() + m.size() + l.size()); }
+};
+
+void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRange>& qr,
+                  const std::vector<PosRange>& kr, const float* q, const float* k, const float* v,
+                  float* out, float* lse, int bi, int hh, int qt, FwdScratch& w) {
+  const int d = a.d, kvh = hh / g.group;
+  const int i0 = qt * kAttnTileQ, nq = std::min(kAttnTileQ, a.s_q - i0);
+  const float* qp = q + (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
+  float* s = w.s.data();
+  float* o = w.o.data();
+  float* m = w.m.data();
+  float* l = w.l.data();
+  std::fill(o, o + static_cast<int64_t>(nq) * d, 0.0f);
+  std::fill(m, m + nq, kNegInf);
+  std::fill(l, l + nq, 0.0f);
+
+  for (int kt = 0; kt < g.nkt; ++kt) {
+    const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
+    if (kind == TileKind::kSkip) continue;
+    const int j0 = kt * kAttnTileK, nk = std::min(kAttnTileK, a.s_k - j0);
+    const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
+    // S = scale Q K^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row,
+                k + koff, g.k_row, 0.0f, s, kAttnTileK);
+    if (kind == TileKind::kMasked) apply_mask(s, kAttnTileK, nq, nk, a.q_pos, i0, a.k_pos, j0);
+    // online softmax
+    for (int i = 0; i < nq; ++i) {
+      float* row = s + static_cast<int64_t>(i) * kAttnTileK;
+      const float m_new = cpu::max_floats(row, nk, m[i]);
+      if (m_new == kNegInf) {  // nothing visible to this row yet
+        std::fill(row, row + nk, 0.0f);
+        continue;
+      }
+      cpu::exp_shift_inplace(row, nk, m_new);
+      const float rs = cpu::sum_floats(row, nk);
+      if (m_new != m[i]) {
+        const float alpha = cpu::exp_approx(m[i] - m_new);  // 0 when m[i] = -inf
+        l[i] *= alpha;
+        float* orow = o + static_cast<int64_t>(i) * d;
+        for (int c = 0; c < d; ++c) orow[c] *= alpha;
+        m[i] = m_new;
+      }
+      l[i] += rs;
+    }
+    // O += P V
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, s, kAttnTileK,
+                v + koff, g.k_row, 1.0f, o, d);
+  }
+
+  for (int i = 0; i < nq; ++i) {
+    float* dst = out + (static_cast<int64_t>(bi) * a.s_q + i0 + i) * g.q_row + static_cast<int64_t>(hh) * d;
+    const float* orow = o + static_cast<int64_t>(i) * d;
+    float& lse_i = lse[(static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0 + i];
+    if (l[i] > 0.0f) {
+      const float inv = 1.0f / l[i];
+      for (int c = 0; c < d; ++c) dst[c] = orow[c] * inv;
+      lse_i = m[i] + std::log(l[i]);
+    } else {
+      std::fill(dst, dst + d, 0.0f);
+      lse_i = kNegInf;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+struct BwdScratch {
+  std::vector<float> p, dp;
+  void ensure() {
+    p.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    dp.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+  }
+  size_t bytes() const { return sizeof(float) * (p.size() + dp.size()); }
+};
+
+// All query tiles of all query heads of kv head `kvh` against key tile kt. Writes dk/dv of
+// that key tile (owned by this call) and adds into dq (dq_row: its token stride).
+void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRange>& qr,
+                   const std::vector<PosRange>& kr, const float* q, const float* k,
+                   const float* v, const float* dout, const float* lse, const float* delta,
+                   float* dq, float* dk, float* dv, int bi, int kvh, int kt, BwdScratch& w) {
+  const int d = a.d;
+  const int j0 = kt * kAttnTileK, nk = std::min(kAttnTileK, a.s_k - j0);
+  const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
+  const float* kp = k + koff;
+  const float* vp = v + koff;
+  float* dkp = dk + koff;
+  float* dvp = dv + koff;
+  float* p = w.p.data();
+  float* dp = w.dp.data();
+  constexpr int ld = kAttnTileK;
+
+  for (int hh = kvh * g.group; hh < (kvh + 1) * g.group; ++hh) {
+    for (int qt = 0; qt < g.nqt; ++qt) {
+      const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
+      if (kind == TileKind::kSkip) continue;
+      const int i0 = qt * kAttnTileQ, nq = std::min(kAttnTileQ, a.s_q - i0);
+      const int64_t qoff = (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
+      const float* qp = q + qoff;
+      const float* dop = dout + qoff;
+      const float* lse_t = lse + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
+      const float* delta_t = delta + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
+
+      // P = exp(scale Q K^T - lse)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row, kp,
+                  g.k_row, 0.0f, p, ld);
+      if (kind == TileKind::kMasked) apply_mask(p, ld, nq, nk, a.q_pos, i0, a.k_pos, j0);
+      for (int i = 0; i < nq; ++i) {
+        float* row = p + static_cast<int64_t>(i) * ld;
+        if (lse_t[i] == kNegInf)  // the row sees no key at all: no probability, no gradient
+          std::fill(row, row + nk, 0.0f);
+        else
+          cpu::exp_shift_inplace(row, nk, lse_t[i]);
+      }
+      // dV += P^T dO
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, 1.0f, p, ld, dop, g.q_row,
+                  1.0f, dvp, g.k_row);
+      // dP = dO V^T
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, dop, g.q_row, vp,
+                  g.k_row, 0.0f, dp, ld);
+      // dS = P (dP - delta), in place of dP
+      for (int i = 0; i < nq; ++i) {
+        const float* prow = p + static_cast<int64_t>(i) * ld;
+        float* drow = dp + static_cast<int64_t>(i) * ld;
+        const float di = lse_t[i] == kNegInf ? 0.0f : delta_t[i];
+        for (int j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);
+      }
+      // dQ += scale dS K;  dK += scale dS^T Q
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, g.scale, dp, ld, kp,
+                  g.k_row, 1.0f, dq + qoff, g.q_row);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, g.scale, dp, ld, qp,
+                  g.q_row, 1.0f, dkp, g.k_row);
+    }
+  }
+}
+
+}  // namespace
+
+void attention_set_cpu_threads(int threads) {
+  RT_CHECK(threads >= 1, "attention: threads must be >= 1, got ", threads);
+  g_threads.store(threads);
+}
+
+int attention_cpu_threads() { return g_threads.load(); }
+
+namespace cpu {
+size_t attention_last_workspace_bytes() { return t_last_workspace; }
+}  // namespace cpu
+
+void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
+                       float* out, float* lse) {
+  const Geom g = make_geom(a);
+  const std::vector<PosRange> qr = tile_ranges(a.q_pos, a.s_q, kAttnTileQ);
+  const std::vector<PosRange> kr = tile_ranges(a.k_pos, a.s_k, kAttnTileK);
+  const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
+  const int nthreads = threads_for(items);
+  BlasSingleThread blas_guard;
+  size_t scratch_bytes = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes)
+#endif
+  {
+    thread_local FwdScratch w;
+    w.ensure(a.d);
+    scratch_bytes += w.bytes();
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+    for (int64_t it = 0; it < items; ++it) {
+      const int qt = static_cast<int>(it % g.nqt);
+      const int hh = static_cast<int>((it / g.nqt) % a.h);
+      const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nqt) * a.h));
+      forward_tile(a, g, qr, kr, q, k, v, out, lse, bi, hh, qt, w);
+    }
+  }
+  (void)nthreads;
+  t_last_workspace = scratch_bytes + sizeof(PosRange) * (qr.size() + kr.size());
+}
+
+void attention_backward_delta(const AttentionArgs& a, const float* out, const float* dout,
+                              float* delta) {
+  const int64_t q_row = static_cast<int64_t>(a.h) * a.d;
+  for (int bi = 0; bi < a.b; ++bi)
+    for (int i = 0; i < a.s_q; ++i)
+      for (int hh = 0; hh < a.h; ++hh) {
+        const int64_t off = (static_cast<int64_t>(bi) * a.s_q + i) * q_row + static_cast<int64_t>(hh) * a.d;
+        double s = 0.0;
+        for (int c = 0; c < a.d; ++c) s += static_cast<double>(out[off + c]) * dout[off + c];
+        delta[(static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i] = static_cast<float>(s);
+      }
+}
+
+void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
+                        const float* dout, const float* lse, const float* delta, float* dq,
+                        float* dk, float* dv) {
+  const Geom g = make_geom(a);
+  const std::vector<PosRange> qr = tile_ranges(a.q_pos, a.s_q, kAttnTileQ);
+  const std::vector<PosRange> kr = tile_ranges(a.k_pos, a.s_k, kAttnTileK);
+  const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;
+  const int nthreads = threads_for(items);
+  BlasSingleThread blas_guard;
+  // Several threads: each adds its dQ share into a private copy (key tiles of different work
+  // items touch the same dQ rows), summed into dq at the end. Linear in s_q.
+  const int64_t nq_elems = static_cast<int64_t>(a.b) * a.s_q * g.q_row;
+  std::vector<float> dq_part(nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, 0.0f);
+  size_t scratch_bytes = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes)
+#endif
+  {
+    thread_local BwdScratch w;
+    w.ensure();
+    scratch_bytes += w.bytes();
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float* my_dq = nthreads > 1 ? dq_part.data() + tid * nq_elems : dq;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+    for (int64_t it = 0; it < items; ++it) {
+      const int kt = static_cast<int>(it % g.nkt);
+      const int kvh = static_cast<int>((it / g.nkt) % a.h_kv);
+      const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nkt) * a.h_kv));
+      backward_tile(a, g, qr, kr, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w);
+    }
+  }
+  if (nthreads > 1) {
+    for (int t = 0; t < nthreads; ++t) {
+      const float* part = dq_part.data() + t * nq_elems;
+      for (int64_t i = 0; i < nq_elems; ++i) dq[i] += part[i];
+    }
+  }
+  t_last_workspace = scratch_bytes + sizeof(float) * dq_part.size() +
+                     sizeof(PosRange) * (qr.size() + kr.size());
+}
+
+void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
+                     const float* lse_b) {
+  for (int bi = 0; bi < b; ++bi)
+    for (int i = 0; i < s_q; ++i)
+      for (int hh = 0; hh < h; ++hh) {
+        const int64_t li = (static_cast<int64_t>(bi) * h + hh) * s_q + i;
+        float* o = out + ((static_cast<int64_t>(bi) * s_q + i) * h + hh) * d;
+        const float* ob = out_b + ((static_cast<int64_t>(bi) * s_q + i) * h + hh) * d;
+        const float la = lse[li], lb = lse_b[li];
+        if (lb == kNegInf) continue;  // the block saw nothing: (out, lse) unchanged
+        if (la == kNegInf) {          // nothing so far: take the block as is
+          std::memcpy(o, ob, sizeof(float) * static_cast<size_t>(d));
+          lse[li] = lb;
+          continue;
+        }
+        // lse' = max + log1p(exp(min - max)); weights exp(lse_x - lse') <= 1, no overflow
+        const float mx = std::max(la, lb), mn = std::min(la, lb);
+        const float l_new = mx + std::log1p(std::exp(mn - mx));
+        const float wa = std::exp(la - l_new), wb = std::exp(lb - l_new);
+        for (int c = 0; c < d; ++c) o[c] = o[c] * wa + ob[c] * wb;
+        lse[li] = l_new;
+      }
+}
+
+}  // namespace ringtrain

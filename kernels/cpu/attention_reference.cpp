@@ -1,0 +1,146 @@
+// Naive attention in double precision: the test reference. It materializes each head's
+// [s_q, s_k] score matrix and applies the same position/mask/GQA rules as the flash kernel,
+// written as plainly as possible so that it is obviously right.
+#include "kernels/attention_reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "src/core/error.h"
+
+namespace ringtrain {
+namespace {
+
+struct RefGeom {
+  int64_t q_row, k_row;  // strides between consecutive tokens
+  int group;
+  double scale;
+};
+
+RefGeom ref_geom(const AttentionArgs& a) {
+  RT_CHECK(a.h_kv > 0 && a.h % a.h_kv == 0, "attention: h=", a.h, " not a multiple of h_kv=",
+           a.h_kv);
+  RefGeom g;
+  g.q_row = static_cast<int64_t>(a.h) * a.d;
+  g.k_row = static_cast<int64_t>(a.h_kv) * a.d;
+  g.group = a.h / a.h_kv;
+  g.scale = a.scale != 0.0f ? static_cast<double>(a.scale) : 1.0 / std::sqrt(static_cast<double>(a.d));
+  return g;
+}
+
+int32_t qpos(const AttentionArgs& a, int i) { return a.q_pos ? a.q_pos[i] : i; }
+int32_t kpos(const AttentionArgs& a, int j) { return a.k_pos ? a.k_pos[j] : j; }
+
+// P[s_q, s_k] = softmax of the masked scores of (batch bi, head hh); returns per-row lse.
+void probs(const AttentionArgs& a, const RefGeom& g, const double* q, const double* k, int bi,
+           int hh, std::vector<double>& p, std::vector<double>& lse) {
+  const int kv = hh / g.group;
+  const double inf = std::numeric_limits<double>::infinity();
+  p.assign(static_cast<size_t>(a.s_q) * a.s_k, 0.0);
+  lse.assign(a.s_q, -inf);
+  for (int i = 0; i < a.s_q; ++i) {
+    const double* qi = q + (static_cast<int64_t>(bi) * a.s_q + i) * g.q_row + hh * a.d;
+    double* row = p.data() + static_cast<int64_t>(i) * a.s_k;
+    double mx = -inf;
+    for (int j = 0; j < a.s_k; ++j) {
+      if (a.causal && kpos(a, j) > qpos(a, i)) {
+        row[j] = -inf;
+        continue;
+      }
+      const double* kj = k + (static_cast<int64_t>(bi) * a.s_k + j) * g.k_row + kv * a.d;
+      double s = 0.0;
+      for (int c = 0; c < a.d; ++c) s += qi[c] * kj[c];
+      row[j] = s * g.scale;
+      mx = std::max(mx, row[j]);
+    }
+    if (mx == -inf) {  // no visible key
+      for (int j = 0; j < a.s_k; ++j) row[j] = 0.0;
+      continue;
+    }
+    double sum = 0.0;
+    for (int j = 0; j < a.s_k; ++j) sum += std::exp(row[j] - mx);
+    for (int j = 0; j < a.s_k; ++j) row[j] = std::exp(row[j] - mx) / sum;
+    lse[i] = mx + std::log(sum);
+  }
+}
+
+}  // namespace
+
+void attention_reference_forward(const AttentionArgs& a, const double* q, const double* k,
+                                 const double* v, double* out, double* lse) {
+  const RefGeom g = ref_geom(a);
+  std::vector<double> p, row_lse;
+  for (int bi = 0; bi < a.b; ++bi)
+    for (int hh = 0; hh < a.h; ++hh) {
+      probs(a, g, q, k, bi, hh, p, row_lse);
+      const int kv = hh / g.group;
+      for (int i = 0; i < a.s_q; ++i) {
+        double* o = out + (static_cast<int64_t>(bi) * a.s_q + i) * g.q_row + hh * a.d;
+        for (int c = 0; c < a.d; ++c) o[c] = 0.0;
+        for (int j = 0; j < a.s_k; ++j) {
+          const double pij = p[static_cast<int64_t>(i) * a.s_k + j];
+          if (pij == 0.0) continue;
+          const double* vj = v + (static_cast<int64_t>(bi) * a.s_k + j) * g.k_row + kv * a.d;
+          for (int c = 0; c < a.d; ++c) o[c] += pij * vj[c];
+        }
+        if (lse != nullptr) lse[(static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i] = row_lse[i];
+      }
+    }
+}
+
+// For L = sum(out * dout), out = P V, P = softmax(S), S = scale Q K^T (masked):
+//   dV = P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(P dP));  dQ = scale dS K;  dK = scale dS^T Q
+void attention_reference_backward(const AttentionArgs& a, const double* q, const double* k,
+                                  const double* v, const double* dout, double* dq, double* dk,
+                                  double* dv) {
+  const RefGeom g = ref_geom(a);
+  const int64_t nq = static_cast<int64_t>(a.b) * a.s_q * g.q_row;
+  const int64_t nk = static_cast<int64_t>(a.b) * a.s_k * g.k_row;
+  for (int64_t i = 0; i < nq; ++i) dq[i] = 0.0;
+  for (int64_t i = 0; i < nk; ++i) dk[i] = dv[i] = 0.0;
+  std::vector<double> p, row_lse, ds(static_cast<size_t>(a.s_q) * a.s_k);
+  for (int bi = 0; bi < a.b; ++bi)
+    for (int hh = 0; hh < a.h; ++hh) {
+      probs(a, g, q, k, bi, hh, p, row_lse);
+      const int kv = hh / g.group;
+      auto qrow = [&](auto* base, int i) {
+        return base + (static_cast<int64_t>(bi) * a.s_q + i) * g.q_row + hh * a.d;
+      };
+      auto krow = [&](auto* base, int j) {
+        return base + (static_cast<int64_t>(bi) * a.s_k + j) * g.k_row + kv * a.d;
+      };
+      for (int i = 0; i < a.s_q; ++i) {
+        const double* doi = qrow(dout, i);
+        double rowdot = 0.0;
+        for (int j = 0; j < a.s_k; ++j) {
+          const double pij = p[static_cast<int64_t>(i) * a.s_k + j];
+          const double* vj = krow(v, j);
+          double dp = 0.0;
+          for (int c = 0; c < a.d; ++c) dp += doi[c] * vj[c];
+          ds[static_cast<int64_t>(i) * a.s_k + j] = dp;
+          rowdot += pij * dp;
+        }
+        for (int j = 0; j < a.s_k; ++j) {
+          const int64_t ij = static_cast<int64_t>(i) * a.s_k + j;
+          ds[ij] = p[ij] * (ds[ij] - rowdot);
+        }
+      }
+      for (int i = 0; i < a.s_q; ++i)
+        for (int j = 0; j < a.s_k; ++j) {
+          const int64_t ij = static_cast<int64_t>(i) * a.s_k + j;
+          const double pij = p[ij], dsij = ds[ij];
+          if (pij == 0.0 && dsij == 0.0) continue;
+          const double *qi = qrow(q, i), *doi = qrow(dout, i), *kj = krow(k, j);
+          double *dqi = qrow(dq, i), *dkj = krow(dk, j), *dvj = krow(dv, j);
+          for (int c = 0; c < a.d; ++c) {
+            dvj[c] += pij * doi[c];
+            dqi[c] += g.scale * dsij * kj[c];
+            dkj[c] += g.scale * dsij * qi[c];
+          }
+        }
+    }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,358 @@
+#include "src/cli/args.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <set>
+
+#include "src/config/suggest.h"
+#include "src/core/error.h"
+
+namespace ringtrain {
+namespace {
+
+// A flag of a subcommand. `apply` receives the value (empty for flags without one).
+struct FlagSpec {
+  std::string name;  // "--checkpoint"
+  std::string value_name;  // "P"; "" for a flag without a value
+  std::string help;
+  std::function<void(CommandLine&, const std::string& value, const std::string& flag)> apply;
+};
+
+struct CommandSpec {
+  Command command;
+  std::string name;
+  std::string synopsis;  // after "ringtrain NAME "
+  std::string help;
+  std::vector<FlagSpec> flags;
+};
+
+long long parse_integer(const std::string& flag, const std::string& text, bool allow_suffix) {
+  std::string digits = text;
+  long long scale = 1;
+  if (allow_suffix && !digits.empty()) {
+    const char last = digits.back();
+    if (last == 'k' || last == 'K') scale = 1024;
+    if (last == 'm' || last == 'M') scale = 1024 * 1024;
+    if (scale != 1) digits.pop_back();
+  }
+  bool ok = !digits.empty();
+  for (char c : digits) ok = ok && c >= '0' && c <= '9';
+  errno = 0;
+  long long v = ok ? std::strtoll(digits.c_str(), nullptr, 10) : 0;
+  if (!ok || errno == ERANGE || v > (1LL << 40))
+    input_error(flag, " expects a non-negative integer", allow_suffix ? " (k = 1024, m = 1024^2)" : "",
+                ", got '", text, "'");
+  return v * scale;
+}
+
+double parse_real(const std::string& flag, const std::string& text) {
+  bool ok = !text.empty();
+  for (char c : text)
+    ok = ok && ((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+');
+  char* end = nullptr;
+  errno = 0;
+  double v = ok ? std::strtod(text.c_str(), &end) : 0.0;
+  if (!ok || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    input_error(flag, " expects a number, got '", text, "'");
+  return v;
+}
+
+std::vector<std::string> split_commas(const std::string& flag, const std::string& text) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : text) {
+    if (c == ',') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  for (const auto& p : parts)
+    if (p.empty()) input_error(flag, " expects a comma-separated list (a,b,c), got '", text, "'");
+  return parts;
+}
+
+void set_once(std::string& slot, const std::string& value, const std::string& flag) {
+  if (!slot.empty()) input_error(flag, " given twice ('", slot, "' and '", value, "')");
+  if (value.empty()) input_error(flag, " needs a non-empty value");
+  slot = value;
+}
+
+FlagSpec set_flag() {
+  return {"--set", "k=v", "override a config key, typed like YAML (repeatable): --set train.lr=3e-4",
+          [](CommandLine& c, const std::string& v, const std::string& flag) {
+            if (v.empty()) input_error(flag, " needs section.key=value, e.g. --set train.lr=3e-4");
+            c.overrides.push_back(v);
+          }};
+}
+
+const std::vector<CommandSpec>& commands() {
+  static const std::vector<CommandSpec> specs = {
+      {Command::kTrain,
+       "train",
+       "CONFIG [--set k=v]... [--dry-run]",
+       "Train a model as the YAML config says (launch under mpirun for several ranks).",
+       {set_flag(),
+        {"--dry-run", "", "print the mesh, parameter counts and memory per rank, then exit",
+         [](CommandLine& c, const std::string&, const std::string&) { c.dry_run = true; }}}},
+      {Command::kEval,
+       "eval",
+       "CONFIG [--checkpoint P] [--data TOKENS.bin] [--set k=v]... [--needle] [--lengths a,b] "
+       "[--depths x,y] [--samples N] [--no-cross-rank]",
+       "Evaluate a checkpoint (loss, or accuracy on the synthetic tasks); ends with one JSON "
+       "line.",
+       {{"--checkpoint", "P", "checkpoint file (default: the newest in checkpoint.dir)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           set_once(c.checkpoint, v, f);
+         }},
+        {"--data", "TOKENS.bin", "token file to evaluate on (default: the config's data)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           set_once(c.data, v, f);
+         }},
+        set_flag(),
+        {"--needle", "", "needle-in-a-haystack sweep over --lengths x --depths",
+         [](CommandLine& c, const std::string&, const std::string&) { c.needle = true; }},
+        {"--lengths", "a,b", "context lengths of the sweep (suffix k = 1024): 4k,16k",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.lengths.clear();
+           for (const auto& p : split_commas(f, v)) {
+             long long n = parse_integer(f, p, true);
+             if (n <= 0) input_error(f, " expects positive lengths, got '", p, "'");
+             c.lengths.push_back(n);
+           }
+         }},
+        {"--depths", "x,y", "needle depths as fractions of the context, in [0, 1]: 0,0.5,1",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.depths.clear();
+           for (const auto& p : split_commas(f, v)) {
+             double x = parse_real(f, p);
+             if (x < 0.0 || x > 1.0) input_error(f, " expects depths in [0, 1], got '", p, "'");
+             c.depths.push_back(x);
+           }
+         }},
+        {"--samples", "N", "samples per (length, depth) cell",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           long long n = parse_integer(f, v, false);
+           if (n < 1 || n > 1000000000) input_error(f, " expects an integer >= 1, got '", v, "'");
+           c.samples = static_cast<int>(n);
+         }},
+        {"--no-cross-rank", "", "do not force the needle and the question onto different ranks",
+         [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }}}},
+      {Command::kConfig,
+       "config",
+       "CONFIG [--set k=v]...",
+       "Check a config and print it resolved (every key, defaults filled in) as YAML.",
+       {set_flag()}},
+      {Command::kPrepareText,
+       "prepare-text",
+       "FILES... --out X.bin [--val-fraction F] [--width 16|32]",
+       "Tokenize text files with the built-in byte tokenizer into a token file.",
+       {{"--out", "X.bin", "token file to write",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           set_once(c.out, v, f);
+         }},
+        {"--val-fraction", "F",
+         "fraction in [0, 1) of the tokens written to a separate validation file (default 0)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           double x = parse_real(f, v);
+           if (x < 0.0 || x >= 1.0) input_error(f, " expects a fraction in [0, 1), got '", v, "'");
+           c.val_fraction = x;
+         }},
+        {"--width", "16|32", "token width in bits (default 16)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           if (v != "16" && v != "32") input_error(f, " must be 16 or 32, got '", v, "'");
+           c.width = v == "16" ? 16 : 32;
+         }}}},
+      {Command::kInspect,
+       "inspect",
+       "CKPT",
+       "Describe a checkpoint: step, config, writer's mesh, tensors.",
+       {}},
+      {Command::kExport,
+       "export",
+       "CKPT OUT_DIR",
+       "Export a checkpoint to a Hugging Face Llama directory (safetensors + config.json).",
+       {}},
+  };
+  return specs;
+}
+
+const CommandSpec* find_command(Command c) {
+  for (const auto& s : commands())
+    if (s.command == c) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const auto& s : commands()) names.push_back(s.name);
+  return names;
+}
+
+std::string joined_names() {
+  std::string s;
+  for (const auto& n : command_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+[[noreturn]] void usage_error(const CommandSpec& spec, const std::string& what) {
+  input_error("ringtrain ", spec.name, ": ", what, " (usage: ringtrain ", spec.name, " ",
+              spec.synopsis, ")");
+}
+
+// The positional arguments of each subcommand.
+void assign_positionals(CommandLine& c, const CommandSpec& spec,
+                        const std::vector<std::string>& pos) {
+  auto exactly = [&](std::size_t n, const char* names) {
+    if (pos.size() < n) usage_error(spec, std::string("missing ") + names);
+    if (pos.size() > n) usage_error(spec, "unexpected argument '" + pos[n] + "'");
+  };
+  switch (spec.command) {
+    case Command::kTrain:
+    case Command::kEval:
+    case Command::kConfig:
+      exactly(1, "CONFIG");
+      c.config_path = pos[0];
+      break;
+    case Command::kPrepareText:
+      if (pos.empty()) usage_error(spec, "missing FILES (the text files to tokenize)");
+      c.inputs = pos;
+      if (c.out.empty()) usage_error(spec, "missing --out X.bin");
+      break;
+    case Command::kInspect:
+      exactly(1, "CKPT");
+      c.checkpoint = pos[0];
+      break;
+    case Command::kExport:
+      exactly(2, pos.empty() ? "CKPT and OUT_DIR" : "OUT_DIR");
+      c.checkpoint = pos[0];
+      c.out_dir = pos[1];
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+std::string command_name(Command command) {
+  switch (command) {
+    case Command::kHelp: return "--help";
+    case Command::kVersion: return "--version";
+    default: break;
+  }
+  const CommandSpec* s = find_command(command);
+  return s ? s->name : "";
+}
+
+std::string command_usage(Command command) {
+  const CommandSpec* s = find_command(command);
+  if (s == nullptr) return "ringtrain --help | --version";
+  return "ringtrain " + s->name + " " + s->synopsis;
+}
+
+std::string usage_text() {
+  std::string t =
+      "ringtrain: train long-context transformers with ring attention, Ulysses, tensor and data "
+      "parallelism.\n\nUsage (launch under mpirun -np N for N ranks):\n";
+  for (const auto& s : commands()) {
+    t += "  ringtrain " + s.name + " " + s.synopsis + "\n      " + s.help + "\n";
+    for (const auto& f : s.flags) {
+      std::string head = f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+      if (head.size() < 22) head.resize(22, ' ');
+      t += "        " + head + " " + f.help + "\n";
+    }
+  }
+  t +=
+      "  ringtrain --help | -h      this text (ringtrain COMMAND --help: that command)\n"
+      "  ringtrain --version        the version\n\n"
+      "A flag's value may also follow '=' (--set=train.lr=3e-4). Config keys: docs/CONFIG.md.\n"
+      "Exit codes: 0 success, 2 bad input (config, command line, data, checkpoint), other: a "
+      "fault that aborted the job.\n";
+  return t;
+}
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+  CommandLine c;
+  if (args.empty())
+    input_error("missing command: one of ", joined_names(), " (try 'ringtrain --help')");
+  const std::string& first = args[0];
+  if (first == "--help" || first == "-h" || first == "help") {
+    c.command = Command::kHelp;
+    if (first == "help" && args.size() > 1) c.help_topic = args[1];
+    return c;
+  }
+  if (first == "--version") {
+    c.command = Command::kVersion;
+    return c;
+  }
+  if (first.size() > 1 && first[0] == '-')
+    input_error("unknown option '", first, "'",
+                did_you_mean(first, {"--help", "--version"}),
+                "; the first argument is a command: one of ", joined_names());
+
+  const CommandSpec* spec = nullptr;
+  for (const auto& s : commands())
+    if (s.name == first) spec = &s;
+  if (spec == nullptr)
+    input_error("unknown command '", first, "'", did_you_mean(first, command_names()),
+                "; commands: ", joined_names(), " (try 'ringtrain --help')");
+  c.command = spec->command;
+
+  std::vector<std::string> positionals;
+  std::set<std::string> seen_flags;
+  bool only_positionals = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (only_positionals || a.size() < 2 || a[0] != '-') {
+      positionals.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positionals = true;
+      continue;
+    }
+    if (a == "--help" || a == "-h") {
+      CommandLine help;
+      help.command = Command::kHelp;
+      help.help_topic = spec->name;
+      return help;
+    }
+    const auto eq = a.find('=');
+    const std::string name = a.substr(0, eq);
+    const FlagSpec* flag = nullptr;
+    for (const auto& f : spec->flags)
+      if (f.name == name) flag = &f;
+    if (flag == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& f : spec->flags) names.push_back(f.name);
+      usage_error(*spec, "unknown flag '" + name + "'" + did_you_mean(name, names));
+    }
+    std::string value;
+    if (flag->value_name.empty()) {
+      if (eq != std::string::npos) usage_error(*spec, name + " takes no value, got '" + a + "'");
+      if (!seen_flags.insert(name).second) usage_error(*spec, name + " given twice");
+    } else if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+    } else {
+      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0)
+        usage_error(*spec, name + " needs a value (" + name + " " + flag->value_name + ")");
+      value = args[++i];
+    }
+    flag->apply(c, value, name);
+  }
+  assign_positionals(c, *spec, positionals);
+  return c;
+}
+
+CommandLine parse_command_line(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return parse_command_line(args);
+}
+
+}  // namespace ringtrain

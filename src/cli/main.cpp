@@ -1,0 +1,136 @@
+// ringtrain: the command-line entry point. Every rank parses the same command line and config;
+// errors found there are printed once and end every rank with exit code 2. After that, any
+// error on any rank ends the whole job (src/core/process.h).
+#include <cblas.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "data/prepare_text.h"
+#include "parallel/mesh.h"
+#include "src/cli/args.h"
+#include "src/cli/dry_run.h"
+#include "src/config/config.h"
+#include "src/core/error.h"
+#include "src/core/process.h"
+#include "src/train/trainer.h"
+
+using namespace ringtrain;
+
+namespace {
+
+MeshShape mesh_shape_of(const Config& c) {
+  MeshShape s{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
+  if (c.parallel.cp_mode == "ulysses") s.ulysses = c.parallel.cp;
+  if (c.parallel.cp_mode == "hybrid") s.ulysses = c.parallel.ulysses_degree;
+  return s;
+}
+
+// CPU threads per rank: run.threads, or the node's cores shared among its ranks. BLAS calls
+// run single-threaded inside our own parallel regions (kernels/cpu).
+void set_threads(const Config& c, const Mesh& mesh) {
+  int threads = c.run.threads;
+  if (threads <= 0)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, mesh.local_size()));
+  openblas_set_num_threads(threads);
+}
+
+Config load_checked(const CommandLine& cl) {
+  Config c = load_config(cl.config_path, cl.overrides);
+  validate_for_world(c, world_size());
+  return c;
+}
+
+void write_resolved_config(const Config& c) {
+  if (world_rank() != 0) return;
+  std::filesystem::create_directories(c.run.out_dir);
+  std::ofstream(c.run.out_dir + "/config.yaml") << dump_config(c);
+}
+
+int run_train(const CommandLine& cl) {
+  const Config c = load_checked(cl);
+  set_collective_phase(false);  // from here on an error may be one rank's own
+  Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
+  set_threads(c, mesh);
+  if (cl.dry_run) {
+    print_dry_run(c, mesh);
+    return 0;
+  }
+  if (mesh.rank() == 0) {
+    std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device cpu\n--- resolved config ---\n%s---\n",
+                RINGTRAIN_VERSION, mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp,
+                c.parallel.cp_mode.c_str(), dump_config(c).c_str());
+    std::fflush(stdout);
+  }
+  write_resolved_config(c);
+  Trainer trainer(c, mesh);
+  const EvalResult e = trainer.train();
+  std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
+  if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
+  line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"step\": " + std::to_string(trainer.state().step) + "}";
+  emit_json_line(line, "");
+  return 0;
+}
+
+int run_eval(const CommandLine& cl) {
+  Config c = load_checked(cl);
+  if (!cl.data.empty()) {
+    c.data.task = "text";
+    c.data.val = cl.data;
+    if (c.data.train.empty()) c.data.train = cl.data;
+  }
+  set_collective_phase(false);
+  Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
+  set_threads(c, mesh);
+  RT_INPUT_CHECK(cl.checkpoint.empty(), "eval --checkpoint: checkpoints are not implemented in this build yet");
+  Trainer trainer(c, mesh);
+  const EvalResult e = trainer.evaluate(c.train.eval_batches);
+  std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
+  if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
+  line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"samples\": " + std::to_string(e.samples) + "}";
+  emit_json_line(line, "");
+  return 0;
+}
+
+int run_config(const CommandLine& cl) {
+  const Config c = load_config(cl.config_path, cl.overrides);
+  if (world_rank() == 0) std::cout << dump_config(c);
+  return 0;
+}
+
+int run_prepare_text(const CommandLine& cl) {
+  if (world_rank() == 0) prepare_text(cl.inputs, cl.out, cl.val_fraction, cl.width / 8, &std::cout);
+  return 0;
+}
+
+int dispatch(int argc, char** argv) {
+  const CommandLine cl = parse_command_line(argc, argv);
+  switch (cl.command) {
+    case Command::kHelp:
+      if (world_rank() == 0) std::cout << usage_text() << '\n';
+      return 0;
+    case Command::kVersion:
+      if (world_rank() == 0) std::cout << "ringtrain " << RINGTRAIN_VERSION << '\n';
+      return 0;
+    case Command::kTrain: return run_train(cl);
+    case Command::kEval: return run_eval(cl);
+    case Command::kConfig: return run_config(cl);
+    case Command::kPrepareText: return run_prepare_text(cl);
+    case Command::kInspect:
+    case Command::kExport:
+      input_error(command_name(cl.command), ": checkpoints are not implemented in this build yet");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MpiSession mpi(&argc, &argv);
+  return run_guarded([&] { return dispatch(argc, argv); });
+}

@@ -1,0 +1,110 @@
+// A Llama-style decoder with explicit forward and backward per layer (no autograd), sharded
+// over the mesh: heads and MLP columns over tp (Megatron), the sequence over cp (zigzag),
+// optionally norms/residuals over tp (sequence parallel). The function computed is the
+// Hugging Face LlamaForCausalLM's: same names, shapes, RMSNorm and rotary convention.
+//
+// One micro-batch flows as token rows [N = b * s_local, d_model]:
+//   embedding (vocab-parallel) -> n_layers x [RMSNorm -> q,k,v (column-parallel) -> RoPE
+//   (global positions) -> context-parallel attention -> o (row-parallel) -> residual ->
+//   RMSNorm -> gate,up (column-parallel) -> SwiGLU -> down (row-parallel) -> residual]
+//   -> RMSNorm -> output projection (vocab-parallel) -> cross-entropy (vocab-parallel).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "parallel/context_attention.h"
+#include "parallel/tp_linear.h"
+#include "parallel/vocab_parallel_loss.h"
+#include "src/config/config.h"
+#include "src/model/params.h"
+
+namespace ringtrain {
+
+class Mesh;
+
+// This rank's share of one micro-batch: b samples, the s_local tokens of its zigzag chunks.
+struct LocalBatch {
+  int b = 0;
+  int s_local = 0;
+  std::vector<int32_t> ids;        // [b * s_local]
+  std::vector<int32_t> targets;    // [b * s_local], -1 = ignored
+  std::vector<uint8_t> answer;     // [b * s_local], 1 = scored for exact-match accuracy
+};
+
+struct ModelShape {
+  int vocab = 0, d = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0;
+  int tp = 1;
+  int heads_local() const { return heads / tp; }
+  int kv_local() const { return kv_heads / tp; }
+  int ffn_local() const { return ffn / tp; }
+  int vocab_local() const { return vocab / tp; }
+};
+
+class LlamaModel {
+ public:
+  // tp_rank/tp group and cp context come from the mesh; `zero1_dp` pads the flat buffers so
+  // they split evenly over dp.
+  LlamaModel(const Config& config, Mesh& mesh);
+  ~LlamaModel();
+
+  const ModelShape& shape() const { return shape_; }
+  ParamStore& params() { return params_; }
+  const ParamStore& params() const { return params_; }
+  // Global-shape-deterministic initialization: element i of a parameter depends only on
+  // (seed, name, i), so every layout starts from the same global weights.
+  void init_weights(uint64_t seed);
+
+  // Called after the gradients of params [first, last] are complete for this micro-batch
+  // (in backward order: head, layers n-1..0, embedding).
+  using GradReady = std::function<void(int first, int last)>;
+
+  // Forward and backward of one micro-batch; gradients ACCUMULATE into params().grads().
+  // Every non-ignored target contributes loss_scale * its loss (pass 1 / tokens of the global
+  // batch). Returns the sum of this rank's token losses (identical over tp).
+  double forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready);
+  // Forward only: per-row losses (0 for ignored) and greedy predictions.
+  void forward_eval(const LocalBatch& batch, std::vector<float>* row_loss,
+                    std::vector<int32_t>* argmax);
+
+  // Control for evaluations: attention limited to each rank's own tokens.
+  void set_cross_rank(bool on) { attention_.cross_rank = on; }
+  // Model FLOPs of one token's forward+backward at this sequence length (6N + attention).
+  double flops_per_token(int seq_len) const;
+
+  // Indices of parameters replicated over tp whose gradients are partial per tp rank (norm
+  // weights under sequence parallelism); the trainer sums them over tp.
+  const std::vector<int>& tp_partial_params() const { return tp_partial_; }
+
+ private:
+  struct Layer;
+  struct Acts;
+  void layer_forward(int l, const float* x_in, float* x_out, Acts& a);
+  void layer_backward(int l, const float* x_in, float* dx, Acts& a);
+  void setup_batch(const LocalBatch& batch);
+  void forward_trunk(const LocalBatch& batch, bool keep_acts);
+  void head_logits();
+
+  Config config_;
+  ModelShape shape_;
+  Mesh& mesh_;
+  TpGroup tp_;
+  ContextAttention attention_;
+  VocabShard vocab_;
+  ParamStore params_;
+  int p_embed_ = -1, p_final_norm_ = -1, p_lm_head_ = -1;
+  std::vector<Layer> layers_;
+  std::vector<int> tp_partial_;
+
+  // Per-micro-batch state.
+  int64_t rows_ = 0, held_ = 0;
+  int b_ = 0, s_local_ = 0;
+  std::vector<int32_t> row_pos_;
+  std::vector<std::unique_ptr<Acts>> acts_;
+  std::vector<std::vector<float>> x_;  // layer inputs: x_[l] for layer l, x_[L] trunk output
+  std::vector<float> nf_, nf_rstd_, hf_, logits_, row_loss_, row_lse_;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,194 @@
+#include "src/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "parallel/mesh.h"
+#include "src/core/error.h"
+#include "src/core/process.h"
+#include "src/train/batches.h"
+#include "src/train/lr_schedule.h"
+
+namespace ringtrain {
+namespace {
+
+BatchPlan plan_for(const Config& c, Mesh& mesh) {
+  BatchPlan p;
+  p.dp = mesh.shape().dp;
+  p.dp_rank = mesh.coord().dp;
+  p.cp = mesh.shape().cp;
+  p.cp_rank = mesh.coord().cp;
+  p.micro_batch = c.train.micro_batch;
+  p.seq_len = c.train.seq_len;
+  return p;
+}
+
+std::string fmt(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", x);
+  return buf;
+}
+
+}  // namespace
+
+void emit_json_line(const std::string& json, const std::string& path) {
+  if (world_rank() != 0) return;
+  std::printf("%s\n", json.c_str());
+  std::fflush(stdout);
+  if (path.empty()) return;
+  std::ofstream f(path, std::ios::app);
+  f << json << '\n';
+}
+
+Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh) {
+  train_data_ = make_dataset(config, Split::kTrain);
+  val_data_ = make_dataset(config, Split::kVal);
+  RT_INPUT_CHECK(train_data_->min_vocab() <= config.model.vocab_size, "vocabulary mismatch: data.",
+                 config.data.task, " needs model.vocab_size >= ", train_data_->min_vocab(), " but it is ",
+                 config.model.vocab_size);
+  model_ = std::make_unique<LlamaModel>(config, mesh);
+  model_->init_weights(config.run.seed);
+  optimizer_ = std::make_unique<Optimizer>(config, mesh, model_->params(), model_->tp_partial_params());
+  if (mesh.rank() == 0) {
+    std::filesystem::create_directories(config.run.out_dir);
+    metrics_path_ = config.run.out_dir + "/metrics.jsonl";
+  }
+}
+
+Trainer::~Trainer() = default;
+
+StepResult Trainer::step() {
+  const TrainConfig& t = config_.train;
+  const BatchPlan plan = plan_for(config_, mesh_);
+  std::vector<LocalBatch> micro(static_cast<size_t>(t.grad_accum));
+  // The loss is the mean over every token of the global batch, whatever the layout: count the
+  // scored tokens first (each dp x cp rank counts its own; tp ranks hold copies).
+  double counts[2] = {0.0, 0.0};  // [scored tokens, unused]
+  for (int a = 0; a < t.grad_accum; ++a) {
+    load_local_batch(*train_data_, plan, static_cast<uint64_t>(state_.step), a, &micro[static_cast<size_t>(a)]);
+    for (int32_t y : micro[static_cast<size_t>(a)].targets) counts[0] += y >= 0;
+  }
+  mesh_.dp_cp().all_reduce(counts, 1, DType::kF64, ReduceOp::kSum);
+  RT_INPUT_CHECK(counts[0] > 0, "step ", state_.step, ": the global batch has no scored tokens");
+  const float scale = static_cast<float>(1.0 / counts[0]);
+
+  double loss_sum = 0.0;
+  for (int a = 0; a < t.grad_accum; ++a) {
+    const bool last = a + 1 == t.grad_accum;
+    loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale,
+                                         [&](int first, int lastp) { optimizer_->grads_ready(first, lastp, last); });
+  }
+  mesh_.dp_cp().all_reduce(&loss_sum, 1, DType::kF64, ReduceOp::kSum);
+
+  StepResult r;
+  r.loss = loss_sum / counts[0];
+  r.grad_norm = optimizer_->finish_gradients();
+  r.lr = learning_rate(t, static_cast<int>(state_.step));
+  r.tokens = static_cast<int64_t>(mesh_.shape().dp) * t.micro_batch * t.grad_accum * t.seq_len;
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    const std::string what = !std::isfinite(r.loss) ? "loss" : "gradient norm";
+    std::string where = optimizer_->first_nonfinite_grad();
+    std::string msg = "non-finite " + what + " at step " + std::to_string(state_.step + 1) +
+                      (where.empty() ? "" : " (first non-finite gradient: " + where + ")");
+    if (t.on_nonfinite == "stop") fault(msg, "; stopping (train.on_nonfinite: stop)");
+    if (mesh_.rank() == 0) warn(msg + "; step skipped (train.on_nonfinite: skip)");
+    optimizer_->discard_gradients();
+    r.skipped = true;
+  } else {
+    optimizer_->update(r.lr, state_.step + 1);
+  }
+  state_.step += 1;
+  state_.tokens_seen += r.tokens;
+  return r;
+}
+
+EvalResult Trainer::evaluate(int batches) {
+  const BatchPlan plan = plan_for(config_, mesh_);
+  double sums[2] = {0.0, 0.0};      // loss sum, scored tokens
+  double samples[2] = {0.0, 0.0};   // exact matches, samples with answers
+  LocalBatch batch;
+  std::vector<float> row_loss;
+  std::vector<int32_t> argmax;
+  for (int e = 0; e < batches; ++e) {
+    load_local_batch(*val_data_, plan, static_cast<uint64_t>(e), 0, &batch);
+    model_->forward_eval(batch, &row_loss, &argmax);
+    std::vector<double> wrong(static_cast<size_t>(batch.b)), answers(static_cast<size_t>(batch.b));
+    for (size_t i = 0; i < batch.targets.size(); ++i) {
+      if (batch.targets[i] < 0) continue;
+      sums[0] += row_loss[i];
+      sums[1] += 1;
+      if (batch.answer[i]) {
+        const size_t j = i / static_cast<size_t>(batch.s_local);
+        answers[j] += 1;
+        wrong[j] += argmax[i] != batch.targets[i];
+      }
+    }
+    // A sample's answer may straddle cp ranks: sum its wrong digits over the cp group.
+    mesh_.cp().all_reduce(wrong.data(), wrong.size(), DType::kF64, ReduceOp::kSum);
+    mesh_.cp().all_reduce(answers.data(), answers.size(), DType::kF64, ReduceOp::kSum);
+    for (int j = 0; j < batch.b; ++j)
+      if (answers[static_cast<size_t>(j)] > 0) {
+        samples[1] += 1;
+        samples[0] += wrong[static_cast<size_t>(j)] == 0;
+      }
+  }
+  mesh_.dp_cp().all_reduce(sums, 2, DType::kF64, ReduceOp::kSum);
+  mesh_.dp().all_reduce(samples, 2, DType::kF64, ReduceOp::kSum);
+  EvalResult r;
+  r.loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  r.tokens = static_cast<int64_t>(sums[1]);
+  r.samples = static_cast<int64_t>(samples[1]);
+  r.accuracy = val_data_->has_accuracy() && samples[1] > 0 ? samples[0] / samples[1] : -1.0;
+  return r;
+}
+
+void Trainer::log_step(const StepResult& r, double seconds) {
+  if (mesh_.rank() != 0) return;
+  const double tps = seconds > 0 ? r.tokens / seconds : 0.0;
+  const double eta = state_.step > 0 ? elapsed_ / state_.step * (config_.train.steps - state_.step) : 0.0;
+  std::printf("step %lld/%d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | mem %.0f MiB | elapsed %.1fs | eta %.1fs%s\n",
+              static_cast<long long>(state_.step), config_.train.steps, r.loss, r.lr, r.grad_norm, tps,
+              host_bytes_peak() / 1048576.0, elapsed_, eta, r.skipped ? " | skipped" : "");
+  std::fflush(stdout);
+  std::ofstream f(metrics_path_, std::ios::app);
+  f << "{\"step\": " << state_.step << ", \"loss\": " << fmt(r.loss) << ", \"lr\": " << fmt(r.lr)
+    << ", \"grad_norm\": " << fmt(r.grad_norm) << ", \"tokens_per_s\": " << fmt(tps)
+    << ", \"tokens\": " << state_.tokens_seen << ", \"elapsed_s\": " << fmt(elapsed_)
+    << ", \"peak_host_mib\": " << fmt(host_bytes_peak() / 1048576.0) << "}\n";
+}
+
+void Trainer::log_eval(const EvalResult& e) {
+  if (mesh_.rank() != 0) return;
+  std::ostringstream os;
+  os << "{\"step\": " << state_.step << ", \"eval_loss\": " << fmt(e.loss);
+  if (e.accuracy >= 0) os << ", \"accuracy\": " << fmt(e.accuracy);
+  os << ", \"eval_tokens\": " << e.tokens << "}";
+  std::ofstream f(metrics_path_, std::ios::app);
+  f << os.str() << '\n';
+  std::printf("eval step %lld | loss %.4f%s\n", static_cast<long long>(state_.step), e.loss,
+              e.accuracy >= 0 ? (" | accuracy " + fmt(e.accuracy)).c_str() : "");
+  std::fflush(stdout);
+}
+
+EvalResult Trainer::train() {
+  const TrainConfig& t = config_.train;
+  using clock = std::chrono::steady_clock;
+  while (state_.step < t.steps) {
+    const auto t0 = clock::now();
+    const StepResult r = step();
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    elapsed_ += dt;
+    if (state_.step % config_.log.every == 0 || state_.step == t.steps || state_.step == 1) log_step(r, dt);
+    if (t.eval_every > 0 && state_.step % t.eval_every == 0 && state_.step < t.steps)
+      log_eval(evaluate(t.eval_batches));
+  }
+  EvalResult final_eval = evaluate(t.eval_batches);
+  log_eval(final_eval);
+  return final_eval;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,76 @@
+// The training loop: for each step, grad_accum micro-batches of forward/backward with the
+// gradient reduction overlapping backward, the global-norm clip, AdamW, logging, periodic
+// evaluation and checkpoints. Everything a step touches flows from here:
+//   Trainer::step -> load_local_batch (data/) -> LlamaModel::forward_backward (src/model/,
+//   kernels/, parallel/) -> Optimizer::finish_gradients / update (src/train/optimizer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+#include "src/config/config.h"
+#include "src/model/llama.h"
+#include "src/train/optimizer.h"
+
+namespace ringtrain {
+
+class Mesh;
+
+// Everything besides weights and moments that a resumed run needs.
+struct TrainState {
+  int64_t step = 0;         // steps completed
+  int64_t tokens_seen = 0;  // global tokens trained on
+};
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = -1.0;  // -1: the task has no answer positions
+  int64_t tokens = 0;
+  int64_t samples = 0;
+};
+
+struct StepResult {
+  double loss = 0.0;
+  double grad_norm = 0.0;
+  double lr = 0.0;
+  int64_t tokens = 0;
+  bool skipped = false;
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& config, Mesh& mesh);
+  ~Trainer();
+
+  // Runs from state().step to train.steps, with logging, evals and checkpoints. Returns the
+  // final eval.
+  EvalResult train();
+  StepResult step();
+  EvalResult evaluate(int batches);
+
+  LlamaModel& model() { return *model_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  TrainState& state() { return state_; }
+  const Config& config() const { return config_; }
+  Mesh& mesh() { return mesh_; }
+
+ private:
+  void log_step(const StepResult& r, double seconds);
+  void log_eval(const EvalResult& e);
+
+  Config config_;
+  Mesh& mesh_;
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Dataset> train_data_, val_data_;
+  TrainState state_;
+  std::string metrics_path_;
+  double elapsed_ = 0.0;
+};
+
+// Prints one JSON object as a line (rank 0 only) and appends it to `path` if not empty.
+void emit_json_line(const std::string& json, const std::string& path);
+
+}  // namespace ringtrain
