@@ -63,19 +63,21 @@ namespace {
 // carries no information a model could use to find a key. No digits, no colons, so neither a
 // pass key nor a recall pair can appear by accident.
 constexpr std::string_view kWords[] = {
-    "the",    "of",     "and",    "to",     "in",     "a",      "is",     "that",   "for",
-    "it",     "as",     "was",    "with",   "be",     "by",     "on",     "not",    "he",
-    "this",   "are",    "or",     "his",    "from",   "at",     "which",  "but",    "have",
-    "an",     "had",    "they",   "you",    "were",   "their",  "one",    "all",    "we",
-    "can",    "her",    "has",    "there",  "been",   "if",     "more",   "when",   "will",
-    "would",  "who",    "so",     "no",     "time",   "people", "water",  "river",  "house",
-    "green",  "small",  "large",  "early",  "later",  "under",  "over",   "long",   "short",
-    "city",   "field",  "road",   "light",  "night",  "morning","letter", "story",  "garden",
-    "market", "winter", "summer", "bread",  "stone",  "window", "table",  "friend", "mother",
-    "father", "child",  "school", "music",  "paper",  "quiet",  "bright", "slowly", "often",
-    "never",  "always", "before", "after",  "again",  "walked", "spoke",  "found",  "looked",
-    "turned", "carried","opened", "called", "thought","remembered", "across", "toward", "behind",
-    "through","between","almost", "perhaps","every",  "other",  "another","around", "little"};
+    "the",        "of",     "and",     "to",     "in",      "a",       "is",     "that",
+    "for",        "it",     "as",      "was",    "with",    "be",      "by",     "on",
+    "not",        "he",     "this",    "are",    "or",      "his",     "from",   "at",
+    "which",      "but",    "have",    "an",     "had",     "they",    "you",    "were",
+    "their",      "one",    "all",     "we",     "can",     "her",     "has",    "there",
+    "been",       "if",     "more",    "when",   "will",    "would",   "who",    "so",
+    "no",         "time",   "people",  "water",  "river",   "house",   "green",  "small",
+    "large",      "early",  "later",   "under",  "over",    "long",    "short",  "city",
+    "field",      "road",   "light",   "night",  "morning", "letter",  "story",  "garden",
+    "market",     "winter", "summer",  "bread",  "stone",   "window",  "table",  "friend",
+    "mother",     "father", "child",   "school", "music",   "paper",   "quiet",  "bright",
+    "slowly",     "often",  "never",   "always", "before",  "after",   "again",  "walked",
+    "spoke",      "found",  "looked",  "turned", "carried", "opened",  "called", "thought",
+    "remembered", "across", "toward",  "behind", "through", "between", "almost", "perhaps",
+    "every",      "other",  "another", "around", "little"};
 constexpr int kNumWords = static_cast<int>(sizeof(kWords) / sizeof(kWords[0]));
 
 }  // namespace
@@ -110,9 +112,16 @@ void append_filler(SampleRng* rng, int64_t n, std::vector<int32_t>* out) {
 
 namespace {
 
-constexpr std::string_view kKeyIntro = "The pass key is ";
-constexpr std::string_view kKeyOutro = ". Remember it. ";
-constexpr std::string_view kQuestion = "\nWhat is the pass key? The pass key is ";
+// The full wording, and the compact one for short sequences (see make_passkey in dataset.h).
+struct PasskeyWords {
+  std::string_view intro, outro, question;
+  int64_t fixed(int64_t digits) const {
+    return int64_t(intro.size() + outro.size() + question.size()) + 2 * digits;
+  }
+};
+constexpr PasskeyWords kFullWords{"The pass key is ", ". Remember it. ",
+                                  "\nWhat is the pass key? The pass key is "};
+constexpr PasskeyWords kCompactWords{"key ", ". ", "\nkey? "};
 // How far back from the drawn depth the key sentence may move to start at a word.
 constexpr int kSnapWindow = 32;
 
@@ -138,13 +147,14 @@ void finish_sample(std::vector<int32_t>&& t, int answer_len, Sample* out) {
 }  // namespace
 
 int passkey_min_seq_len(int digits) {
-  // seq_len + 1 tokens hold both sentences and both copies of the key.
-  return static_cast<int>(kKeyIntro.size() + kKeyOutro.size() + kQuestion.size()) + 2 * digits - 1;
+  // seq_len + 1 tokens hold both phrases and both copies of the key.
+  return static_cast<int>(kCompactWords.fixed(digits)) - 1;
 }
 
 PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   const std::string& key = spec.key;
-  if (key.empty() || !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  if (key.empty() ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }))
     input_error("pass key \"", key, "\" must be one or more digits");
   if (!(spec.depth >= 0.0 && spec.depth <= 1.0))
     input_error("needle depth ", spec.depth, " must be in [0, 1]");
@@ -155,8 +165,10 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
                 digits, "-digit key (needs at least ", min_len, ")");
 
   const int64_t total = int64_t(spec.seq_len) + 1;
-  const int64_t key_text_len = int64_t(kKeyIntro.size() + key.size() + kKeyOutro.size());
-  const int64_t hay_len = total - key_text_len - int64_t(kQuestion.size() + key.size());
+  const bool compact = 2 * kFullWords.fixed(digits) > total;
+  const PasskeyWords& words = compact ? kCompactWords : kFullWords;
+  const int64_t key_text_len = int64_t(words.intro.size() + key.size() + words.outro.size());
+  const int64_t hay_len = total - words.fixed(digits);
 
   SampleRng rng(spec.seed);
   std::vector<int32_t> hay;
@@ -172,8 +184,9 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
       input_error("haystack range [", begin, ", ", end, ") is outside ", file.path(), " (",
                   file.size(), " tokens)");
     if (end - begin < uint64_t(hay_len))
-      input_error("haystack ", file.path(), " has ", end - begin, " tokens to draw from, fewer than the ",
-                  hay_len, " a passkey prompt of length ", spec.seq_len, " needs");
+      input_error("haystack ", file.path(), " has ", end - begin,
+                  " tokens to draw from, fewer than the ", hay_len, " a passkey prompt of length ",
+                  spec.seq_len, " needs");
     const uint64_t start = begin + rng.below(end - begin - hay_len + 1);
     hay.resize(hay_len);
     file.read(start, hay_len, hay.data());
@@ -192,18 +205,19 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   std::vector<int32_t> t;
   t.reserve(total);
   t.insert(t.end(), hay.begin(), hay.begin() + p);
-  append_text(kKeyIntro, &t);
+  append_text(words.intro, &t);
   append_text(key, &t);
-  append_text(kKeyOutro, &t);
+  append_text(words.outro, &t);
   t.insert(t.end(), hay.begin() + p, hay.end());
-  append_text(kQuestion, &t);
+  append_text(words.question, &t);
   append_text(key, &t);
   RT_CHECK(int64_t(t.size()) == total, "passkey prompt has ", t.size(), " tokens, not ", total);
 
   PasskeyInfo info;
   info.haystack_tokens = static_cast<int>(hay_len);
   info.key_sentence = static_cast<int>(p);
-  info.key_digits = static_cast<int>(p + kKeyIntro.size());
+  info.key_digits = static_cast<int>(p + words.intro.size());
+  info.compact = compact;
   info.question = static_cast<int>(hay_len + key_text_len);
   info.answer_begin = spec.seq_len - digits;
   finish_sample(std::move(t), digits, out);
@@ -213,10 +227,10 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
 // ---- recall -------------------------------------------------------------------------------
 
 namespace {
-// A pair is " abc:12 " (spaces around it, so it never fuses with the filler), the query
+// A pair is " abc:12" (the space keeps the key apart from a preceding filler word), the query
 // "\nabc:" followed by the answer "12": finding it needs the earlier "abc:" anywhere in the
 // sequence (an induction-style lookup), however far back.
-constexpr int kPairTokens = kRecallKeyLetters + 1 + kRecallValueDigits + 2;
+constexpr int kPairTokens = 1 + kRecallKeyLetters + 1 + kRecallValueDigits;
 constexpr int kQueryTokens = 1 + kRecallKeyLetters + 1 + kRecallValueDigits;
 }  // namespace
 
@@ -342,8 +356,9 @@ class PasskeyDataset final : public Dataset {
                   "; the passkey task needs byte-level text (prepare-text) for its haystack");
     const int min_len = passkey_min_seq_len(digits_);
     if (config.train.seq_len < min_len)
-      input_error("train.seq_len ", config.train.seq_len, " is too short for the passkey task with ",
-                  digits_, " digits (needs at least ", min_len, ")");
+      input_error("train.seq_len ", config.train.seq_len,
+                  " is too short for the passkey task with ", digits_, " digits (needs at least ",
+                  min_len, ")");
   }
 
   void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
@@ -433,7 +448,6 @@ class RecallDataset final : public Dataset {
       append_text(keys[i], &t);
       append_text(":", &t);
       append_text(values[i], &t);
-      append_text(" ", &t);
     }
     append_filler(&rng, filler - done, &t);
     append_text("\n", &t);

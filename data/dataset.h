@@ -16,7 +16,7 @@
 //    [data.passkey_min_depth, data.passkey_max_depth], asked for at the end (make_passkey).
 //    The filler is synthetic pseudo-English, or, when data.train names a byte-level token
 //    file, windows of that real text (data.val or the last 10% for validation).
-//  - recall: associative recall; data.recall_pairs "key:value" pairs spread through filler,
+//  - recall: associative recall; data.recall_pairs " key:value" pairs spread through filler,
 //    then a query key whose value is the answer (see RecallDataset in dataset.cpp).
 // The synthetic tasks are byte-level text (ASCII), generated on the fly.
 #pragma once
@@ -95,16 +95,20 @@ void append_filler(SampleRng* rng, int64_t n, std::vector<int32_t>* out);
 // `ringtrain eval --needle` both build theirs here). The token stream is
 //   haystack[0..p) "The pass key is KEY. Remember it. " haystack[p..H)
 //   "\nWhat is the pass key? The pass key is KEY"
-// trimmed to exactly seq_len + 1 tokens by the haystack length H; inputs are its first seq_len
-// tokens, targets the last seq_len (every position scored), and answer marks the key.size()
-// last positions, whose targets are the final key's digits. Exact match on those positions
-// under teacher forcing equals greedy decoding of the key: a greedy decode that goes wrong
-// does so at its first wrong digit, which teacher forcing sees too.
+// of exactly seq_len + 1 tokens (the haystack length H makes up the rest); inputs are its
+// first seq_len tokens, targets its last seq_len (every position scored), and answer marks the
+// key.size() last positions, whose targets are the final key's digits. When those sentences
+// would fill more than half of the prompt (seq_len below about 160 for 5 digits, e.g. tests at
+// seq_len 64) the compact wording "key KEY. " ... "\nkey? KEY" is used instead, so that short
+// prompts still have a haystack to hide the key in.
+// Exact match on the answer positions under teacher forcing equals greedy decoding of the key:
+// a greedy decode that goes wrong does so at its first wrong digit, which teacher forcing sees
+// too.
 struct PasskeySpec {
   int seq_len = 0;
-  std::string key;       // the digits to hide, e.g. "48213"
-  double depth = 0.5;    // in [0, 1]: p = depth * H, moved back to the start of a word
-  uint64_t seed = 0;     // draws the synthetic filler, or the haystack window
+  std::string key;     // the digits to hide, e.g. "48213"
+  double depth = 0.5;  // in [0, 1]: p = depth * H, moved back to the start of a word
+  uint64_t seed = 0;   // draws the synthetic filler, or the haystack window
   // Real text (byte-level token file; vocab_size <= 256) for the haystack; nullptr: synthetic
   // filler. Windows are drawn from tokens [haystack_begin, haystack_end) (end 0: to the end).
   const TokenFile* haystack = nullptr;
@@ -115,18 +119,19 @@ struct PasskeySpec {
 // Where the parts of a passkey prompt landed, as positions in Sample::inputs.
 struct PasskeyInfo {
   int haystack_tokens = 0;  // H
-  int key_sentence = 0;     // first token of "The pass key is ..."
+  int key_sentence = 0;     // first token of "The pass key is ..." (or "key ...")
   int key_digits = 0;       // first digit of the hidden key
   int question = 0;         // the "\n" before "What is the pass key?"
   int answer_begin = 0;     // first answer position (answer[i] == 1 for i >= answer_begin)
+  bool compact = false;     // the compact wording "key KEY. " ... "\nkey? KEY"
 };
 
 // Builds the prompt into `out`; input errors for a key that is not all digits, a depth outside
 // [0, 1], a seq_len too short for the two sentences, or a haystack too short or not byte-level.
 PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out);
 
-// Fixed token cost of a passkey prompt (both sentences) for a key of `digits` digits; seq_len
-// must be at least this.
+// The shortest seq_len a passkey prompt with a key of `digits` digits fits in (compact wording,
+// no haystack).
 int passkey_min_seq_len(int digits);
 
 // Associative recall: keys are kRecallKeyLetters lowercase letters (all distinct within a

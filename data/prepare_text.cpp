@@ -17,7 +17,8 @@ namespace ringtrain {
 
 std::string val_path_for(const std::string& out) {
   const std::string suffix = ".bin";
-  if (out.size() > suffix.size() && out.compare(out.size() - suffix.size(), suffix.size(), suffix) == 0)
+  if (out.size() > suffix.size() &&
+      out.compare(out.size() - suffix.size(), suffix.size(), suffix) == 0)
     return out.substr(0, out.size() - suffix.size()) + ".val.bin";
   return out + ".val.bin";
 }
@@ -43,14 +44,16 @@ void make_parent_dirs(const std::string& path) {
   if (parent.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);
-  if (ec) input_error("prepare-text: cannot create directory ", parent.string(), ": ", ec.message());
+  if (ec)
+    input_error("prepare-text: cannot create directory ", parent.string(), ": ", ec.message());
 }
 
 }  // namespace
 
 PrepareTextResult prepare_text(const std::vector<std::string>& files, const std::string& out,
                                double val_fraction, int width, std::ostream* log) {
-  if (files.empty()) input_error("prepare-text: no input files (usage: prepare-text FILES... --out X.bin)");
+  if (files.empty())
+    input_error("prepare-text: no input files (usage: prepare-text FILES... --out X.bin)");
   if (out.empty()) input_error("prepare-text: --out is required");
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
     input_error("prepare-text: --val-fraction ", val_fraction, " must be in [0, 1)");

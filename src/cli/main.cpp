@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "data/prepare_text.h"
+#include "src/checkpoint/checkpoint_files.h"
+#include "src/checkpoint/checkpoint_tools.h"
 #include "parallel/mesh.h"
 #include "src/cli/args.h"
 #include "src/cli/dry_run.h"
@@ -70,6 +72,7 @@ int run_train(const CommandLine& cl) {
   write_resolved_config(c);
   Trainer trainer(c, mesh);
   const EvalResult e = trainer.train();
+  if (trainer.stopped_by_signal()) return 0;  // checkpoint saved (issue 6)
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
   if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
   line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"step\": " + std::to_string(trainer.state().step) + "}";
@@ -87,8 +90,18 @@ int run_eval(const CommandLine& cl) {
   set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
-  RT_INPUT_CHECK(cl.checkpoint.empty(), "eval --checkpoint: checkpoints are not implemented in this build yet");
   Trainer trainer(c, mesh);
+  // --- checkpoints (issue 6): --checkpoint P (file or directory), else checkpoint.dir's newest ---
+  if (!cl.checkpoint.empty()) {
+    trainer.load_checkpoint(cl.checkpoint, false);
+  } else {
+    const std::string newest =
+        c.checkpoint.dir.empty() ? "" : resolve_checkpoint(c.checkpoint.dir, mesh, /*allow_none=*/true);
+    if (!newest.empty())
+      trainer.load_checkpoint(newest, false);
+    else if (mesh.rank() == 0)
+      warn("eval: no --checkpoint and no checkpoint in checkpoint.dir; evaluating the initial weights");
+  }
   const EvalResult e = trainer.evaluate(c.train.eval_batches);
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
   if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
@@ -121,9 +134,13 @@ int dispatch(int argc, char** argv) {
     case Command::kEval: return run_eval(cl);
     case Command::kConfig: return run_config(cl);
     case Command::kPrepareText: return run_prepare_text(cl);
+    // --- checkpoints (issue 6): one process reads the file; CKPT may be a directory ---
     case Command::kInspect:
+      if (world_rank() == 0) inspect_checkpoint(resolve_checkpoint(cl.checkpoint), std::cout);
+      return 0;
     case Command::kExport:
-      input_error(command_name(cl.command), ": checkpoints are not implemented in this build yet");
+      if (world_rank() == 0) export_checkpoint(resolve_checkpoint(cl.checkpoint), cl.out_dir, std::cout);
+      return 0;
   }
   return 0;
 }

@@ -38,9 +38,11 @@ struct Origin {
   bool is_override = false;
 };
 
-[[noreturn]] void fail_at(const Origin& at, const std::string& message) {
-  if (at.is_override) input_error(at.where, ": ", message);
-  input_error(message, " in ", at.where);
+// "<message> in cfg.yaml line 3 column 7<suffix>" or "--set k=v: <message><suffix>".
+[[noreturn]] void fail_at(const Origin& at, const std::string& message,
+                          const std::string& suffix = "") {
+  if (at.is_override) input_error(at.where, ": ", message, suffix);
+  input_error(message, " in ", at.where, suffix);
 }
 
 Origin file_origin(const std::string& name, const YAML::Mark& mark) {
@@ -92,7 +94,8 @@ bool parse_number(const std::string& s, double* out) {
   errno = 0;
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return false;
+  // ERANGE with a finite result is an underflow to a subnormal or zero: keep it.
+  if (end == s.c_str() || *end != '\0' || !std::isfinite(v)) return false;
   *out = v;
   return true;
 }
@@ -274,8 +277,10 @@ class Loader {
         continue;
       }
       const ConfigField* f = find_config_field(key);
-      if (f == nullptr || !f->section.empty())
-        fail_at(at, "unknown key " + quote(key) + suggestion_text("", key));
+      if (f != nullptr && !f->section.empty())
+        fail_at(at, "the key " + quote(key) + " must be nested in its section ('" + f->section +
+                        ":' and under it '  " + f->key + ": ...'); dotted names are for --set");
+      if (f == nullptr) fail_at(at, "unknown key " + quote(key), suggestion_text("", key));
       set_from_file(*f, it->second, at);
     }
   }
@@ -290,7 +295,8 @@ class Loader {
       const std::string key = key_text(it->first, key_at);
       const ConfigField* f = find_config_field(section + "." + key);
       if (f == nullptr)
-        fail_at(key_at, "unknown key " + quote(section + "." + key) + suggestion_text(section, key));
+        fail_at(key_at, "unknown key " + quote(section + "." + key),
+                suggestion_text(section, key));
       set_from_file(*f, it->second, key_at);
     }
   }
@@ -330,9 +336,8 @@ class Loader {
       const auto dot = name.find('.');
       const std::string section = dot == std::string::npos ? "" : name.substr(0, dot);
       const std::string key = dot == std::string::npos ? name : name.substr(dot + 1);
-      fail_at(at, "unknown key " + quote(name) +
-                      suggestion_text(is_section(section) ? section : "",
-                                      is_section(section) ? key : name));
+      fail_at(at, "unknown key " + quote(name),
+              suggestion_text(is_section(section) ? section : "", is_section(section) ? key : name));
     }
     YAML::Node v;
     try {
@@ -358,7 +363,9 @@ class Loader {
 
   // "parallel.tp = 4 (cfg.yaml line 12 column 7)"
   std::string kv(const std::string& name) const {
-    return name + " = " + config_field_text(config_, *find_config_field(name)) + where(name);
+    const ConfigField* f = find_config_field(name);
+    RT_CHECK(f != nullptr, "no config key named ", name);
+    return name + " = " + config_field_text(config_, *f) + where(name);
   }
 
   void resolve_and_check() {
@@ -376,7 +383,10 @@ class Loader {
                     " is only used with parallel.cp_mode ulysses or hybrid, but ",
                     kv("parallel.cp_mode"), "; remove it or set it to 1");
     } else if (p.cp_mode == "ulysses") {
-      if (p.ulysses_degree == 1) p.ulysses_degree = p.cp;
+      if (p.ulysses_degree == 1) {
+        p.ulysses_degree = p.cp;
+        origins_["parallel.ulysses_degree"] = Origin{"= parallel.cp in ulysses mode", false};
+      }
       if (p.ulysses_degree != p.cp)
         input_error(kv("parallel.ulysses_degree"), " must be 1 or equal to ", kv("parallel.cp"),
                     " with parallel.cp_mode = ulysses (all cp ranks form one Ulysses group); "
@@ -414,8 +424,8 @@ class Loader {
                   ": the embedding and output projection are split by vocabulary across "
                   "tensor-parallel ranks (pad the vocabulary)");
     if (m.ffn_dim() % p.tp != 0)
-      input_error("the MLP hidden size ", m.ffn_dim(), " (", kv("model.d_ff"),
-                  ") is not divisible by ", kv("parallel.tp"),
+      input_error("the MLP hidden size ", m.ffn_dim(), " from ", kv("model.d_ff"),
+                  " is not divisible by ", kv("parallel.tp"),
                   ": MLP columns are split across tensor-parallel ranks");
 
     // Ulysses re-shards heads: each of its ranks takes a share of this tp rank's heads.
@@ -435,8 +445,8 @@ class Loader {
     // The zigzag layout cuts each sequence into 2 * cp equal chunks.
     if (t.seq_len % (2 * p.cp) != 0)
       input_error(kv("train.seq_len"), " is not divisible by 2 * parallel.cp = ", 2 * p.cp,
-                  " (", kv("parallel.cp"), "): the zigzag layout splits each sequence into "
-                  "2 * cp equal chunks (rank r holds chunks r and 2*cp-1-r)");
+                  ", where ", kv("parallel.cp"), ": the zigzag layout splits each sequence "
+                  "into 2 * cp equal chunks (rank r holds chunks r and 2*cp-1-r)");
     if (p.sequence_parallel && p.tp > 1 && (t.seq_len / p.cp) % p.tp != 0)
       input_error("parallel.sequence_parallel splits each rank's ", t.seq_len / p.cp,
                   " tokens (train.seq_len / parallel.cp) across ", kv("parallel.tp"),

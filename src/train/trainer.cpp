@@ -1,5 +1,7 @@
 #include "src/train/trainer.h"
 
+#include <signal.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +10,7 @@
 #include <sstream>
 
 #include "parallel/mesh.h"
+#include "src/checkpoint/checkpoint_files.h"
 #include "src/core/error.h"
 #include "src/core/process.h"
 #include "src/train/batches.h"
@@ -26,6 +29,10 @@ BatchPlan plan_for(const Config& c, Mesh& mesh) {
   p.seq_len = c.train.seq_len;
   return p;
 }
+
+// Set by SIGTERM/SIGUSR1 (cluster preemption); read at the end of each step.
+volatile sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 std::string fmt(double x) {
   char buf[32];
@@ -60,6 +67,69 @@ Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh
 }
 
 Trainer::~Trainer() = default;
+
+// --- checkpoints (issue 6) ---
+void Trainer::load_checkpoint(const std::string& spec, bool with_optimizer) {
+  const std::string path = resolve_checkpoint(spec, mesh_);
+  const CheckpointState s =
+      read_checkpoint_file(path, config_, mesh_, model_->params(), with_optimizer ? optimizer_.get() : nullptr);
+  if (with_optimizer) {
+    state_.step = s.step;
+    state_.tokens_seen = s.tokens_seen;
+    last_saved_step_ = s.step;
+  }
+  if (mesh_.rank() == 0) {
+    std::printf("loaded checkpoint %s (step %lld%s)\n", path.c_str(), static_cast<long long>(s.step),
+                with_optimizer ? ", weights, moments and train state" : ", weights");
+    std::fflush(stdout);
+  }
+}
+
+std::string Trainer::save_checkpoint() {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  CheckpointState s;
+  s.step = state_.step;
+  s.tokens_seen = state_.tokens_seen;
+  s.lr = state_.step > 0 ? learning_rate(config_.train, static_cast<int>(state_.step - 1)) : 0.0;
+  const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), *optimizer_, s);
+  last_saved_step_ = state_.step;
+  if (mesh_.rank() == 0) {
+    std::printf("checkpoint saved: %s (%.2f s)\n", path.c_str(),
+                std::chrono::duration<double>(clock::now() - t0).count());
+    std::fflush(stdout);
+  }
+  return path;
+}
+
+void Trainer::begin_checkpoints() {
+  const CheckpointConfig& c = config_.checkpoint;
+  if (!c.dir.empty()) {
+    lock_ = std::make_unique<CheckpointLock>();
+    lock_->acquire(c.dir, mesh_);
+    struct sigaction sa{};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGUSR1, &sa, nullptr);
+  }
+  if (c.resume == "none") return;
+  if (c.resume == "auto") {
+    if (c.dir.empty()) return;
+    const std::string path = resolve_checkpoint(c.dir, mesh_, /*allow_none=*/true);
+    if (!path.empty()) load_checkpoint(path, true);
+    return;
+  }
+  load_checkpoint(c.resume, true);
+}
+
+bool Trainer::stop_requested() {
+  if (config_.checkpoint.dir.empty()) return false;
+  int32_t flag = g_stop_signal;
+  mesh_.world().all_reduce(&flag, 1, DType::kI32, ReduceOp::kMax);
+  return flag != 0;
+}
+// --- end checkpoints ---
 
 StepResult Trainer::step() {
   const TrainConfig& t = config_.train;
@@ -177,6 +247,8 @@ void Trainer::log_eval(const EvalResult& e) {
 EvalResult Trainer::train() {
   const TrainConfig& t = config_.train;
   using clock = std::chrono::steady_clock;
+  begin_checkpoints();
+  const bool checkpoints = !config_.checkpoint.dir.empty();
   while (state_.step < t.steps) {
     const auto t0 = clock::now();
     const StepResult r = step();
@@ -185,7 +257,20 @@ EvalResult Trainer::train() {
     if (state_.step % config_.log.every == 0 || state_.step == t.steps || state_.step == 1) log_step(r, dt);
     if (t.eval_every > 0 && state_.step % t.eval_every == 0 && state_.step < t.steps)
       log_eval(evaluate(t.eval_batches));
+    const int every = config_.checkpoint.every;
+    if (checkpoints && every > 0 && state_.step % every == 0) save_checkpoint();
+    if (stop_requested()) {  // SIGTERM/SIGUSR1: finish this step, save, stop
+      if (last_saved_step_ != state_.step) save_checkpoint();
+      if (mesh_.rank() == 0) {
+        std::printf("stopping on signal %d after step %lld; resume with checkpoint.resume: auto\n",
+                    static_cast<int>(g_stop_signal != 0 ? g_stop_signal : SIGTERM), static_cast<long long>(state_.step));
+        std::fflush(stdout);
+      }
+      stopped_by_signal_ = true;
+      return EvalResult{};
+    }
   }
+  if (checkpoints && last_saved_step_ != state_.step) save_checkpoint();
   EvalResult final_eval = evaluate(t.eval_batches);
   log_eval(final_eval);
   return final_eval;

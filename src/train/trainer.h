@@ -17,6 +17,7 @@
 namespace ringtrain {
 
 class Mesh;
+class CheckpointLock;
 
 // Everything besides weights and moments that a resumed run needs.
 struct TrainState {
@@ -50,6 +51,16 @@ class Trainer {
   StepResult step();
   EvalResult evaluate(int batches);
 
+  // --- checkpoints (issue 6, src/checkpoint) ---
+  // Loads `spec` (a checkpoint file, or a directory: its newest valid one) into the model, and
+  // with `with_optimizer` also the moments and the train state. Collective.
+  void load_checkpoint(const std::string& spec, bool with_optimizer);
+  // Saves the current state to checkpoint.dir (collective). Returns the path.
+  std::string save_checkpoint();
+  // train() ended early on SIGTERM/SIGUSR1 after saving a checkpoint.
+  bool stopped_by_signal() const { return stopped_by_signal_; }
+  // --- end checkpoints ---
+
   LlamaModel& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
   TrainState& state() { return state_; }
@@ -59,6 +70,8 @@ class Trainer {
  private:
   void log_step(const StepResult& r, double seconds);
   void log_eval(const EvalResult& e);
+  void begin_checkpoints();  // lock checkpoint.dir, resume per checkpoint.resume, signals
+  bool stop_requested();     // a signal reached any rank (one int all-reduce per step)
 
   Config config_;
   Mesh& mesh_;
@@ -68,6 +81,9 @@ class Trainer {
   TrainState state_;
   std::string metrics_path_;
   double elapsed_ = 0.0;
+  std::unique_ptr<CheckpointLock> lock_;
+  int64_t last_saved_step_ = -1;
+  bool stopped_by_signal_ = false;
 };
 
 // Prints one JSON object as a line (rank 0 only) and appends it to `path` if not empty.

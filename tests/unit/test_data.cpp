@@ -125,8 +125,11 @@ TEST_F(DataTest, TokenFileEmpty) {
 
 // Catches: ids silently wrapped to 16 bits.
 TEST_F(DataTest, TokenFileRejectsIdsTooWideForWidth) {
-  expect_input_error([&] { write_token_file(path("w.bin"), {1, 70000}, 2); },
-                     {"70000", "width of 4"});
+  expect_input_error(
+      [&] {
+        write_token_file(path("w.bin"), {1, 70000}, 2);
+      },
+      {"70000", "width of 4"});
   expect_input_error([&] { write_token_file(path("w.bin"), {1}, 3); }, {"must be 2 or 4"});
 }
 
@@ -160,8 +163,7 @@ TEST_F(DataTest, BadTokenFilesAreInputErrorsNamingTheProblem) {
   std::string width = bytes;
   width[12] = 3;
   write_bytes(path("width.bin"), width);
-  expect_input_error([&] { TokenFile::open(path("width.bin")); },
-                     {"width.bin", "token width 3"});
+  expect_input_error([&] { TokenFile::open(path("width.bin")); }, {"width.bin", "token width 3"});
 
   write_bytes(path("trunc.bin"), bytes.substr(0, kTokenFileHeaderBytes + 1500));
   expect_input_error([&] { TokenFile::open(path("trunc.bin"), "data.train"); },
@@ -252,9 +254,9 @@ TEST_F(DataTest, VocabularyMismatch) {
   tokens[42] = 300;
   write_token_file(path("big.bin"), tokens, 2);
   write_token_file(path("ok.bin"), random_tokens(4, 5000, 256), 2);
-  expect_input_error([&] { make_dataset(text_config(path("big.bin")), Split::kTrain); },
-                     {"vocabulary mismatch: data.train", "has token ids up to 300",
-                      "model.vocab_size is 256"});
+  expect_input_error(
+      [&] { make_dataset(text_config(path("big.bin")), Split::kTrain); },
+      {"vocabulary mismatch: data.train", "has token ids up to 300", "model.vocab_size is 256"});
   expect_input_error(
       [&] { make_dataset(text_config(path("ok.bin"), path("big.bin")), Split::kVal); },
       {"vocabulary mismatch: data.val", "up to 300"});
@@ -389,9 +391,10 @@ TEST_F(DataTest, SamplesDoNotDependOnCallOrder) {
 // ---- passkey ------------------------------------------------------------------------------
 
 // Catches: key at the wrong depth, answer mask off by one (marking the question, or missing a
-// digit), wrong length, targets not the inputs shifted.
+// digit), wrong length, targets not the inputs shifted, the compact wording not used when the
+// sentences would crowd out the haystack (or used when they fit).
 TEST(Passkey, StructureAtExplicitDepths) {
-  for (int seq_len : {128, 257, 1024}) {
+  for (int seq_len : {64, 128, 159, 257, 1024}) {
     for (double depth : {0.0, 0.1, 0.25, 0.5, 0.9, 1.0}) {
       SCOPED_TRACE("seq_len " + std::to_string(seq_len) + " depth " + std::to_string(depth));
       PasskeySpec spec;
@@ -401,23 +404,29 @@ TEST(Passkey, StructureAtExplicitDepths) {
       spec.seed = 99;
       Sample s;
       PasskeyInfo info = make_passkey(spec, &s);
+      EXPECT_EQ(info.compact, seq_len < 159);  // full sentences: 80 tokens, half the prompt
       ASSERT_EQ(s.inputs.size(), size_t(seq_len));
       ASSERT_EQ(s.targets.size(), size_t(seq_len));
       ASSERT_EQ(s.answer.size(), size_t(seq_len));
       for (int i = 0; i + 1 < seq_len; ++i) ASSERT_EQ(s.targets[i], s.inputs[i + 1]);
       const std::string in = ByteTokenizer::decode(s.inputs.data(), s.inputs.size());
+      const std::string sentence =
+          info.compact ? "key 48213. " : "The pass key is 48213. Remember it. ";
+      const std::string question =
+          info.compact ? "\nkey? 4821" : "\nWhat is the pass key? The pass key is 4821";
+      EXPECT_EQ(info.haystack_tokens, seq_len + 1 - int(sentence.size() + question.size()) - 1);
 
       // The key sentence where info says, at the claimed depth (moved back at most to the
       // start of a word).
-      EXPECT_EQ(in.substr(info.key_sentence, 35), "The pass key is 48213. Remember it.");
+      EXPECT_EQ(in.substr(info.key_sentence, sentence.size()), sentence);
       EXPECT_EQ(in.substr(info.key_digits, 5), "48213");
       const double want = depth * info.haystack_tokens;
       EXPECT_LE(info.key_sentence, want + 1e-9);
       EXPECT_GE(info.key_sentence, want - 32);
-      EXPECT_EQ(in.find("The pass key is 48213. Remember it."), size_t(info.key_sentence));
+      EXPECT_EQ(in.find(sentence), size_t(info.key_sentence));
 
       // The question at the end; the answer positions predict exactly the key's digits.
-      EXPECT_EQ(in.substr(info.question), "\nWhat is the pass key? The pass key is 4821");
+      EXPECT_EQ(in.substr(info.question), question);
       EXPECT_EQ(answer_count(s), 5);
       for (int i = 0; i < seq_len; ++i) EXPECT_EQ(s.answer[i], i >= seq_len - 5 ? 1 : 0);
       EXPECT_EQ(info.answer_begin, seq_len - 5);
@@ -527,8 +536,8 @@ TEST(Passkey, BadSpecsAreInputErrors) {
   c.data.passkey_max_depth = 0.2;
   expect_input_error([&] { make_dataset(c, Split::kTrain); }, {"passkey_min_depth"});
   c.data.passkey_min_depth = 0.0;
-  c.train.seq_len = 40;
-  expect_input_error([&] { make_dataset(c, Split::kTrain); }, {"train.seq_len 40", "too short"});
+  c.train.seq_len = 16;
+  expect_input_error([&] { make_dataset(c, Split::kTrain); }, {"train.seq_len 16", "too short"});
 }
 
 // ---- recall -------------------------------------------------------------------------------
@@ -542,7 +551,7 @@ TEST(Recall, Structure) {
   c.train.seq_len = 300;
   auto ds = make_dataset(c, Split::kTrain);
   EXPECT_TRUE(ds->has_accuracy());
-  std::regex pair_re(" ([a-z]{3}):([0-9]{2}) ");
+  std::regex pair_re(" ([a-z]{3}):([0-9]{2})");
   Sample s;
   for (uint64_t i = 0; i < 40; ++i) {
     SCOPED_TRACE("sample " + std::to_string(i));

@@ -372,7 +372,7 @@ TEST(KernelsEmbedding, ShardedLookupAndScatter) {
   for (auto& id : ids) id = static_cast<int32_t>(gen() % vocab);
   ids[3] = ids[7] = ids[11] = 5;  // repeats
   Vec dout = rng.uniform(static_cast<size_t>(tokens) * dim);
-  for (const auto [start, local] : {std::pair{0, vocab}, std::pair{0, 6}, std::pair{6, 7}}) {
+  for (const auto& [start, local] : {std::pair{0, vocab}, std::pair{0, 6}, std::pair{6, 7}}) {
     SCOPED_TRACE(::testing::Message() << "shard start=" << start << " local=" << local);
     EmbeddingArgs a;
     a.tokens = tokens;

@@ -53,7 +53,10 @@ void cp_async(void* smem_dst, const void* gmem_src, int bytes, int src_bytes);
 void cp_async_commit();
 void cp_async_wait(int n);
 
-enum WarpKind : int { kShflIdx = 1, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kSyncWarp, kMma, kLdmatrix };
+enum WarpKind : int {
+  kShflIdx = 1, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kSyncWarp, kMmaBf16, kMmaF16,
+  kLdmatrix = 100  // + 2 * count + trans
+};
 
 struct ShflIn {
   uint64_t bits;
@@ -245,14 +248,6 @@ inline unsigned __brev(unsigned x) {
   for (int i = 0; i < 32; ++i) r |= ((x >> i) & 1u) << (31 - i);
   return r;
 }
-using std::exp2f;
-using std::expf;
-using std::fabsf;
-using std::fmaxf;
-using std::fminf;
-using std::logf;
-using std::sqrtf;
-using std::tanhf;
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }

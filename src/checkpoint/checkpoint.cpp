@@ -1,0 +1,548 @@
+// Collective HDF5 writes and resharding reads of checkpoints (format in checkpoint.h).
+//
+// Parallel HDF5 applies filters (our Fletcher32 checksum) on writes only with collective
+// transfers to chunked datasets: every rank calls H5Dwrite for every dataset, ranks that own
+// nothing select nothing. Reads are independent: each rank reads its own hyperslabs, so a
+// checksum failure seen by one rank cannot leave the others waiting inside a collective read;
+// the ranks agree on the outcome afterwards with one all-reduce.
+#include "src/checkpoint/checkpoint.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "parallel/mesh.h"
+#include "src/checkpoint/h5_util.h"
+#include "src/core/error.h"
+#include "src/core/process.h"
+#include "src/model/params.h"
+#include "src/train/optimizer.h"
+
+namespace ringtrain {
+namespace {
+
+using h5::Handle;
+
+constexpr const char* kFormatName = "ringtrain-checkpoint";
+constexpr hsize_t kChunkElems = hsize_t{1} << 18;  // 1 MiB of fp32 per chunk
+
+// A box of the global tensor: start and count per dimension (rank 1 or 2).
+struct Block {
+  hsize_t start[2] = {0, 0};
+  hsize_t count[2] = {0, 0};
+};
+
+// Elements [b, e) of a parameter's local tensor (row-major in its local shape) as boxes of the
+// global tensor, in the same order: a partial first row, whole rows, a partial last row.
+// A local row maps to one global row, its columns to a contiguous run of global columns, so
+// the global row-major order of the union equals the local order.
+std::vector<Block> global_blocks(const Param& p, int64_t b, int64_t e) {
+  std::vector<Block> out;
+  if (b >= e) return out;
+  const ParamInfo& info = p.info;
+  const int nd = static_cast<int>(p.local_shape.size());
+  if (nd == 1) {
+    Block k;
+    k.start[0] = static_cast<hsize_t>(b + (info.shard_dim == 0 ? info.shard_offset : 0));
+    k.count[0] = static_cast<hsize_t>(e - b);
+    out.push_back(k);
+    return out;
+  }
+  RT_CHECK(nd == 2, "checkpoint: parameter ", info.name, " has rank ", nd);
+  const int64_t cols = p.local_shape[1];
+  const int64_t row_off = info.shard_dim == 0 ? info.shard_offset : 0;
+  const int64_t col_off = info.shard_dim == 1 ? info.shard_offset : 0;
+  auto add = [&](int64_t r, int64_t nr, int64_t c, int64_t nc) {
+    if (nr <= 0 || nc <= 0) return;
+    Block k;
+    k.start[0] = static_cast<hsize_t>(r + row_off);
+    k.start[1] = static_cast<hsize_t>(c + col_off);
+    k.count[0] = static_cast<hsize_t>(nr);
+    k.count[1] = static_cast<hsize_t>(nc);
+    out.push_back(k);
+  };
+  int64_t r0 = b / cols, c0 = b % cols;
+  const int64_t r1 = e / cols, c1 = e % cols;
+  if (r0 == r1) {
+    add(r0, 1, c0, c1 - c0);
+    return out;
+  }
+  if (c0 > 0) {
+    add(r0, 1, c0, cols - c0);
+    ++r0;
+  }
+  add(r0, r1 - r0, 0, cols);
+  add(r1, 1, 0, c1);
+  return out;
+}
+
+void select_blocks(hid_t space, const std::vector<Block>& blocks) {
+  if (blocks.empty()) {
+    H5_CHECK(H5Sselect_none(space));
+    return;
+  }
+  for (size_t i = 0; i < blocks.size(); ++i)
+    H5_CHECK(H5Sselect_hyperslab(space, i == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, blocks[i].start,
+                                 nullptr, blocks[i].count, nullptr));
+}
+
+hsize_t blocks_numel(const std::vector<Block>& blocks, int nd) {
+  hsize_t n = 0;
+  for (const Block& k : blocks) n += nd == 1 ? k.count[0] : k.count[0] * k.count[1];
+  return n;
+}
+
+// ---- attributes -------------------------------------------------------------------------
+
+void put_attr_i64(hid_t obj, const char* name, int64_t v) {
+  Handle space(H5_CHECK(H5Screate(H5S_SCALAR)));
+  Handle a(H5_CHECK(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT)));
+  H5_CHECK(H5Awrite(a, H5T_NATIVE_INT64, &v));
+}
+
+void put_attr_f64(hid_t obj, const char* name, double v) {
+  Handle space(H5_CHECK(H5Screate(H5S_SCALAR)));
+  Handle a(H5_CHECK(H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT)));
+  H5_CHECK(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
+}
+
+Handle vlen_string_type() {
+  Handle t(H5_CHECK(H5Tcopy(H5T_C_S1)));
+  H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
+  H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
+  return t;
+}
+
+void put_attr_str(hid_t obj, const char* name, const std::string& v) {
+  Handle type = vlen_string_type();
+  Handle space(H5_CHECK(H5Screate(H5S_SCALAR)));
+  Handle a(H5_CHECK(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)));
+  const char* p = v.c_str();
+  H5_CHECK(H5Awrite(a, type, &p));
+}
+
+// Attribute readers for files that may be damaged or foreign: problems are input errors.
+int64_t get_attr_i64(hid_t obj, const char* name, const std::string& file) {
+  if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
+  Handle a(H5Aopen(obj, name, H5P_DEFAULT));
+  int64_t v = 0;
+  if (!a.valid() || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+    input_error("checkpoint ", file, ": attribute '", name, "' is not an integer (", h5::error_stack(), ")");
+  return v;
+}
+
+double get_attr_f64(hid_t obj, const char* name, const std::string& file) {
+  if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
+  Handle a(H5Aopen(obj, name, H5P_DEFAULT));
+  double v = 0;
+  if (!a.valid() || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+    input_error("checkpoint ", file, ": attribute '", name, "' is not a number (", h5::error_stack(), ")");
+  return v;
+}
+
+std::string get_attr_str(hid_t obj, const char* name, const std::string& file) {
+  if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
+  Handle a(H5Aopen(obj, name, H5P_DEFAULT));
+  Handle ftype(a.valid() ? H5Aget_type(a) : -1);
+  if (!ftype.valid() || H5Tget_class(ftype) != H5T_STRING)
+    input_error("checkpoint ", file, ": attribute '", name, "' is not a string");
+  if (H5Tis_variable_str(ftype) > 0) {
+    Handle type = vlen_string_type();
+    char* p = nullptr;
+    if (H5Aread(a, type, &p) < 0) input_error("checkpoint ", file, ": cannot read attribute '", name, "'");
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t n = H5Tget_size(ftype);
+  std::string s(n, '\0');
+  Handle type(H5_CHECK(H5Tcopy(H5T_C_S1)));
+  H5_CHECK(H5Tset_size(type, n + 1));
+  std::vector<char> buf(n + 1, '\0');
+  if (H5Aread(a, type, buf.data()) < 0) input_error("checkpoint ", file, ": cannot read attribute '", name, "'");
+  return std::string(buf.data());
+}
+
+// ---- datasets ---------------------------------------------------------------------------
+
+// Collective: creates `name` (global shape) and writes this rank's blocks from `data`
+// (contiguous, in the blocks' order). Ranks without blocks select nothing.
+void write_dataset(hid_t file, const std::string& name, const Shape& shape, const std::vector<Block>& blocks,
+                   const float* data, hid_t dxpl) {
+  const int nd = static_cast<int>(shape.size());
+  hsize_t dims[2] = {0, 0}, chunk[2] = {1, 1};
+  for (int i = 0; i < nd; ++i) dims[i] = static_cast<hsize_t>(shape[static_cast<size_t>(i)]);
+  if (nd == 1) {
+    chunk[0] = std::max<hsize_t>(1, std::min(dims[0], kChunkElems));
+  } else {
+    chunk[1] = std::max<hsize_t>(1, std::min(dims[1], kChunkElems));
+    chunk[0] = std::max<hsize_t>(1, std::min(dims[0], kChunkElems / chunk[1]));
+  }
+  Handle space(H5_CHECK(H5Screate_simple(nd, dims, nullptr)));
+  Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+  H5_CHECK(H5Pset_chunk(dcpl, nd, chunk));
+  H5_CHECK(H5Pset_fletcher32(dcpl));
+  H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
+  Handle dset(H5Dcreate2(file, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+  if (!dset.valid()) fault("checkpoint: cannot create dataset ", name, ": ", h5::error_stack());
+  Handle fspace(H5_CHECK(H5Dget_space(dset)));
+  select_blocks(fspace, blocks);
+  const hsize_t n = blocks_numel(blocks, nd);
+  const hsize_t mdims[1] = {std::max<hsize_t>(n, 1)};
+  Handle mspace(H5_CHECK(H5Screate_simple(1, mdims, nullptr)));
+  if (n == 0) H5_CHECK(H5Sselect_none(mspace));
+  const float dummy = 0.0f;
+  if (H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? data : &dummy) < 0)
+    fault("checkpoint: writing dataset ", name, " failed: ", h5::error_stack());
+}
+
+// Independent: reads this rank's blocks of `name` into `out`. Returns "" or what went wrong.
+std::string read_blocks(hid_t file, const std::string& name, const std::string& path, int nd,
+                        const std::vector<Block>& blocks, float* out) {
+  if (blocks.empty()) return "";
+  Handle dset(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
+  if (!dset.valid()) return "checkpoint " + path + ": cannot open dataset " + name + " (" + h5::error_stack() + ")";
+  Handle fspace(H5_CHECK(H5Dget_space(dset)));
+  select_blocks(fspace, blocks);
+  const hsize_t n = blocks_numel(blocks, nd);
+  Handle mspace(H5_CHECK(H5Screate_simple(1, &n, nullptr)));
+  if (H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out) < 0) {
+    const bool checksum = h5::stack_has_checksum_error();
+    const std::string detail = h5::error_stack();
+    if (checksum) return "checksum error in dataset " + name + " of " + path + " (the file is corrupted)";
+    return "checkpoint " + path + ": cannot read dataset " + name + " (" + detail + ")";
+  }
+  return "";
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+// Serial metadata check of one dataset: present, fp32, the expected shape. "" when fine.
+std::string dataset_problem(hid_t file, const std::string& name, const Shape& shape, const std::string& path) {
+  // H5Lexists fails (rather than returning 0) when an intermediate group is missing.
+  const auto slash = name.rfind('/');
+  if (slash != std::string::npos && H5Lexists(file, name.substr(0, slash).c_str(), H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "checkpoint " + path + ": group " + name.substr(0, slash) + " is missing (needed for " + name + ")";
+  }
+  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "checkpoint " + path + ": tensor " + name + " is missing";
+  }
+  Handle dset(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
+  if (!dset.valid()) return "checkpoint " + path + ": " + name + " is not a readable dataset (" + h5::error_stack() + ")";
+  Handle type(H5_CHECK(H5Dget_type(dset)));
+  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4) {
+    const char* cls = H5Tget_class(type) == H5T_INTEGER ? "integer" : H5Tget_class(type) == H5T_FLOAT ? "float" : "non-numeric";
+    return "checkpoint " + path + ": tensor " + name + " has dtype " + cls + std::to_string(8 * H5Tget_size(type)) +
+           ", expected float32";
+  }
+  Handle space(H5_CHECK(H5Dget_space(dset)));
+  const int nd = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  std::vector<int64_t> got(dims.begin(), dims.end());
+  if (got != shape)
+    return "checkpoint " + path + ": shape mismatch for tensor " + name + ": the file has " + shape_str(got) +
+           ", the model needs " + shape_str(shape);
+  return "";
+}
+
+Handle open_serial(const std::string& path) {
+  h5::quiet();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) input_error("checkpoint ", path, " does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    input_error("checkpoint ", path, " is not an HDF5 file (truncated or damaged?)");
+  }
+  Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!f.valid())
+    input_error("checkpoint ", path, " cannot be opened (truncated or damaged?): ", h5::error_stack());
+  return f;
+}
+
+CheckpointHeader header_of(hid_t f, const std::string& path) {
+  CheckpointHeader h;
+  const std::string format = H5Aexists(f, "format") > 0 ? get_attr_str(f, "format", path) : "";
+  if (format != kFormatName)
+    input_error("checkpoint ", path, " is not a ringtrain checkpoint (root attribute format = '", format,
+                "', expected '", kFormatName, "')");
+  h.version = static_cast<int>(get_attr_i64(f, "format_version", path));
+  if (h.version != kCheckpointFormatVersion)
+    input_error("checkpoint ", path, " has format version ", h.version, "; this build reads version ",
+                kCheckpointFormatVersion);
+  h.step = get_attr_i64(f, "step", path);
+  h.tokens_seen = get_attr_i64(f, "tokens_seen", path);
+  h.data_position = get_attr_i64(f, "data_position", path);
+  h.lr = get_attr_f64(f, "lr", path);
+  h.seed = static_cast<uint64_t>(get_attr_i64(f, "seed", path));
+  h.mesh_dp = static_cast<int>(get_attr_i64(f, "mesh_dp", path));
+  h.mesh_cp = static_cast<int>(get_attr_i64(f, "mesh_cp", path));
+  h.mesh_tp = static_cast<int>(get_attr_i64(f, "mesh_tp", path));
+  h.mesh_ulysses = static_cast<int>(get_attr_i64(f, "mesh_ulysses", path));
+  h.mesh_cp_mode = get_attr_str(f, "mesh_cp_mode", path);
+  h.mesh_zero1 = get_attr_i64(f, "mesh_zero1", path) != 0;
+  h.vocab_size = static_cast<int>(get_attr_i64(f, "model_vocab_size", path));
+  h.d_model = static_cast<int>(get_attr_i64(f, "model_d_model", path));
+  h.n_layers = static_cast<int>(get_attr_i64(f, "model_n_layers", path));
+  h.n_heads = static_cast<int>(get_attr_i64(f, "model_n_heads", path));
+  h.n_kv_heads = static_cast<int>(get_attr_i64(f, "model_n_kv_heads", path));
+  h.d_ff = static_cast<int>(get_attr_i64(f, "model_d_ff", path));
+  h.tie_embeddings = get_attr_i64(f, "model_tie_embeddings", path) != 0;
+  h.config_yaml = get_attr_str(f, "config", path);
+  if (h.step < 0 || h.tokens_seen < 0) input_error("checkpoint ", path, ": negative step or tokens_seen");
+  return h;
+}
+
+// Everything a load checks before reading data, on one process. "" when loadable.
+std::string load_problem(const std::string& path, const Config& config, const ParamStore& params, bool optimizer,
+                         CheckpointHeader* header) {
+  try {
+    Handle f = open_serial(path);
+    *header = header_of(f, path);
+    const CheckpointHeader& h = *header;
+    const ModelConfig& m = config.model;
+    std::string diff;
+    auto cmp = [&](const char* key, long long file, long long cfg) {
+      if (file != cfg)
+        diff += std::string(diff.empty() ? "" : "; ") + "model." + key + " is " + std::to_string(file) +
+                " in the checkpoint but " + std::to_string(cfg) + " in the config";
+    };
+    cmp("vocab_size", h.vocab_size, m.vocab_size);
+    cmp("d_model", h.d_model, m.d_model);
+    cmp("n_layers", h.n_layers, m.n_layers);
+    cmp("n_heads", h.n_heads, m.n_heads);
+    cmp("n_kv_heads", h.n_kv_heads, m.n_kv_heads);
+    cmp("d_ff (resolved)", h.d_ff, m.ffn_dim());
+    cmp("tie_embeddings", h.tie_embeddings, m.tie_embeddings);
+    if (!diff.empty()) return "checkpoint " + path + " was written for a different model: " + diff;
+    for (const Param& p : params.params()) {
+      std::string why = dataset_problem(f, "model/" + p.info.name, p.info.global_shape, path);
+      if (why.empty() && optimizer) why = dataset_problem(f, "optimizer/exp_avg/" + p.info.name, p.info.global_shape, path);
+      if (why.empty() && optimizer)
+        why = dataset_problem(f, "optimizer/exp_avg_sq/" + p.info.name, p.info.global_shape, path);
+      if (!why.empty()) return why;
+    }
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void bcast_string(std::string* s, int root, MPI_Comm comm) {
+  long long n = static_cast<long long>(s->size());
+  MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, comm));
+  s->resize(static_cast<size_t>(n));
+  if (n > 0) MPI_CHECK(MPI_Bcast(s->data(), static_cast<int>(n), MPI_CHAR, root, comm));
+}
+
+// Every rank raises the same input error (printed once by rank 0, exit 2 everywhere).
+[[noreturn]] void collective_input_error(const std::string& msg) {
+  set_collective_phase(true);
+  input_error(msg);
+}
+
+}  // namespace
+
+void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, const ParamStore& params,
+                           Optimizer& optimizer, const CheckpointState& state) {
+  h5::quiet();
+  const std::string partial = path + ".partial";
+  const MeshCoord& at = mesh.coord();
+  const MeshShape& shape = mesh.shape();
+  {
+    Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
+    H5_CHECK(H5Pset_fapl_mpio(fapl, mesh.world_comm(), MPI_INFO_NULL));
+    Handle file(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    if (!file.valid()) fault("checkpoint: cannot create ", partial, ": ", h5::error_stack());
+
+    const ModelConfig& m = config.model;
+    put_attr_str(file, "format", kFormatName);
+    put_attr_i64(file, "format_version", kCheckpointFormatVersion);
+    put_attr_i64(file, "step", state.step);
+    put_attr_i64(file, "tokens_seen", state.tokens_seen);
+    put_attr_i64(file, "data_position", state.step);
+    put_attr_f64(file, "lr", state.lr);
+    put_attr_i64(file, "seed", static_cast<int64_t>(config.run.seed));
+    put_attr_i64(file, "mesh_dp", shape.dp);
+    put_attr_i64(file, "mesh_cp", shape.cp);
+    put_attr_i64(file, "mesh_tp", shape.tp);
+    put_attr_i64(file, "mesh_ulysses", shape.ulysses);
+    put_attr_str(file, "mesh_cp_mode", config.parallel.cp_mode);
+    put_attr_i64(file, "mesh_zero1", config.parallel.zero1 && shape.dp > 1);
+    put_attr_i64(file, "model_vocab_size", m.vocab_size);
+    put_attr_i64(file, "model_d_model", m.d_model);
+    put_attr_i64(file, "model_n_layers", m.n_layers);
+    put_attr_i64(file, "model_n_heads", m.n_heads);
+    put_attr_i64(file, "model_n_kv_heads", m.n_kv_heads);
+    put_attr_i64(file, "model_d_ff", m.ffn_dim());
+    put_attr_i64(file, "model_tie_embeddings", m.tie_embeddings);
+    put_attr_str(file, "config", dump_config(config));
+    for (const char* g : {"model", "optimizer", "optimizer/exp_avg", "optimizer/exp_avg_sq"})
+      Handle(H5_CHECK(H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+
+    Handle dxpl(H5_CHECK(H5Pcreate(H5P_DATASET_XFER)));
+    H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    const bool zero1 = config.parallel.zero1 && shape.dp > 1;
+    const int64_t lo = optimizer.shard_begin(), hi = lo + optimizer.shard_size();
+    for (const Param& p : params.params()) {
+      const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
+      const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
+      std::vector<Block> all = writer ? global_blocks(p, 0, p.numel) : std::vector<Block>{};
+      write_dataset(file, "model/" + p.info.name, p.info.global_shape, all, p.value.f32(), dxpl);
+      // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
+      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
+      const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
+      std::vector<Block> mine = moment_writer ? global_blocks(p, b - p.offset, e - p.offset) : std::vector<Block>{};
+      const size_t off = static_cast<size_t>(std::max<int64_t>(b - lo, 0));
+      write_dataset(file, "optimizer/exp_avg/" + p.info.name, p.info.global_shape, mine,
+                    optimizer.exp_avg().data() + (moment_writer ? off : 0), dxpl);
+      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, p.info.global_shape, mine,
+                    optimizer.exp_avg_sq().data() + (moment_writer ? off : 0), dxpl);
+    }
+    H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
+  }  // collective close
+  MPI_CHECK(MPI_Barrier(mesh.world_comm()));
+  if (mesh.rank() == 0) {
+    std::error_code ec;
+    std::filesystem::rename(partial, path, ec);
+    if (ec) fault("checkpoint: cannot rename ", partial, " to ", path, ": ", ec.message());
+  }
+  MPI_CHECK(MPI_Barrier(mesh.world_comm()));
+}
+
+CheckpointState read_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, ParamStore& params,
+                                     Optimizer* optimizer) {
+  h5::quiet();
+  const MPI_Comm comm = mesh.world_comm();
+  CheckpointHeader header;
+  std::string problem;
+  if (mesh.rank() == 0) problem = load_problem(path, config, params, optimizer != nullptr, &header);
+  bcast_string(&problem, 0, comm);
+  if (!problem.empty()) collective_input_error(problem);
+  long long hv[3] = {header.step, header.tokens_seen, 0};
+  double lr = header.lr;
+  MPI_CHECK(MPI_Bcast(hv, 3, MPI_LONG_LONG, 0, comm));
+  MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, comm));
+
+  // Every rank reads its own hyperslabs, independently.
+  std::string error;
+  {
+    Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
+    H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl));
+    if (!file.valid()) fault("checkpoint ", path, ": parallel open failed after the serial check: ", h5::error_stack());
+    const int64_t lo = optimizer ? optimizer->shard_begin() : 0;
+    const int64_t hi = optimizer ? lo + optimizer->shard_size() : 0;
+    for (const Param& p : params.params()) {
+      const int nd = static_cast<int>(p.local_shape.size());
+      error = read_blocks(file, "model/" + p.info.name, path, nd, global_blocks(p, 0, p.numel), p.value.f32());
+      if (!error.empty()) break;
+      if (!optimizer) continue;
+      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
+      if (b >= e) continue;
+      const std::vector<Block> mine = global_blocks(p, b - p.offset, e - p.offset);
+      error = read_blocks(file, "optimizer/exp_avg/" + p.info.name, path, nd, mine,
+                          optimizer->exp_avg().data() + (b - lo));
+      if (error.empty())
+        error = read_blocks(file, "optimizer/exp_avg_sq/" + p.info.name, path, nd, mine,
+                            optimizer->exp_avg_sq().data() + (b - lo));
+      if (!error.empty()) break;
+    }
+  }  // collective close
+  // Agree: the lowest rank that saw a problem tells everyone.
+  int bad = error.empty() ? mesh.size() : mesh.rank();
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, comm));
+  if (bad < mesh.size()) {
+    bcast_string(&error, bad, comm);
+    collective_input_error(error);
+  }
+  CheckpointState s;
+  s.step = hv[0];
+  s.tokens_seen = hv[1];
+  s.lr = lr;
+  return s;
+}
+
+CheckpointHeader read_checkpoint_header(const std::string& path) {
+  Handle f = open_serial(path);
+  return header_of(f, path);
+}
+
+std::string checkpoint_problem(const std::string& path) {
+  try {
+    read_checkpoint_header(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<std::string> checkpoint_tensor_names(const std::string& path, const std::string& group) {
+  Handle f = open_serial(path);
+  if (H5Lexists(f, group.c_str(), H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return {};
+  }
+  Handle g(H5Gopen2(f, group.c_str(), H5P_DEFAULT));
+  if (!g.valid()) input_error("checkpoint ", path, ": ", group, " is not a group");
+  H5G_info_t info;
+  H5_CHECK(H5Gget_info(g, &info));
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) continue;
+    std::string s(static_cast<size_t>(n) + 1, '\0');
+    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), s.size(), H5P_DEFAULT);
+    s.resize(static_cast<size_t>(n));
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(g, s.c_str(), &oi, H5P_DEFAULT) >= 0 && oi.type == H5O_TYPE_DATASET) names.push_back(s);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<int64_t> checkpoint_tensor_shape(const std::string& path, const std::string& dataset) {
+  Handle f = open_serial(path);
+  Handle dset(H5Dopen2(f, dataset.c_str(), H5P_DEFAULT));
+  if (!dset.valid()) input_error("checkpoint ", path, ": tensor ", dataset, " is missing");
+  Handle space(H5_CHECK(H5Dget_space(dset)));
+  const int nd = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+std::vector<float> read_checkpoint_tensor(const std::string& path, const std::string& dataset,
+                                          std::vector<int64_t>* shape) {
+  Handle f = open_serial(path);
+  Handle dset(H5Dopen2(f, dataset.c_str(), H5P_DEFAULT));
+  if (!dset.valid()) input_error("checkpoint ", path, ": tensor ", dataset, " is missing");
+  Handle type(H5_CHECK(H5Dget_type(dset)));
+  if (H5Tget_class(type) != H5T_FLOAT)
+    input_error("checkpoint ", path, ": tensor ", dataset, " is not a floating-point dataset");
+  Handle space(H5_CHECK(H5Dget_space(dset)));
+  const int nd = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  shape->assign(dims.begin(), dims.end());
+  size_t n = 1;
+  for (hsize_t d : dims) n *= static_cast<size_t>(d);
+  std::vector<float> out(n);
+  if (n > 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
+    const bool checksum = h5::stack_has_checksum_error();
+    const std::string detail = h5::error_stack();
+    if (checksum) input_error("checksum error in dataset ", dataset, " of ", path, " (the file is corrupted)");
+    input_error("checkpoint ", path, ": cannot read dataset ", dataset, " (", detail, ")");
+  }
+  return out;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,184 @@
+// inspect and export. The safetensors file is written by hand, following the format's
+// definition: 8 bytes little-endian u64 N, an N-byte UTF-8 JSON header
+//   {"__metadata__": {...}, "<name>": {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}}
+// padded with spaces to a multiple of 8, then the tensors' bytes back to back (offsets relative
+// to the end of the header, no gaps), here in name order.
+#include "src/checkpoint/checkpoint_tools.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "src/checkpoint/checkpoint.h"
+#include "src/config/config.h"
+#include "src/core/error.h"
+
+namespace ringtrain {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+std::string num(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+void put_le64(std::ostream& o, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+  o.write(reinterpret_cast<const char*>(b), 8);
+}
+
+bool little_endian() {
+  const uint16_t x = 1;
+  unsigned char c;
+  std::memcpy(&c, &x, 1);
+  return c == 1;
+}
+
+}  // namespace
+
+uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
+  static uint32_t table[256];
+  static bool ready = false;
+  if (!ready) {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    ready = true;
+  }
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void inspect_checkpoint(const std::string& path, std::ostream& out) {
+  const CheckpointHeader h = read_checkpoint_header(path);
+  out << "checkpoint   " << path << "\n"
+      << "format       ringtrain-checkpoint, version " << h.version << "\n"
+      << "step         " << h.step << "\n"
+      << "tokens_seen  " << h.tokens_seen << "\n"
+      << "lr           " << num(h.lr) << " (of the last step; the schedule is a function of the step)\n"
+      << "seed         " << h.seed << " (no RNG state beyond it: data and init are functions of seed and step)\n"
+      << "data         position " << h.data_position << " (next step's samples are (seed, step, i))\n"
+      << "mesh         dp " << h.mesh_dp << " x cp " << h.mesh_cp << " x tp " << h.mesh_tp << ", cp_mode "
+      << h.mesh_cp_mode << ", ulysses " << h.mesh_ulysses << ", zero1 " << (h.mesh_zero1 ? "on" : "off") << "\n"
+      << "model        vocab_size " << h.vocab_size << ", d_model " << h.d_model << ", n_layers " << h.n_layers
+      << ", n_heads " << h.n_heads << ", n_kv_heads " << h.n_kv_heads << ", d_ff " << h.d_ff
+      << ", tie_embeddings " << (h.tie_embeddings ? "true" : "false") << "\n"
+      << "--- config ---\n"
+      << h.config_yaml << (h.config_yaml.empty() || h.config_yaml.back() == '\n' ? "" : "\n")
+      << "--- tensors: name, dtype, shape, sum, crc32 of the little-endian bytes ---\n";
+  int64_t total = 0;
+  int count = 0;
+  for (const char* group : {"model", "optimizer/exp_avg", "optimizer/exp_avg_sq"}) {
+    for (const std::string& name : checkpoint_tensor_names(path, group)) {
+      const std::string full = std::string(group) + "/" + name;
+      std::vector<int64_t> shape;
+      const std::vector<float> v = read_checkpoint_tensor(path, full, &shape);
+      double sum = 0;
+      for (float x : v) sum += x;
+      const uint32_t crc = crc32_update(0, v.data(), v.size() * sizeof(float));
+      char line[64];
+      std::snprintf(line, sizeof line, "%08" PRIx32, crc);
+      out << full << "  float32  " << shape_str(shape) << "  sum " << num(sum) << "  crc32 " << line << "\n";
+      total += static_cast<int64_t>(v.size());
+      ++count;
+    }
+  }
+  out << "--- " << count << " tensors, " << total << " elements, " << total * 4 << " bytes of fp32; file "
+      << std::filesystem::file_size(path) << " bytes ---\n";
+}
+
+void export_checkpoint(const std::string& path, const std::string& out_dir, std::ostream& log) {
+  RT_CHECK(little_endian(), "export: safetensors needs little-endian bytes");
+  const CheckpointHeader h = read_checkpoint_header(path);
+  Config c;
+  try {
+    c = parse_config(h.config_yaml, path + " (stored config)", {}, ConfigChecks{false});
+  } catch (const Error& e) {
+    input_error("export: cannot read the config stored in ", path, ": ", e.what());
+  }
+  const std::vector<std::string> names = checkpoint_tensor_names(path, "model");
+  if (names.empty()) input_error("export: checkpoint ", path, " holds no tensors under model/");
+
+  std::vector<std::vector<int64_t>> shapes;
+  std::ostringstream js;
+  js << "{\"__metadata__\":{\"format\":\"pt\",\"source\":\"ringtrain\",\"step\":\"" << h.step << "\"}";
+  uint64_t offset = 0;
+  for (const std::string& n : names) {
+    shapes.push_back(checkpoint_tensor_shape(path, "model/" + n));
+    uint64_t numel = 1;
+    for (int64_t d : shapes.back()) numel *= static_cast<uint64_t>(d);
+    js << ",\"" << n << "\":{\"dtype\":\"F32\",\"shape\":[";
+    for (size_t i = 0; i < shapes.back().size(); ++i) js << (i ? "," : "") << shapes.back()[i];
+    js << "],\"data_offsets\":[" << offset << "," << offset + numel * 4 << "]}";
+    offset += numel * 4;
+  }
+  js << "}";
+  std::string header = js.str();
+  while (header.size() % 8 != 0) header += ' ';
+
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) input_error("export: cannot create ", out_dir, ": ", ec.message());
+  const std::string st_path = out_dir + "/model.safetensors";
+  {
+    std::ofstream o(st_path, std::ios::binary | std::ios::trunc);
+    if (!o) input_error("export: cannot write ", st_path);
+    put_le64(o, header.size());
+    o.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::vector<int64_t> shape;
+      const std::vector<float> v = read_checkpoint_tensor(path, "model/" + names[i], &shape);
+      o.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+    }
+    if (!o) input_error("export: writing ", st_path, " failed");
+  }
+
+  const ModelConfig& m = c.model;
+  const std::string cfg_path = out_dir + "/config.json";
+  {
+    std::ofstream o(cfg_path, std::ios::trunc);
+    o << "{\n"
+      << "  \"architectures\": [\"LlamaForCausalLM\"],\n"
+      << "  \"model_type\": \"llama\",\n"
+      << "  \"vocab_size\": " << h.vocab_size << ",\n"
+      << "  \"hidden_size\": " << h.d_model << ",\n"
+      << "  \"intermediate_size\": " << h.d_ff << ",\n"
+      << "  \"num_hidden_layers\": " << h.n_layers << ",\n"
+      << "  \"num_attention_heads\": " << h.n_heads << ",\n"
+      << "  \"num_key_value_heads\": " << h.n_kv_heads << ",\n"
+      << "  \"head_dim\": " << h.d_model / h.n_heads << ",\n"
+      << "  \"hidden_act\": \"silu\",\n"
+      << "  \"max_position_embeddings\": " << c.train.seq_len << ",\n"
+      << "  \"rms_norm_eps\": " << num(m.norm_eps) << ",\n"
+      << "  \"rope_theta\": " << num(m.rope_theta) << ",\n"
+      << "  \"rope_scaling\": null,\n"
+      << "  \"attention_bias\": false,\n"
+      << "  \"attention_dropout\": 0.0,\n"
+      << "  \"mlp_bias\": false,\n"
+      << "  \"initializer_range\": " << num(m.init_std) << ",\n"
+      << "  \"tie_word_embeddings\": " << (h.tie_embeddings ? "true" : "false") << ",\n"
+      << "  \"use_cache\": true,\n"
+      << "  \"torch_dtype\": \"float32\"\n"
+      << "}\n";
+    if (!o) input_error("export: cannot write ", cfg_path);
+  }
+  log << "exported " << names.size() << " tensors (" << offset << " bytes) of " << path << " (step " << h.step
+      << ") to " << st_path << " and " << cfg_path << "\n";
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,549 @@
+// The emulated runtime: device memory in host memory (poisoned, guarded, bounds-checked),
+// streams and events executed in issue order, device properties, error codes, launch checks,
+// the out-of-bounds fault report, schedules and the operation trace.
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "src/device/emu/emu_internal.h"
+#include "src/device/gpu.h"
+
+namespace ringtrain::gpu {
+
+struct StreamImpl {
+  int id;
+};
+struct EventImpl {
+  bool recorded = false;
+  int id = 0;
+  double time_ms = 0.0;
+};
+
+namespace emu {
+namespace {
+
+size_t page_size() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+struct Alloc {
+  size_t size;       // requested
+  size_t rounded;    // to kAllocAlign: [base + size, base + rounded) is the canary slack
+  char* map_base;    // the mapping (guard page at its end)
+  size_t map_bytes;
+  bool pinned_host;
+};
+
+struct Registry {
+  std::mutex mu;
+  std::map<uintptr_t, Alloc> allocs;  // by base address
+  size_t in_use = 0;
+  struct Guard {
+    uintptr_t lo, hi;
+    const char* what;
+  };
+  std::vector<Guard> guards;  // shared memory and stack guards
+};
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed: used by the fault handler
+  return *r;
+}
+
+thread_local Error tl_last_error = Error::kSuccess;
+thread_local std::string tl_last_detail;
+thread_local int tl_device = 0;
+
+Schedule g_schedule = Schedule::kAscending;
+uint64_t g_seed = 1;
+bool g_schedule_from_env = false;
+
+std::mutex g_trace_mu;
+bool g_tracing = false;
+std::vector<TraceEntry> g_trace;
+int g_next_stream_id = 1;
+int g_next_event_id = 1;
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+Error fail(Error e, const std::string& detail) {
+  set_last_error(e, detail);
+  return e;
+}
+
+// The allocation containing p (or p's first byte past its end, for messages).
+const std::pair<const uintptr_t, Alloc>* find_alloc(uintptr_t p) {
+  auto& allocs = registry().allocs;
+  auto it = allocs.upper_bound(p);
+  if (it == allocs.begin()) return nullptr;
+  --it;
+  return &*it;
+}
+
+void fault_handler(int sig, siginfo_t* info, void*) {
+  const std::string where = describe_guard_hit(info->si_addr);
+  if (!where.empty()) {
+    std::string msg = "ringtrain emulated device: out-of-bounds access: " + where;
+    const std::string who = current_thread_description();
+    if (!who.empty()) msg += " (" + who + ")";
+    msg += "\n";
+    ssize_t w = write(2, msg.data(), msg.size());
+    (void)w;
+    _exit(3);
+  }
+  signal(sig, SIG_DFL);  // not ours: the default action on return (re-executes the access)
+}
+
+}  // namespace
+
+void set_last_error(Error e, const std::string& detail) {
+  tl_last_error = e;
+  tl_last_detail = detail;
+}
+
+bool device_range_ok(const void* p, size_t bytes, std::string* why) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const auto* hit = find_alloc(a);
+  if (!hit || hit->second.pinned_host || a >= hit->first + hit->second.rounded + page_size()) {
+    if (why) *why = "address " + std::to_string(a) + " is not in any device allocation";
+    return false;
+  }
+  const size_t off = a - hit->first;
+  if (off + bytes > hit->second.size) {
+    if (why)
+      *why = "bytes [" + std::to_string(off) + ", " + std::to_string(off + bytes) + ") of an allocation of " +
+             std::to_string(hit->second.size) + " bytes";
+    return false;
+  }
+  return true;
+}
+
+std::string check_canaries() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (const auto& [base, a] : r.allocs) {
+    const unsigned char* c = reinterpret_cast<const unsigned char*>(base);
+    for (size_t i = a.size; i < a.rounded; ++i)
+      if (c[i] != 0xFF)
+        return "byte " + std::to_string(i) + " of an allocation of " + std::to_string(a.size) +
+               " bytes was written (" + std::to_string(i - a.size) + " bytes past its end)";
+  }
+  return "";
+}
+
+void register_guard(const void* lo, size_t bytes, const char* what) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const uintptr_t l = reinterpret_cast<uintptr_t>(lo);
+  r.guards.push_back({l, l + bytes, what});
+}
+
+std::string describe_guard_hit(const void* addr) {
+  // Called from the signal handler: no locks (the process ends right after).
+  Registry& r = registry();
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  const auto* hit = find_alloc(a);
+  if (hit && !hit->second.pinned_host) {
+    const uintptr_t guard_lo = hit->first + hit->second.rounded;
+    if (a >= guard_lo && a < guard_lo + page_size())
+      return "read or write " + std::to_string(a - hit->first - hit->second.size) +
+             " bytes past the end of a device allocation of " + std::to_string(hit->second.size) + " bytes";
+  }
+  for (const auto& g : r.guards)
+    if (a >= g.lo && a < g.hi) return "access beyond " + std::string(g.what);
+  return "";
+}
+
+void install_fault_handler() {
+  static bool installed = false;
+  thread_local bool alt_stack = false;
+  if (!alt_stack) {
+    // The handler must not run on a fiber stack that just overflowed.
+    static thread_local std::vector<char> stack(64 * 1024);
+    stack_t ss{};
+    ss.ss_sp = stack.data();
+    ss.ss_size = stack.size();
+    sigaltstack(&ss, nullptr);
+    alt_stack = true;
+  }
+  if (installed) return;
+  installed = true;
+  struct sigaction sa{};
+  sa.sa_sigaction = &fault_handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, nullptr);
+  sigaction(SIGBUS, &sa, nullptr);
+}
+
+void trace_launch(Stream stream, const std::string& what) { trace_note(stream, what); }
+
+}  // namespace emu
+
+using emu::fail;
+
+const char* error_name(Error e) {
+  switch (e) {
+    case Error::kSuccess: return "cudaSuccess";
+    case Error::kInvalidValue: return "cudaErrorInvalidValue";
+    case Error::kMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case Error::kInitialization: return "cudaErrorInitializationError";
+    case Error::kInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case Error::kInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case Error::kInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case Error::kInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    case Error::kInvalidDevice: return "cudaErrorInvalidDevice";
+    case Error::kInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case Error::kNotReady: return "cudaErrorNotReady";
+    case Error::kIllegalAddress: return "cudaErrorIllegalAddress";
+    case Error::kLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case Error::kLaunchFailure: return "cudaErrorLaunchFailure";
+    case Error::kNotSupported: return "cudaErrorNotSupported";
+    case Error::kUnknown: return "cudaErrorUnknown";
+  }
+  return "cudaError(unknown code)";
+}
+
+std::string last_error_detail() { return emu::tl_last_detail; }
+
+void gpu_failed(Error e, const char* call, const char* file, int line) {
+  const std::string detail = last_error_detail();
+  ringtrain::fault(call, " failed: ", error_name(e), detail.empty() ? "" : " (", detail,
+                   detail.empty() ? "" : ")", " at ", file, ":", line);
+}
+
+Error get_device_count(int* count) {
+  *count = 1;
+  return Error::kSuccess;
+}
+Error set_device(int device) {
+  if (device != 0) return fail(Error::kInvalidDevice, "the emulated machine has one device (0)");
+  emu::tl_device = device;
+  return Error::kSuccess;
+}
+Error get_device(int* device) {
+  *device = emu::tl_device;
+  return Error::kSuccess;
+}
+Error get_device_properties(DeviceProps* p, int device) {
+  if (device != 0) return fail(Error::kInvalidDevice, "the emulated machine has one device (0)");
+  p->name = "ringtrain emulated CUDA device (sm_90, CPU fibers; slow)";
+  p->major = 9;
+  p->minor = 0;
+  p->total_memory = emu::kTotalMemory;
+  p->multiprocessors = 132;
+  p->max_threads_per_block = emu::kMaxThreadsPerBlock;
+  p->shared_per_block = emu::kSharedPerBlock;
+  p->shared_per_block_optin = emu::kSharedPerBlockOptin;
+  p->warp_size = 32;
+  p->emulated = true;
+  return Error::kSuccess;
+}
+Error device_synchronize() { return Error::kSuccess; }  // work runs in issue order, at issue
+Error get_last_error() {
+  const Error e = emu::tl_last_error;
+  emu::tl_last_error = Error::kSuccess;
+  return e;
+}
+Error mem_get_info(size_t* free_bytes, size_t* total_bytes) {
+  emu::Registry& r = emu::registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  *total_bytes = emu::kTotalMemory;
+  *free_bytes = emu::kTotalMemory - std::min(r.in_use, emu::kTotalMemory);
+  return Error::kSuccess;
+}
+
+namespace {
+Error alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
+  if (!ptr) return fail(Error::kInvalidValue, "null result pointer");
+  emu::install_fault_handler();
+  const size_t ps = emu::page_size();
+  const size_t rounded = emu::round_up(std::max<size_t>(bytes, 1), emu::kAllocAlign);
+  const size_t map_bytes = emu::round_up(rounded, ps) + ps;
+  emu::Registry& r = emu::registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (r.in_use + bytes > emu::kTotalMemory)
+      return fail(Error::kMemoryAllocation, "the emulated device's 80 GiB are in use");
+  }
+  void* m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return fail(Error::kMemoryAllocation, "host mmap of " + std::to_string(map_bytes) + " bytes failed");
+  char* base = static_cast<char*>(m);
+  mprotect(base + map_bytes - ps, ps, PROT_NONE);
+  char* user = base + map_bytes - ps - rounded;
+  std::memset(user, 0xFF, rounded);  // poison: NaN in every float type, -1 in every integer
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.allocs[reinterpret_cast<uintptr_t>(user)] = emu::Alloc{bytes, rounded, base, map_bytes, pinned_host};
+  if (!pinned_host) r.in_use += bytes;
+  *ptr = user;
+  return Error::kSuccess;
+}
+Error free_guarded(void* ptr, bool pinned_host) {
+  if (!ptr) return Error::kSuccess;
+  emu::Registry& r = emu::registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.allocs.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == r.allocs.end() || it->second.pinned_host != pinned_host)
+    return fail(Error::kInvalidValue, pinned_host ? "not a pinned host allocation" : "not the start of a live device allocation");
+  const emu::Alloc a = it->second;
+  const unsigned char* c = static_cast<const unsigned char*>(ptr);
+  for (size_t i = a.size; i < a.rounded; ++i)
+    if (c[i] != 0xFF) {
+      r.allocs.erase(it);
+      munmap(a.map_base, a.map_bytes);
+      return fail(Error::kIllegalAddress, "allocation of " + std::to_string(a.size) + " bytes was written past its end");
+    }
+  r.allocs.erase(it);
+  if (!pinned_host) r.in_use -= a.size;
+  munmap(a.map_base, a.map_bytes);
+  return Error::kSuccess;
+}
+
+bool range_in_device(const void* p, size_t bytes, std::string* why) { return emu::device_range_ok(p, bytes, why); }
+
+Error check_copy(void* dst, const void* src, size_t bytes, CopyKind kind) {
+  if (bytes == 0) return Error::kSuccess;
+  std::string why;
+  const bool dst_dev = range_in_device(dst, bytes, nullptr);
+  const bool src_dev = range_in_device(src, bytes, nullptr);
+  auto need = [&](const void* p, bool dev, const char* role) -> Error {
+    if (dev) return Error::kSuccess;
+    range_in_device(p, bytes, &why);
+    return fail(Error::kInvalidValue, std::string("memcpy ") + role + " is not " + std::to_string(bytes) +
+                                          " bytes of device memory: " + why);
+  };
+  switch (kind) {
+    case CopyKind::kHostToDevice: return need(dst, dst_dev, "destination");
+    case CopyKind::kDeviceToHost: return need(src, src_dev, "source");
+    case CopyKind::kDeviceToDevice: {
+      Error e = need(dst, dst_dev, "destination");
+      return e != Error::kSuccess ? e : need(src, src_dev, "source");
+    }
+    case CopyKind::kHostToHost:
+    case CopyKind::kDefault: {
+      // A pointer inside an allocation whose range runs past its end is a bug, whatever the kind.
+      for (const void* p : {static_cast<const void*>(dst), src}) {
+        if (!is_device_pointer(p)) continue;
+        if (!range_in_device(p, bytes, &why)) return fail(Error::kInvalidValue, "memcpy range overruns: " + why);
+      }
+      return Error::kSuccess;
+    }
+  }
+  return fail(Error::kInvalidMemcpyDirection, "unknown copy kind");
+}
+}  // namespace
+
+Error device_alloc(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, false); }
+Error device_free(void* ptr) { return free_guarded(ptr, false); }
+Error host_alloc_pinned(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, true); }
+Error host_free_pinned(void* ptr) { return free_guarded(ptr, true); }
+
+bool is_device_pointer(const void* ptr) {
+  emu::Registry& r = emu::registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const auto* hit = emu::find_alloc(reinterpret_cast<uintptr_t>(ptr));
+  return hit && !hit->second.pinned_host && reinterpret_cast<uintptr_t>(ptr) < hit->first + hit->second.rounded;
+}
+
+Error memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
+  const Error e = check_copy(dst, src, bytes, kind);
+  if (e != Error::kSuccess) return e;
+  if (bytes) std::memmove(dst, src, bytes);
+  return Error::kSuccess;
+}
+Error memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream) {
+  trace_note(stream, "memcpy " + std::to_string(bytes));
+  return memcpy(dst, src, bytes, kind);
+}
+Error memset(void* ptr, int value, size_t bytes) {
+  std::string why;
+  if (bytes && !emu::device_range_ok(ptr, bytes, &why)) return fail(Error::kInvalidValue, "memset: " + why);
+  std::memset(ptr, value, bytes);
+  return Error::kSuccess;
+}
+Error memset_async(void* ptr, int value, size_t bytes, Stream stream) {
+  trace_note(stream, "memset " + std::to_string(bytes));
+  return memset(ptr, value, bytes);
+}
+
+Error stream_create(Stream* stream) {
+  std::lock_guard<std::mutex> lock(emu::g_trace_mu);
+  *stream = new StreamImpl{emu::g_next_stream_id++};
+  return Error::kSuccess;
+}
+Error stream_destroy(Stream stream) {
+  delete stream;
+  return Error::kSuccess;
+}
+Error stream_synchronize(Stream) { return Error::kSuccess; }
+Error stream_wait_event(Stream stream, Event event) {
+  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
+  trace_note(stream, "wait_event #" + std::to_string(event->id));
+  return Error::kSuccess;
+}
+Error event_create(Event* event) {
+  std::lock_guard<std::mutex> lock(emu::g_trace_mu);
+  *event = new EventImpl{};
+  (*event)->id = emu::g_next_event_id++;
+  return Error::kSuccess;
+}
+Error event_destroy(Event event) {
+  delete event;
+  return Error::kSuccess;
+}
+Error event_record(Event event, Stream stream) {
+  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
+  event->recorded = true;
+  event->time_ms = emu::now_ms();
+  trace_note(stream, "event_record #" + std::to_string(event->id));
+  return Error::kSuccess;
+}
+Error event_query(Event event) {
+  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
+  return Error::kSuccess;  // everything recorded has run
+}
+Error event_synchronize(Event event) { return event_query(event); }
+Error event_elapsed_ms(float* ms, Event start, Event end) {
+  if (!start || !end) return fail(Error::kInvalidResourceHandle, "null event");
+  if (!start->recorded || !end->recorded) return fail(Error::kInvalidResourceHandle, "event not recorded");
+  *ms = static_cast<float>(end->time_ms - start->time_ms);
+  return Error::kSuccess;
+}
+
+namespace {
+std::mutex g_attr_mu;
+std::map<const void*, int>& max_dyn_smem() {
+  static std::map<const void*, int> m;
+  return m;
+}
+}  // namespace
+
+Error func_set_max_dynamic_smem(const void* kernel, int bytes) {
+  if (!kernel) return fail(Error::kInvalidDeviceFunction, "null kernel");
+  if (bytes < 0 || static_cast<size_t>(bytes) > emu::kSharedPerBlockOptin)
+    return fail(Error::kInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(bytes) +
+                                          " above the device's 227 KiB (232448 bytes)");
+  std::lock_guard<std::mutex> lock(g_attr_mu);
+  max_dyn_smem()[kernel] = bytes;
+  return Error::kSuccess;
+}
+
+namespace detail {
+
+Error check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) {
+  if (!kernel) return fail(Error::kInvalidDeviceFunction, "null kernel");
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  if (block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      threads > static_cast<uint64_t>(emu::kMaxThreadsPerBlock))
+    return fail(Error::kInvalidConfiguration, "block (" + std::to_string(block.x) + "," + std::to_string(block.y) +
+                                                  "," + std::to_string(block.z) + ") has " + std::to_string(threads) +
+                                                  " threads; at most 1024, z at most 64");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
+    return fail(Error::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
+                                                  std::to_string(grid.z) + ") outside the device's limits");
+  int limit = static_cast<int>(emu::kSharedPerBlock);
+  {
+    std::lock_guard<std::mutex> lock(g_attr_mu);
+    auto it = max_dyn_smem().find(kernel);
+    if (it != max_dyn_smem().end()) limit = it->second;
+  }
+  if (smem_bytes > static_cast<size_t>(limit))
+    return fail(Error::kInvalidValue,
+                "dynamic shared memory of " + std::to_string(smem_bytes) + " bytes above the kernel's limit of " +
+                    std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above 227 KiB)");
+  return Error::kSuccess;
+}
+
+std::string kernel_name(const void* kernel) {
+  Dl_info info{};
+  if (dladdr(kernel, &info) && info.dli_sname) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> dem(abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status), std::free);
+    std::string s = status == 0 && dem ? dem.get() : info.dli_sname;
+    const size_t paren = s.find('(');
+    return paren == std::string::npos ? s : s.substr(0, paren);
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p", kernel);
+  return buf;
+}
+
+}  // namespace detail
+
+// ---- schedules ----
+namespace {
+void schedule_from_env() {
+  if (emu::g_schedule_from_env) return;
+  emu::g_schedule_from_env = true;
+  const char* e = std::getenv("RINGTRAIN_EMU_SCHEDULE");
+  if (!e) return;
+  const std::string s = e;
+  if (s == "ascending") emu::g_schedule = Schedule::kAscending;
+  else if (s == "descending") emu::g_schedule = Schedule::kDescending;
+  else if (s.rfind("shuffle", 0) == 0) {
+    emu::g_schedule = Schedule::kShuffle;
+    if (s.size() > 8 && s[7] == ':') emu::g_seed = std::strtoull(s.c_str() + 8, nullptr, 10);
+  } else {
+    ringtrain::input_error("RINGTRAIN_EMU_SCHEDULE=", s, ": expected ascending, descending or shuffle[:seed]");
+  }
+}
+}  // namespace
+
+void set_schedule(Schedule schedule, uint64_t seed) {
+  emu::g_schedule_from_env = true;
+  emu::g_schedule = schedule;
+  emu::g_seed = seed;
+}
+Schedule current_schedule() {
+  schedule_from_env();
+  return emu::g_schedule;
+}
+uint64_t current_schedule_seed() {
+  schedule_from_env();
+  return emu::g_seed;
+}
+const char* schedule_name(Schedule s) {
+  switch (s) {
+    case Schedule::kAscending: return "ascending";
+    case Schedule::kDescending: return "descending";
+    case Schedule::kShuffle: return "shuffle";
+  }
+  return "?";
+}
+
+// ---- trace ----
+void trace_start() {
+  std::lock_guard<std::mutex> lock(emu::g_trace_mu);
+  emu::g_trace.clear();
+  emu::g_tracing = true;
+}
+std::vector<TraceEntry> trace_stop() {
+  std::lock_guard<std::mutex> lock(emu::g_trace_mu);
+  emu::g_tracing = false;
+  return std::move(emu::g_trace);
+}
+int stream_id(Stream stream) { return stream ? stream->id : 0; }
+void trace_note(Stream stream, const std::string& what) {
+  std::lock_guard<std::mutex> lock(emu::g_trace_mu);
+  if (emu::g_tracing) emu::g_trace.push_back({stream ? stream->id : 0, what});
+}
+
+}  // namespace ringtrain::gpu

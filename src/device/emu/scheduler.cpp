@@ -1,0 +1,623 @@
+// The emulated execution model: every block of the grid runs in turn; within a block every
+// CUDA thread is a Boost.Context fiber that runs until its next synchronization point
+// (__syncthreads, a warp operation, exit) and then hands control back to the block's
+// scheduler. The scheduler resumes runnable threads in the order of the current schedule
+// (ascending, descending, or a seeded shuffle redrawn every round), releases a barrier when
+// every live thread has reached it (exited threads leave the count), and reports a deadlock
+// when no thread can move. Warp operations complete when every lane of their mask arrived.
+//
+// This file must stay out of any LTO: the switch must look opaque to the optimizer, or loads
+// of shared memory in a kernel get cached across a __syncthreads.
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xmmintrin.h>
+
+#include <algorithm>
+#include <boost/context/fiber.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "src/device/emu/emu_internal.h"
+#include "src/device/kernel.h"
+
+namespace ctx = boost::context;
+
+namespace ringtrain::gpu::emu {
+
+thread_local ThreadCtx tl_ctx;
+
+namespace {
+
+size_t page_size() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// ---- fiber stacks: pooled per OS thread, each with a PROT_NONE guard page below it ----
+size_t stack_bytes() {
+  static const size_t s = [] {
+    const char* e = std::getenv("RINGTRAIN_EMU_STACK_KB");
+    const size_t kb = e ? std::strtoul(e, nullptr, 10) : 128;
+    return round_up(std::max<size_t>(kb, 32) * 1024, page_size());
+  }();
+  return s;
+}
+
+struct StackPool {
+  std::vector<void*> free_list;  // lowest address (guard page) of each mapping
+  ~StackPool() {
+    for (void* p : free_list) munmap(p, stack_bytes() + page_size());
+  }
+  ctx::stack_context allocate() {
+    void* base;
+    if (!free_list.empty()) {
+      base = free_list.back();
+      free_list.pop_back();
+    } else {
+      base = mmap(nullptr, stack_bytes() + page_size(), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (base == MAP_FAILED) throw std::bad_alloc();
+      mprotect(base, page_size(), PROT_NONE);
+      register_guard(base, page_size(), "a CUDA thread's stack (stack overflow: raise RINGTRAIN_EMU_STACK_KB)");
+    }
+    ctx::stack_context sc;
+    sc.size = stack_bytes();
+    sc.sp = static_cast<char*>(base) + page_size() + stack_bytes();
+    return sc;
+  }
+  void release(ctx::stack_context& sc) {
+    free_list.push_back(static_cast<char*>(sc.sp) - sc.size - page_size());
+  }
+};
+thread_local StackPool tl_stacks;
+
+struct PooledStack {
+  ctx::stack_context allocate() { return tl_stacks.allocate(); }
+  void deallocate(ctx::stack_context& sc) noexcept { tl_stacks.release(sc); }
+};
+
+// ---- shared memory: one arena per OS thread, reused by every block ----
+// Static (RT_SHARED) variables at the start of one mapping; dynamic shared memory ends exactly
+// at a guard page in another, so a read past its end faults.
+struct SharedArena {
+  char* static_map = nullptr;
+  char* dyn_map = nullptr;
+  size_t dyn_map_bytes = 0;
+  SharedArena() {
+    const size_t ps = page_size();
+    static_map = static_cast<char*>(mmap(nullptr, kSharedPerBlock + ps, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    dyn_map_bytes = round_up(kSharedPerBlockOptin, ps) + ps;
+    dyn_map = static_cast<char*>(mmap(nullptr, dyn_map_bytes, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (static_map == MAP_FAILED || dyn_map == MAP_FAILED) throw std::bad_alloc();
+    mprotect(static_map + kSharedPerBlock, ps, PROT_NONE);
+    mprotect(dyn_map + dyn_map_bytes - ps, ps, PROT_NONE);
+    register_guard(static_map + kSharedPerBlock, ps, "the end of static shared memory");
+    register_guard(dyn_map + dyn_map_bytes - ps, ps, "the end of dynamic shared memory");
+  }
+  char* dyn_end() const { return dyn_map + dyn_map_bytes - page_size(); }
+};
+thread_local SharedArena* tl_arena = nullptr;
+
+enum class TState : uint8_t { kRunnable, kBarrier, kWarp, kExited };
+
+struct CpCopy {
+  void* dst;
+  const void* src;
+  int bytes;
+  int src_bytes;
+};
+
+struct Thread {
+  ctx::fiber fiber;  // the thread itself while suspended
+  ctx::fiber sched;  // the scheduler while the thread runs
+  uint3 idx;
+  int lane = 0, warp = 0;
+  TState state = TState::kRunnable;
+  std::vector<CpCopy> cp_open;
+  std::deque<std::vector<CpCopy>> cp_groups;
+};
+
+struct PendingWarpOp {
+  unsigned mask = 0, arrived = 0;
+  int kind = 0;
+  const void* in[32];
+  void* out[32];
+  WarpCombine combine = nullptr;
+};
+
+struct Warp {
+  std::vector<PendingWarpOp> ops;
+  unsigned existing = 0, exited = 0;
+};
+
+// Thrown inside a fiber to end the block with a kernel fault.
+struct EmuFault {
+  std::string what;
+};
+
+struct Launch {
+  std::string name;
+  dim3 grid, block;
+  size_t smem = 0;
+  detail::KernelBody body{};
+  // shared memory
+  char* dyn_base = nullptr;
+  size_t dyn_rounded = 0;
+  size_t static_used = 0;
+  std::map<const void*, size_t> static_tags;
+  // the block being run
+  std::vector<Thread> threads;
+  std::vector<Warp> warps;
+  int live = 0, at_barrier = 0;
+  uint3 block_idx{};
+  Thread* cur = nullptr;
+  bool failed = false;
+  std::string error;
+  std::mt19937_64 rng;
+};
+thread_local Launch* tl_launch = nullptr;
+
+std::string str3(uint3 v) {
+  std::ostringstream os;
+  os << "(" << v.x << "," << v.y << "," << v.z << ")";
+  return os.str();
+}
+
+Launch& launch_state() {
+  if (!tl_launch) {
+    std::fprintf(stderr, "ringtrain emulated device: a device function was called outside a kernel launch\n");
+    std::abort();
+  }
+  return *tl_launch;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw EmuFault{what}; }
+
+void yield(Thread& t) { t.sched = std::move(t.sched).resume(); }
+
+const char* warp_kind_name(int kind) {
+  switch (kind) {
+    case kShflIdx: return "__shfl_sync";
+    case kShflUp: return "__shfl_up_sync";
+    case kShflDown: return "__shfl_down_sync";
+    case kShflXor: return "__shfl_xor_sync";
+    case kBallot: return "__ballot_sync";
+    case kAny: return "__any_sync";
+    case kAll: return "__all_sync";
+    case kSyncWarp: return "__syncwarp";
+    case kMmaBf16: return "mma.sync m16n8k16 bf16";
+    case kMmaF16: return "mma.sync m16n8k16 f16";
+    default: return kind >= kLdmatrix ? "ldmatrix" : "?";
+  }
+}
+
+std::string hex(unsigned v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%08x", v);
+  return b;
+}
+
+void thread_exited(Launch& L, Thread& t) {
+  t.state = TState::kExited;
+  --L.live;
+  Warp& w = L.warps[static_cast<size_t>(t.warp)];
+  w.exited |= 1u << t.lane;
+  for (const PendingWarpOp& op : w.ops)
+    if ((op.mask >> t.lane) & 1u) {
+      L.failed = true;
+      L.error = "thread " + str3(t.idx) + " (lane " + std::to_string(t.lane) + " of warp " +
+                std::to_string(t.warp) + ") exited while " + warp_kind_name(op.kind) +
+                " with mask " + hex(op.mask) + " waits for it";
+      return;
+    }
+}
+
+void run_thread(Launch& L, Thread& t) {
+  tl_ctx.thread_idx = t.idx;
+  L.cur = &t;
+  t.fiber = std::move(t.fiber).resume();
+  L.cur = nullptr;
+}
+
+std::string deadlock_report(Launch& L) {
+  std::ostringstream os;
+  os << "deadlock: no thread can move; " << L.at_barrier << " of " << L.live
+     << " live threads wait at __syncthreads";
+  for (size_t w = 0; w < L.warps.size(); ++w)
+    for (const PendingWarpOp& op : L.warps[w].ops)
+      os << "; warp " << w << " waits in " << warp_kind_name(op.kind) << " mask " << hex(op.mask)
+         << " (arrived " << hex(op.arrived) << ")";
+  return os.str();
+}
+
+void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
+  const unsigned bx = L.block.x, by = L.block.y;
+  const int n = static_cast<int>(L.block.x * L.block.y * L.block.z);
+  L.block_idx = bidx;
+  tl_ctx.block_idx = bidx;
+  L.live = n;
+  L.at_barrier = 0;
+  // Poison this block's shared memory: a read of an element no thread wrote is NaN.
+  std::memset(L.dyn_base, 0xFF, L.dyn_rounded);
+  std::memset(tl_arena->static_map, 0xFF, L.static_used);
+  const int nwarps = (n + 31) / 32;
+  L.warps.assign(static_cast<size_t>(nwarps), Warp{});
+  for (int w = 0; w < nwarps; ++w) {
+    const int lanes = std::min(32, n - 32 * w);
+    L.warps[static_cast<size_t>(w)].existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
+  }
+  L.threads.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Thread& t = L.threads[static_cast<size_t>(i)];
+    const unsigned u = static_cast<unsigned>(i);
+    t.idx = uint3{u % bx, (u / bx) % by, u / (bx * by)};
+    t.lane = i % 32;
+    t.warp = i / 32;
+    t.state = TState::kRunnable;
+    t.cp_open.clear();
+    t.cp_groups.clear();
+    t.fiber = ctx::fiber(std::allocator_arg, PooledStack{}, [&L, i](ctx::fiber&& sched) {
+      Thread& self = L.threads[static_cast<size_t>(i)];
+      self.sched = std::move(sched);
+      try {
+        L.body.call(L.body.params);
+      } catch (const ctx::detail::forced_unwind&) {
+        throw;
+      } catch (const EmuFault& f) {
+        if (!L.failed) {
+          L.failed = true;
+          L.error = "thread " + str3(self.idx) + ": " + f.what;
+        }
+      } catch (const std::exception& e) {
+        if (!L.failed) {
+          L.failed = true;
+          L.error = "thread " + str3(self.idx) + " threw: " + e.what();
+        }
+      }
+      thread_exited(L, self);
+      return std::move(self.sched);
+    });
+  }
+  const Schedule sched = current_schedule();
+  order.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = sched == Schedule::kDescending ? n - 1 - i : i;
+  while (!L.failed) {
+    if (sched == Schedule::kShuffle) std::shuffle(order.begin(), order.end(), L.rng);
+    bool progressed = false;
+    for (int i : order) {
+      Thread& t = L.threads[static_cast<size_t>(i)];
+      if (t.state != TState::kRunnable) continue;
+      run_thread(L, t);
+      progressed = true;
+      if (L.failed) break;
+    }
+    if (L.failed || L.live == 0) break;
+    if (L.at_barrier == L.live) {
+      for (Thread& t : L.threads)
+        if (t.state == TState::kBarrier) t.state = TState::kRunnable;
+      L.at_barrier = 0;
+      progressed = true;
+    }
+    if (!progressed) {
+      L.failed = true;
+      L.error = deadlock_report(L);
+    }
+  }
+  // Unwind whatever is left (a failed block): destroying a suspended fiber unwinds its stack.
+  for (Thread& t : L.threads) t.fiber = ctx::fiber{};
+}
+
+// Holds the MXCSR exception flags set while emulated threads run: Boost's switch carries
+// MXCSR, and a flag raised by one thread otherwise makes every later switch slower.
+struct StickyFpFlags {
+  unsigned saved;
+  StickyFpFlags() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x3Fu); }
+  ~StickyFpFlags() { _mm_setcsr(saved); }
+};
+
+}  // namespace
+
+std::string current_thread_description() {
+  Launch* L = tl_launch;
+  if (!L) return "";
+  std::string s = "in kernel " + L->name + ", block " + str3(L->block_idx);
+  if (L->cur) s += ", thread " + str3(L->cur->idx);
+  return s;
+}
+
+bool shared_range_ok(const void* p, size_t bytes) {
+  Launch* L = tl_launch;
+  if (!L || !tl_arena) return false;
+  const char* c = static_cast<const char*>(p);
+  if (c >= L->dyn_base && c + bytes <= L->dyn_base + L->smem) return true;
+  return c >= tl_arena->static_map && c + bytes <= tl_arena->static_map + L->static_used;
+}
+
+void sync_threads() {
+  Launch& L = launch_state();
+  Thread& t = *L.cur;
+  t.state = TState::kBarrier;
+  ++L.at_barrier;
+  yield(t);
+}
+
+void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCombine combine) {
+  Launch& L = launch_state();
+  Thread& t = *L.cur;
+  Warp& w = L.warps[static_cast<size_t>(t.warp)];
+  const unsigned me = 1u << t.lane;
+  const std::string where = std::string(warp_kind_name(kind)) + " with mask " + hex(mask) + " in lane " +
+                            std::to_string(t.lane) + " of warp " + std::to_string(t.warp);
+  if (!(mask & me)) fail(where + ": the calling lane is not in the mask");
+  if (mask & ~w.existing) fail(where + ": the mask names lanes beyond the block's last thread");
+  if (mask & w.exited) fail(where + ": the mask names lanes that already exited (" + hex(mask & w.exited) + ")");
+  size_t k = 0;
+  for (; k < w.ops.size(); ++k) {
+    if (w.ops[k].mask == mask) break;
+    if (w.ops[k].mask & mask)
+      fail(where + ": another warp operation with overlapping mask " + hex(w.ops[k].mask) + " is pending");
+  }
+  if (k == w.ops.size()) {
+    w.ops.emplace_back();
+    w.ops.back().mask = mask;
+    w.ops.back().kind = kind;
+    w.ops.back().combine = combine;
+  }
+  PendingWarpOp& op = w.ops[k];
+  if (op.kind != kind)
+    fail(where + ": other lanes of the mask are in " + warp_kind_name(op.kind) +
+         " (divergent warp operations)");
+  op.in[t.lane] = in;
+  op.out[t.lane] = out;
+  op.arrived |= me;
+  if (op.arrived == mask) {
+    op.combine(op.in, op.out, mask);
+    const int base = t.warp * 32;
+    for (int l = 0; l < 32; ++l)
+      if ((mask >> l) & 1u) L.threads[static_cast<size_t>(base + l)].state = TState::kRunnable;
+    w.ops.erase(w.ops.begin() + static_cast<long>(k));
+  } else {
+    t.state = TState::kWarp;
+  }
+  yield(t);
+}
+
+void sync_warp(unsigned mask) { warp_collective(mask, kSyncWarp, nullptr, nullptr, [](const void* const*, void* const*, unsigned) {}); }
+
+unsigned active_mask() {
+  Launch& L = launch_state();
+  const Warp& w = L.warps[static_cast<size_t>(L.cur->warp)];
+  return w.existing & ~w.exited;
+}
+
+void thread_fence() {}
+
+void* block_shared_static(const void* tag, size_t bytes, size_t align) {
+  Launch& L = launch_state();
+  auto it = L.static_tags.find(tag);
+  if (it != L.static_tags.end()) return tl_arena->static_map + it->second;
+  const size_t off = round_up(L.static_used, std::max<size_t>(align, 16));
+  if (off + bytes > kSharedPerBlock)
+    fail("static shared memory of " + std::to_string(off + bytes) + " bytes exceeds 48 KiB");
+  if (off + bytes + L.smem > kSharedPerBlockOptin)
+    fail("static (" + std::to_string(off + bytes) + ") plus dynamic (" + std::to_string(L.smem) +
+         ") shared memory exceeds 227 KiB");
+  L.static_tags[tag] = off;
+  std::memset(tl_arena->static_map + L.static_used, 0xFF, off + bytes - L.static_used);
+  L.static_used = off + bytes;
+  return tl_arena->static_map + off;
+}
+
+void* dynamic_smem_base() { return launch_state().dyn_base; }
+
+// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ----
+// Fragment layouts from the PTX ISA, section "Matrix Fragments for mma.m16n8k16 with floating
+// point type" (9.7.13.4.8 in PTX ISA 8.x): groupID = lane / 4, tig = lane % 4;
+//   A (16x16, 8 elements a0..a7 in a[4], lower index in the low half):
+//     row = groupID for a0,a1,a4,a5, groupID + 8 for a2,a3,a6,a7;
+//     col = 2 tig + (i & 1) for a0..a3, 2 tig + (i & 1) + 8 for a4..a7;
+//   B (16x8, b0..b3 in b[2]): row = 2 tig + (i & 1) (+ 8 for b2,b3), col = groupID;
+//   C/D (16x8, c0..c3): row = groupID for c0,c1, groupID + 8 for c2,c3; col = 2 tig + (i & 1).
+// The products of two bf16/f16 values are exact in fp32; they are accumulated onto C in k
+// order, one fp32 rounding per addition (the hardware's order is unspecified).
+namespace {
+struct MmaIn {
+  uint32_t a[4];
+  uint32_t b[2];
+  float c[4];
+};
+template <bool kBf16>
+float half_bits_to_float(uint32_t reg, int hi) {
+  const unsigned short bits = static_cast<unsigned short>(reg >> (16 * hi));
+  if constexpr (kBf16)
+    return __bfloat162float(__ushort_as_bfloat16(bits));
+  else
+    return __half2float(__ushort_as_half(bits));
+}
+template <bool kBf16>
+void mma_combine(const void* const* ins, void* const* outs, unsigned) {
+  float A[16][16], B[16][8], C[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const MmaIn& in = *static_cast<const MmaIn*>(ins[lane]);
+    const int g = lane >> 2, tig = lane & 3;
+    for (int i = 0; i < 8; ++i) {
+      const int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+      const int col = 2 * tig + (i & 1) + (i >= 4 ? 8 : 0);
+      A[row][col] = half_bits_to_float<kBf16>(in.a[i / 2], i & 1);
+    }
+    for (int i = 0; i < 4; ++i) {
+      const int row = 2 * tig + (i & 1) + (i >= 2 ? 8 : 0);
+      B[row][g] = half_bits_to_float<kBf16>(in.b[i / 2], i & 1);
+    }
+    for (int i = 0; i < 4; ++i) C[i < 2 ? g : g + 8][2 * tig + (i & 1)] = in.c[i];
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    float* d = static_cast<float*>(outs[lane]);
+    const int g = lane >> 2, tig = lane & 3;
+    for (int i = 0; i < 4; ++i) {
+      const int row = i < 2 ? g : g + 8, col = 2 * tig + (i & 1);
+      float acc = C[row][col];
+      for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
+      d[i] = acc;
+    }
+  }
+}
+}  // namespace
+
+void mma_m16n8k16(bool bf16, float* d, const uint32_t* a, const uint32_t* b, const float* c) {
+  MmaIn in;
+  std::memcpy(in.a, a, sizeof in.a);
+  std::memcpy(in.b, b, sizeof in.b);
+  std::memcpy(in.c, c, sizeof in.c);
+  float out[4];
+  warp_collective(0xffffffffu, bf16 ? kMmaBf16 : kMmaF16, &in, out, bf16 ? &mma_combine<true> : &mma_combine<false>);
+  std::memcpy(d, out, sizeof out);
+}
+
+// ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16 ----
+// PTX ISA, "Warp-level matrix load instruction: ldmatrix" (9.7.13.4.15 in PTX ISA 8.x): lanes
+// 8i..8i+7 supply the addresses of rows 0..7 of matrix i (each row 8 x 16 bits, 16-byte
+// aligned, in shared memory). Lane l receives in register i the elements (row l/4, columns
+// 2(l%4) and 2(l%4)+1) of matrix i, the lower column in the low half; with .trans the
+// elements (rows 2(l%4) and 2(l%4)+1, column l/4), i.e. the same fragment of the transpose.
+namespace {
+struct LdIn {
+  const uint16_t* row;
+  int count;
+};
+template <int kCount, bool kTrans>
+void ldmatrix_combine(const void* const* ins, void* const* outs, unsigned) {
+  for (int lane = 0; lane < 32; ++lane) {
+    uint32_t* r = static_cast<uint32_t*>(outs[lane]);
+    for (int m = 0; m < kCount; ++m) {
+      auto elem = [&](int row, int col) -> uint32_t {
+        return static_cast<const LdIn*>(ins[8 * m + row])->row[col];
+      };
+      const int g = lane >> 2, c = 2 * (lane & 3);
+      r[m] = kTrans ? (elem(c, g) | (elem(c + 1, g) << 16)) : (elem(g, c) | (elem(g, c + 1) << 16));
+    }
+  }
+}
+template <int kCount>
+WarpCombine ld_fn(bool trans) {
+  return trans ? &ldmatrix_combine<kCount, true> : &ldmatrix_combine<kCount, false>;
+}
+}  // namespace
+
+void ldmatrix(int count, bool trans, uint32_t* r, const void* row) {
+  Launch& L = launch_state();
+  const int lane = L.cur->lane;
+  if (lane < 8 * count) {
+    if (reinterpret_cast<uintptr_t>(row) % 16 != 0) fail("ldmatrix: row address is not 16-byte aligned");
+    if (!shared_range_ok(row, 16)) fail("ldmatrix: row address is not inside the block's shared memory");
+  }
+  LdIn in{static_cast<const uint16_t*>(row), count};
+  uint32_t out[4];
+  WarpCombine fn = count == 1 ? ld_fn<1>(trans) : count == 2 ? ld_fn<2>(trans) : ld_fn<4>(trans);
+  warp_collective(0xffffffffu, kLdmatrix + 2 * count + (trans ? 1 : 0), &in, out, fn);
+  std::memcpy(r, out, sizeof(uint32_t) * static_cast<size_t>(count));
+}
+
+// ---- cp.async: the copy happens when its group is waited for, never earlier, so a read of
+// the destination before cp.async.wait_group (or, from another thread, before the barrier
+// after it) sees the poisoned shared memory. ----
+void cp_async(void* smem_dst, const void* gmem_src, int bytes, int src_bytes) {
+  Launch& L = launch_state();
+  if (src_bytes < 0 || src_bytes > bytes) fail("cp.async: src-size " + std::to_string(src_bytes) + " outside [0, " + std::to_string(bytes) + "]");
+  if (reinterpret_cast<uintptr_t>(smem_dst) % static_cast<uintptr_t>(bytes) != 0 ||
+      reinterpret_cast<uintptr_t>(gmem_src) % static_cast<uintptr_t>(bytes) != 0)
+    fail("cp.async: addresses not aligned to the copy size " + std::to_string(bytes));
+  if (!shared_range_ok(smem_dst, static_cast<size_t>(bytes)))
+    fail("cp.async: destination is not inside the block's shared memory");
+  std::string why;
+  if (src_bytes > 0 && !device_range_ok(gmem_src, static_cast<size_t>(src_bytes), &why))
+    fail("cp.async: out-of-bounds global read: " + why);
+  L.cur->cp_open.push_back(CpCopy{smem_dst, gmem_src, bytes, src_bytes});
+}
+
+void cp_async_commit() {
+  Thread& t = *launch_state().cur;
+  t.cp_groups.push_back(std::move(t.cp_open));
+  t.cp_open.clear();
+}
+
+void cp_async_wait(int n) {
+  Thread& t = *launch_state().cur;
+  while (static_cast<int>(t.cp_groups.size()) > n) {
+    for (const CpCopy& c : t.cp_groups.front()) {
+      std::memcpy(c.dst, c.src, static_cast<size_t>(c.src_bytes));
+      std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, static_cast<size_t>(c.bytes - c.src_bytes));
+    }
+    t.cp_groups.pop_front();
+  }
+}
+
+}  // namespace ringtrain::gpu::emu
+
+namespace ringtrain::gpu::detail {
+
+Error launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem_bytes,
+                      Stream stream, KernelBody body) {
+  using namespace ::ringtrain::gpu::emu;
+  const Error e = check_launch(kernel, grid, block, smem_bytes);
+  const std::string kname = name ? std::string(name) : kernel_name(kernel);
+  if (e != Error::kSuccess) return e;  // check_launch recorded the detail
+  if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
+  install_fault_handler();
+  if (!tl_arena) tl_arena = new SharedArena();  // per OS thread, lives as long as the thread
+  trace_launch(stream, "launch " + kname);
+
+  Launch L;
+  L.name = kname;
+  L.grid = grid;
+  L.block = block;
+  L.smem = smem_bytes;
+  L.body = body;
+  L.dyn_rounded = (smem_bytes + 15) / 16 * 16;
+  L.dyn_base = tl_arena->dyn_end() - L.dyn_rounded;
+  L.rng.seed(current_schedule_seed() * 0x9E3779B97F4A7C15ull + 12345);
+  tl_ctx.block_dim = block;
+  tl_ctx.grid_dim = grid;
+
+  const uint64_t nblocks = uint64_t{grid.x} * grid.y * grid.z;
+  std::vector<uint64_t> blocks(nblocks);
+  for (uint64_t i = 0; i < nblocks; ++i) blocks[i] = i;
+  const Schedule sched = current_schedule();
+  if (sched == Schedule::kDescending) std::reverse(blocks.begin(), blocks.end());
+  if (sched == Schedule::kShuffle) std::shuffle(blocks.begin(), blocks.end(), L.rng);
+
+  std::vector<int> order;
+  {
+    StickyFpFlags fp;
+    tl_launch = &L;
+    for (uint64_t b : blocks) {
+      const uint3 bidx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
+                       static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
+      run_block(L, bidx, order);
+      if (L.failed) break;
+    }
+    tl_launch = nullptr;
+  }
+  if (L.failed) {
+    set_last_error(Error::kLaunchFailure, L.error);
+    ringtrain::fault("emulated kernel ", kname, " failed in block ", str3(L.block_idx), ", ", L.error,
+                     " (schedule ", schedule_name(sched), ")");
+  }
+  const std::string canary = check_canaries();
+  if (!canary.empty()) {
+    set_last_error(Error::kIllegalAddress, canary);
+    ringtrain::fault("emulated kernel ", kname, ": out-of-bounds write: ", canary);
+  }
+  return Error::kSuccess;
+}
+
+}  // namespace ringtrain::gpu::detail

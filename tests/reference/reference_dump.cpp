@@ -1,0 +1,241 @@
+// reference_dump: runs one training step of a small LlamaModel on one rank and writes
+// everything the PyTorch reference (tests/reference/llama_reference.py) needs to redo the step
+// independently: the weights before the step, the batch, the mean loss, every gradient, the
+// global gradient norm and the weights after one AdamW step.
+//
+//   reference_dump OUT.bin [--config FILE] [--set section.key=value ...]
+//
+// Without --config the built-in YAML below is used (vocab 256, d_model 64, 2 layers, 4 heads,
+// 2 kv heads, d_ff by the Llama rule, seq_len 80, micro_batch 2); --set overrides apply to
+// either (tests/reference/CMakeLists.txt lists the cases ctest runs: untied and tied head,
+// recompute, multi-query attention over a longer sequence).
+//
+// File format (little-endian), read by read_dump() in llama_reference.py:
+//   "RTREF001"  u32 record count
+//   per record: u32 name length, name bytes, u32 dtype (0 f32, 1 i32, 2 f64, 3 u8),
+//               u32 ndim, ndim x i64 dims, raw data (row-major)
+// Records: "meta" (u8, JSON text of the hyperparameters), "batch.ids", "batch.targets"
+// ([b, s] i32, -1 = ignored target), "loss" (f64 scalar, mean over scored targets),
+// "grad_norm" (f64 scalar), and per parameter (Hugging Face name, global shape):
+// "before/NAME", "grad/NAME", "after/NAME" (f32).
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <mpi.h>
+
+#include "parallel/mesh.h"
+#include "src/config/config.h"
+#include "src/core/error.h"
+#include "src/core/process.h"
+#include "src/model/llama.h"
+#include "src/train/optimizer.h"
+
+namespace ringtrain {
+namespace {
+
+// The model of issue 3's reference check. seq_len 80 spans two key tiles of the CPU attention
+// kernel (kAttnTileK = 64), the second partial, so the online softmax merges across blocks.
+// init_std is larger than the training default so
+// that attention logits are O(1) (q.k / sqrt(head_dim) ~ 64 * init_std^2 * head_dim / 4):
+// with 0.02 the attention would be nearly uniform and a wrong RoPE or mask would barely move
+// the loss. grad_clip 0: the reference applies no clipping.
+constexpr const char* kConfig = R"(device: cpu
+run:
+  name: reference
+  out_dir: runs/reference
+  seed: 20261128
+  threads: 1
+model:
+  vocab_size: 256
+  d_model: 64
+  n_layers: 2
+  n_heads: 4
+  n_kv_heads: 2
+  d_ff: 0
+  rope_theta: 10000
+  norm_eps: 1.0e-5
+  tie_embeddings: false
+  init_std: 0.1
+parallel:
+  dp: 1
+  cp: 1
+  tp: 1
+train:
+  seq_len: 80
+  micro_batch: 2
+  grad_accum: 1
+  steps: 1
+  lr: 1.0e-3
+  warmup_steps: 0
+  schedule: constant
+  weight_decay: 0.1
+  beta1: 0.9
+  beta2: 0.95
+  eps: 1.0e-8
+  grad_clip: 0
+  precision: fp32
+data:
+  task: passkey  # not read: the batch is built here
+checkpoint:
+  dir: ""
+  resume: none
+log:
+  every: 1
+  progress: never
+  tensorboard: false
+)";
+
+// splitmix64: a portable generator, so the batch does not depend on the standard library.
+struct SplitMix {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+};
+
+enum class DumpType : uint32_t { kF32 = 0, kI32 = 1, kF64 = 2, kU8 = 3 };
+
+class DumpWriter {
+ public:
+  void add(const std::string& name, DumpType type, const std::vector<int64_t>& dims, const void* data,
+           size_t bytes) {
+    put_u32(static_cast<uint32_t>(name.size()));
+    body_.write(name.data(), static_cast<std::streamsize>(name.size()));
+    put_u32(static_cast<uint32_t>(type));
+    put_u32(static_cast<uint32_t>(dims.size()));
+    for (int64_t d : dims) body_.write(reinterpret_cast<const char*>(&d), sizeof d);
+    body_.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+    ++count_;
+  }
+  void save(const std::string& path) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    RT_INPUT_CHECK(f.good(), "cannot write ", path);
+    f.write("RTREF001", 8);
+    const uint32_t n = count_;
+    f.write(reinterpret_cast<const char*>(&n), sizeof n);
+    const std::string body = body_.str();
+    f.write(body.data(), static_cast<std::streamsize>(body.size()));
+    RT_INPUT_CHECK(f.good(), "failed writing ", path);
+  }
+
+ private:
+  void put_u32(uint32_t v) { body_.write(reinterpret_cast<const char*>(&v), sizeof v); }
+  std::ostringstream body_;
+  uint32_t count_ = 0;
+};
+
+void dump_params(DumpWriter& w, const ParamStore& store, const std::string& prefix, bool grads) {
+  for (const Param& p : store.params()) {
+    RT_CHECK(p.local_shape == p.info.global_shape, "reference_dump runs on one rank: ", p.info.name,
+             " must be unsharded");
+    const float* src = grads ? p.grad.f32() : p.value.f32();
+    w.add(prefix + p.info.name, DumpType::kF32, p.info.global_shape, src,
+          static_cast<size_t>(p.numel) * sizeof(float));
+  }
+}
+
+int run(int argc, char** argv) {
+  std::string out, config_path;
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--set" || a == "--config") && i + 1 < argc) {
+      (a == "--set" ? overrides.emplace_back(argv[++i]) : config_path = argv[++i]);
+    } else if (a.rfind("--", 0) != 0 && out.empty()) {
+      out = a;
+    } else {
+      input_error("usage: reference_dump OUT.bin [--config FILE] [--set section.key=value ...] (got '", a, "')");
+    }
+  }
+  RT_INPUT_CHECK(!out.empty(), "usage: reference_dump OUT.bin [--config FILE] [--set section.key=value ...]");
+  const Config config = config_path.empty() ? parse_config(kConfig, "reference_dump built-in config", overrides)
+                                            : load_config(config_path, overrides);
+  RT_INPUT_CHECK(world_size() == 1, "reference_dump runs on one rank");
+  validate_for_world(config, 1);
+  set_collective_phase(false);
+
+  Mesh mesh(MPI_COMM_WORLD, MeshShape{});
+  LlamaModel model(config, mesh);
+  model.init_weights(config.run.seed);
+  // RMSNorm weights start at exactly one, which would hide a norm that ignores its weight or
+  // applies it along the wrong axis; perturb them (the reference loads whatever is dumped).
+  SplitMix rng{config.run.seed ^ 0x5eedULL};
+  for (Param& p : model.params().params())
+    if (p.info.global_shape.size() == 1) {
+      float* w = p.value.f32();
+      for (int64_t i = 0; i < p.numel; ++i) w[i] = static_cast<float>(1.0 + 0.2 * (rng.uniform() - 0.5));
+    }
+
+  // One deterministic batch: random ids; targets are the next id (the last position random),
+  // with a few positions ignored (-1) to exercise ignore_index.
+  const int b = config.train.micro_batch, s = config.train.seq_len;
+  const int vocab = config.model.vocab_size;
+  LocalBatch batch;
+  batch.b = b;
+  batch.s_local = s;
+  batch.ids.resize(static_cast<size_t>(b) * s);
+  batch.targets.resize(batch.ids.size());
+  batch.answer.assign(batch.ids.size(), 0);
+  for (auto& id : batch.ids) id = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
+  for (int i = 0; i < b; ++i)
+    for (int t = 0; t < s; ++t) {
+      const size_t r = static_cast<size_t>(i) * s + t;
+      batch.targets[r] = t + 1 < s ? batch.ids[r + 1] : static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
+      if (rng.uniform() < 0.1) batch.targets[r] = -1;
+    }
+  int64_t scored = 0;
+  for (int32_t t : batch.targets) scored += t >= 0 ? 1 : 0;
+  RT_CHECK(scored > 0, "every target ignored");
+
+  DumpWriter w;
+  std::ostringstream meta;
+  meta.precision(17);
+  const ModelConfig& m = config.model;
+  const TrainConfig& tc = config.train;
+  meta << "{\"vocab_size\": " << m.vocab_size << ", \"d_model\": " << m.d_model << ", \"n_layers\": " << m.n_layers
+       << ", \"n_heads\": " << m.n_heads << ", \"n_kv_heads\": " << m.n_kv_heads << ", \"d_ff\": " << m.ffn_dim()
+       << ", \"rope_theta\": " << m.rope_theta << ", \"norm_eps\": " << m.norm_eps
+       << ", \"tie_embeddings\": " << (m.tie_embeddings ? "true" : "false") << ", \"lr\": " << tc.lr
+       << ", \"beta1\": " << tc.beta1 << ", \"beta2\": " << tc.beta2 << ", \"eps\": " << tc.eps
+       << ", \"weight_decay\": " << tc.weight_decay << ", \"grad_clip\": " << tc.grad_clip
+       << ", \"recompute\": " << (tc.recompute ? "true" : "false") << ", \"micro_batch\": " << b
+       << ", \"seq_len\": " << s << ", \"seed\": " << config.run.seed << ", \"step\": 1}";
+  const std::string meta_text = meta.str();
+  w.add("meta", DumpType::kU8, {static_cast<int64_t>(meta_text.size())}, meta_text.data(), meta_text.size());
+  w.add("batch.ids", DumpType::kI32, {b, s}, batch.ids.data(), batch.ids.size() * sizeof(int32_t));
+  w.add("batch.targets", DumpType::kI32, {b, s}, batch.targets.data(), batch.targets.size() * sizeof(int32_t));
+  dump_params(w, model.params(), "before/", false);
+
+  Optimizer opt(config, mesh, model.params(), model.tp_partial_params());
+  model.params().zero_grads();
+  const float loss_scale = static_cast<float>(1.0 / static_cast<double>(scored));
+  const double loss_sum = model.forward_backward(
+      batch, loss_scale, [&](int first, int last) { opt.grads_ready(first, last, true); });
+  const double grad_norm = opt.finish_gradients();
+  const double loss = loss_sum / static_cast<double>(scored);
+  w.add("loss", DumpType::kF64, {}, &loss, sizeof loss);
+  w.add("grad_norm", DumpType::kF64, {}, &grad_norm, sizeof grad_norm);
+  dump_params(w, model.params(), "grad/", true);
+  opt.update(tc.lr, 1);
+  dump_params(w, model.params(), "after/", false);
+  w.save(out);
+  std::printf("reference_dump: %s: loss %.7f grad norm %.7f (%lld scored targets, tie_embeddings %s)\n",
+              out.c_str(), loss, grad_norm, static_cast<long long>(scored), m.tie_embeddings ? "true" : "false");
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringtrain
+
+int main(int argc, char** argv) {
+  ringtrain::MpiSession mpi(&argc, &argv);
+  return ringtrain::run_guarded([&] { return ringtrain::run(argc, argv); });
+}
