@@ -1,6 +1,7 @@
 #include "src/model/llama.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/embedding.h"
@@ -253,6 +254,9 @@ void LlamaModel::head_logits() {
 }
 
 double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready) {
+  // Test hook for the fault tests: this rank fails while the others enter the ring.
+  if (const char* r = std::getenv("RINGTRAIN_TEST_FAIL_RANK"); r && std::atoi(r) == mesh_.rank())
+    fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
   forward_trunk(batch, true);
   const int64_t N = rows_, H = held_, d = shape_.d;
   ensure(row_loss_, N);
