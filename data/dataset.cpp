@@ -475,6 +475,24 @@ class RecallDataset final : public Dataset {
 
 }  // namespace
 
+// data.loss: answer — the same samples with every target but the answer's ignored, so the
+// loss (and its gradient) is the retrieval alone.
+class AnswerOnlyDataset final : public Dataset {
+ public:
+  explicit AnswerOnlyDataset(std::unique_ptr<Dataset> inner) : inner_(std::move(inner)) {}
+  void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
+    inner_->sample(step, index, seq_len, out);
+    for (size_t i = 0; i < out->targets.size(); ++i)
+      if (!out->answer[i]) out->targets[i] = -1;
+  }
+  bool has_accuracy() const override { return true; }
+  int min_vocab() const override { return inner_->min_vocab(); }
+  std::string describe() const override { return inner_->describe() + " (loss on answers only)"; }
+
+ private:
+  std::unique_ptr<Dataset> inner_;
+};
+
 std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
   const DataConfig& d = config.data;
   std::unique_ptr<Dataset> ds;
@@ -490,6 +508,10 @@ std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
     ds = std::make_unique<RecallDataset>(config, split);
   } else {
     input_error("data.task \"", d.task, "\" is not one of text, passkey, recall");
+  }
+  if (d.loss == "answer") {
+    if (!ds->has_accuracy()) input_error("data.loss: answer needs a task with answers (passkey, recall), not ", d.task);
+    ds = std::make_unique<AnswerOnlyDataset>(std::move(ds));
   }
   if (ds->min_vocab() > config.model.vocab_size)
     input_error("vocabulary mismatch: data.task ", d.task, " produces token ids up to ",

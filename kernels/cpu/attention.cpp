@@ -207,15 +207,15 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
   for (int i = 0; i < nq; ++i) {
     float* dst = out + (static_cast<int64_t>(bi) * a.s_q + i0 + i) * g.q_row + static_cast<int64_t>(hh) * d;
     const float* orow = o + static_cast<int64_t>(i) * d;
-    float& lse_i = lse[(static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0 + i];
+    float row_lse = kNegInf;
     if (l[i] > 0.0f) {
       const float inv = 1.0f / l[i];
       for (int c = 0; c < d; ++c) dst[c] = orow[c] * inv;
-      lse_i = m[i] + std::log(l[i]);
+      row_lse = m[i] + std::log(l[i]);
     } else {
       std::fill(dst, dst + d, 0.0f);
-      lse_i = kNegInf;
     }
+    if (lse != nullptr) lse[(static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0 + i] = row_lse;
   }
 }
 

@@ -3,7 +3,8 @@
 // exp(x) = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (Cody-Waite split
 // of ln 2 so r is exact to fp32), e^r by its degree-7 Taylor polynomial (truncation < 6e-9
 // relative), 2^n assembled in the exponent bits. Straight-line code with selects only, so GCC
-// turns the loops below into SIMD code; measured max error about 2 ulp. Inputs below -87.3
+// turns the loops below into SIMD code; measured max relative error 1.0e-7 (7.7e-8 where the
+// compiler fuses multiply-adds), i.e. under 2 ulp. Inputs below -87.3
 // (results below the smallest normal float, including -inf from the causal mask) give exactly 0.
 #pragma once
 

@@ -167,19 +167,50 @@ std::string get_attr_str(hid_t obj, const char* name, const std::string& file) {
 
 // ---- datasets ---------------------------------------------------------------------------
 
+// Chunks of at most kChunkElems (1 MiB): HDF5 stores edge chunks whole, so 768 rows in
+// chunks of 341 would waste a third of a chunk, 3 x 256 nothing. Along the dimension split
+// over tp the chunk divides the writer's shard when it can, so each chunk has one writer:
+// parallel HDF5 must otherwise ship the pieces of a shared filtered chunk to one owner.
+hsize_t balanced(hsize_t n, hsize_t most) {
+  most = std::max<hsize_t>(1, std::min(n, most));
+  const hsize_t pieces = (n + most - 1) / most;
+  return std::max<hsize_t>(1, (n + pieces - 1) / pieces);
+}
+
+hsize_t aligned(hsize_t n, hsize_t shard, hsize_t most) {
+  most = std::max<hsize_t>(1, most);
+  if (shard == 0 || shard > n || n % shard != 0) return balanced(n, most);
+  hsize_t best = 1;
+  for (hsize_t d = std::min(shard, most); d >= 1; --d)
+    if (shard % d == 0) {
+      best = d;
+      break;
+    }
+  return best * 2 >= std::min(shard, most) ? best : balanced(n, most);
+}
+
+void chunk_dims(const Shape& shape, int shard_dim, int64_t shard_size, hsize_t* chunk) {
+  const hsize_t ss = static_cast<hsize_t>(std::max<int64_t>(shard_size, 0));
+  if (shape.size() == 1) {
+    chunk[0] = shard_dim == 0 ? aligned(static_cast<hsize_t>(shape[0]), ss, kChunkElems)
+                              : balanced(static_cast<hsize_t>(shape[0]), kChunkElems);
+    return;
+  }
+  const hsize_t rows = static_cast<hsize_t>(shape[0]), cols = static_cast<hsize_t>(shape[1]);
+  chunk[1] = shard_dim == 1 ? aligned(cols, ss, kChunkElems) : balanced(cols, kChunkElems);
+  const hsize_t most_rows = std::max<hsize_t>(1, kChunkElems / chunk[1]);
+  chunk[0] = shard_dim == 0 ? aligned(rows, ss, most_rows) : balanced(rows, most_rows);
+}
+
 // Collective: creates `name` (global shape) and writes this rank's blocks from `data`
 // (contiguous, in the blocks' order). Ranks without blocks select nothing.
-void write_dataset(hid_t file, const std::string& name, const Shape& shape, const std::vector<Block>& blocks,
+void write_dataset(hid_t file, const std::string& name, const ParamInfo& info, const std::vector<Block>& blocks,
                    const float* data, hid_t dxpl) {
+  const Shape& shape = info.global_shape;
   const int nd = static_cast<int>(shape.size());
   hsize_t dims[2] = {0, 0}, chunk[2] = {1, 1};
   for (int i = 0; i < nd; ++i) dims[i] = static_cast<hsize_t>(shape[static_cast<size_t>(i)]);
-  if (nd == 1) {
-    chunk[0] = std::max<hsize_t>(1, std::min(dims[0], kChunkElems));
-  } else {
-    chunk[1] = std::max<hsize_t>(1, std::min(dims[1], kChunkElems));
-    chunk[0] = std::max<hsize_t>(1, std::min(dims[0], kChunkElems / chunk[1]));
-  }
+  chunk_dims(shape, info.shard_dim, info.shard_size, chunk);
   Handle space(H5_CHECK(H5Screate_simple(nd, dims, nullptr)));
   Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
   H5_CHECK(H5Pset_chunk(dcpl, nd, chunk));
@@ -396,15 +427,15 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
       const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
       std::vector<Block> all = writer ? global_blocks(p, 0, p.numel) : std::vector<Block>{};
-      write_dataset(file, "model/" + p.info.name, p.info.global_shape, all, p.value.f32(), dxpl);
+      write_dataset(file, "model/" + p.info.name, p.info, all, p.value.f32(), dxpl);
       // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
       std::vector<Block> mine = moment_writer ? global_blocks(p, b - p.offset, e - p.offset) : std::vector<Block>{};
       const size_t off = static_cast<size_t>(std::max<int64_t>(b - lo, 0));
-      write_dataset(file, "optimizer/exp_avg/" + p.info.name, p.info.global_shape, mine,
+      write_dataset(file, "optimizer/exp_avg/" + p.info.name, p.info, mine,
                     optimizer.exp_avg().data() + (moment_writer ? off : 0), dxpl);
-      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, p.info.global_shape, mine,
+      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, p.info, mine,
                     optimizer.exp_avg_sq().data() + (moment_writer ? off : 0), dxpl);
     }
     H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
@@ -427,6 +458,9 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
   if (mesh.rank() == 0) problem = load_problem(path, config, params, optimizer != nullptr, &header);
   bcast_string(&problem, 0, comm);
   if (!problem.empty()) collective_input_error(problem);
+  if (mesh.rank() == 0 && optimizer && header.seed != config.run.seed)
+    warn("resuming " + path + " (trained with run.seed " + std::to_string(header.seed) + ") with run.seed " +
+         std::to_string(config.run.seed) + ": the data from here on differs from the original run's");
   long long hv[3] = {header.step, header.tokens_seen, 0};
   double lr = header.lr;
   MPI_CHECK(MPI_Bcast(hv, 3, MPI_LONG_LONG, 0, comm));

@@ -70,6 +70,7 @@ struct DataConfig {
   double passkey_min_depth = 0.0;  // where the key may sit, as a fraction of the prompt
   double passkey_max_depth = 1.0;
   int recall_pairs = 8;
+  std::string loss = "all";  // all | answer: which targets the loss scores (synthetic tasks)
 };
 
 struct CheckpointConfig {

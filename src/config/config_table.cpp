@@ -195,6 +195,9 @@ std::vector<ConfigField> make_fields() {
                     "passkey_min_depth."));
   f.push_back(field("data", "recall_pairs", &C::data, &DataConfig::recall_pairs, kAtLeastOne,
                     "Key-value pairs per associative-recall sample."));
+  f.push_back(choice("data", "loss", &C::data, &DataConfig::loss, {"all", "answer"},
+                     "Which targets the loss scores: every next token, or only the answer "
+                     "tokens of the synthetic tasks (passkey, recall); accuracy is the same."));
 
   f.push_back(text("checkpoint", "dir", &C::checkpoint, &CheckpointConfig::dir, false,
                    "Checkpoint directory; empty: no checkpoints."));

@@ -4,7 +4,7 @@
 //   RINGTRAIN_GPU_EMULATE  an emulated device on the CPU (host memory, every CUDA thread a
 //                          fiber; see docs/GPU-EMULATION.md).
 // Host code includes this header; kernel sources (.cu) include src/device/kernel.h.
-// Every call returns an Error whose values are the CUDA runtime's own (cudaError_t), so a
+// Every call returns a Status whose values are the CUDA runtime's own (cudaError_t), so a
 // launch the device would refuse is refused here with the same code. Wrap calls in CUDA_CHECK.
 #pragma once
 
@@ -30,7 +30,7 @@
 namespace ringtrain::gpu {
 
 // The CUDA runtime's error codes (same numeric values as cudaError_t).
-enum class Error : int {
+enum class Status : int {
   kSuccess = 0,
   kInvalidValue = 1,
   kMemoryAllocation = 2,
@@ -49,7 +49,7 @@ enum class Error : int {
   kUnknown = 999,
 };
 // "cudaErrorInvalidConfiguration", ... (the runtime's names).
-const char* error_name(Error e);
+const char* error_name(Status e);
 // What the layer knows beyond the code about the last failed call on this thread (the
 // emulator says which allocation, which limit); "" when nothing.
 std::string last_error_detail();
@@ -84,47 +84,47 @@ struct DeviceProps {
   bool emulated = false;
 };
 
-Error get_device_count(int* count);
-Error set_device(int device);
-Error get_device(int* device);
-Error get_device_properties(DeviceProps* props, int device);
-Error device_synchronize();
+Status get_device_count(int* count);
+Status set_device(int device);
+Status get_device(int* device);
+Status get_device_properties(DeviceProps* props, int device);
+Status device_synchronize();
 // Returns and clears the sticky last error (cudaGetLastError).
-Error get_last_error();
-Error mem_get_info(size_t* free_bytes, size_t* total_bytes);
+Status get_last_error();
+Status mem_get_info(size_t* free_bytes, size_t* total_bytes);
 
 // Memory. Emulated: fresh allocations are poisoned (all bytes 0xFF: NaN for every float type)
 // and guarded (see docs/GPU-EMULATION.md).
-Error device_alloc(void** ptr, size_t bytes);
-Error device_free(void* ptr);
-Error host_alloc_pinned(void** ptr, size_t bytes);
-Error host_free_pinned(void* ptr);
+Status device_alloc(void** ptr, size_t bytes);
+Status device_free(void* ptr);
+Status host_alloc_pinned(void** ptr, size_t bytes);
+Status host_free_pinned(void* ptr);
 enum class CopyKind { kHostToHost = 0, kHostToDevice = 1, kDeviceToHost = 2, kDeviceToDevice = 3, kDefault = 4 };
-Error memcpy(void* dst, const void* src, size_t bytes, CopyKind kind = CopyKind::kDefault);
-Error memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream);
-Error memset(void* ptr, int value, size_t bytes);
-Error memset_async(void* ptr, int value, size_t bytes, Stream stream);
+Status memcpy(void* dst, const void* src, size_t bytes, CopyKind kind = CopyKind::kDefault);
+Status memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream);
+Status memset(void* ptr, int value, size_t bytes);
+Status memset_async(void* ptr, int value, size_t bytes, Stream stream);
 // True when ptr lies inside a live device allocation.
 bool is_device_pointer(const void* ptr);
 
 // Streams and events (stream 0 / nullptr is the legacy default stream).
-Error stream_create(Stream* stream);
-Error stream_destroy(Stream stream);
-Error stream_synchronize(Stream stream);
-Error stream_wait_event(Stream stream, Event event);
-Error event_create(Event* event);
-Error event_destroy(Event event);
-Error event_record(Event event, Stream stream);
-Error event_query(Event event);  // kSuccess or kNotReady
-Error event_synchronize(Event event);
-Error event_elapsed_ms(float* ms, Event start, Event end);
+Status stream_create(Stream* stream);
+Status stream_destroy(Stream stream);
+Status stream_synchronize(Stream stream);
+Status stream_wait_event(Stream stream, Event event);
+Status event_create(Event* event);
+Status event_destroy(Event event);
+Status event_record(Event event, Stream stream);
+Status event_query(Event event);  // kSuccess or kNotReady
+Status event_synchronize(Event event);
+Status event_elapsed_ms(float* ms, Event start, Event end);
 
 // Raises a kernel's dynamic shared memory limit above 48 KiB
 // (cudaFuncAttributeMaxDynamicSharedMemorySize). Launches asking for more than 48 KiB of
 // dynamic shared memory fail without it, exactly as on the device.
-Error func_set_max_dynamic_smem(const void* kernel, int bytes);
+Status func_set_max_dynamic_smem(const void* kernel, int bytes);
 template <typename... P>
-Error func_set_max_dynamic_smem(void (*kernel)(P...), int bytes) {
+Status func_set_max_dynamic_smem(void (*kernel)(P...), int bytes) {
   return func_set_max_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
 }
 
@@ -132,7 +132,7 @@ Error func_set_max_dynamic_smem(void (*kernel)(P...), int bytes) {
 // A and B in bf16, f16 or f32, C in f32, bf16 or f16, fp32 accumulation; C is not read when
 // beta == 0. Emulated: inputs widened exactly from their type, OpenBLAS sgemm in fp32, the
 // epilogue in fp32 and one rounding to C's type.
-Error gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+Status gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
            const void* a, DType a_type, int lda, const void* b, DType b_type, int ldb, float beta,
            void* c, DType c_type, int ldc);
 
@@ -176,15 +176,15 @@ struct KernelBody {
   void (*call)(const void* params);
   const void* params;
 };
-Error launch_emulated(const void* kernel, const char* kernel_name, dim3 grid, dim3 block,
+Status launch_emulated(const void* kernel, const char* kernel_name, dim3 grid, dim3 block,
                       size_t smem_bytes, Stream stream, KernelBody body);
 #endif
-Error check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes);
+Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes);
 std::string kernel_name(const void* kernel);
 }  // namespace detail
 
 template <typename... P, typename... A>
-Error launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, Stream stream,
+Status launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, Stream stream,
              A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "launch: argument count differs from the kernel's");
   using Params = std::tuple<std::decay_t<P>...>;
@@ -209,18 +209,18 @@ Error launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, Str
     int i = 0;
     ((argv[i++] = static_cast<void*>(&v)), ...);
   }, params);
-  return static_cast<Error>(cudaLaunchKernel(key, grid, block, argv, smem_bytes, stream));
+  return static_cast<Status>(cudaLaunchKernel(key, grid, block, argv, smem_bytes, stream));
 #endif
 }
 
-[[noreturn]] void gpu_failed(Error e, const char* call, const char* file, int line);
+[[noreturn]] void gpu_failed(Status e, const char* call, const char* file, int line);
 
 }  // namespace ringtrain::gpu
 
 // CUDA_CHECK(call): every GPU-layer call, naming the call, file and line on failure.
 #define CUDA_CHECK(call)                                                                \
   do {                                                                                  \
-    ::ringtrain::gpu::Error rt_gpu_e_ = (call);                                         \
-    if (rt_gpu_e_ != ::ringtrain::gpu::Error::kSuccess)                                 \
+    ::ringtrain::gpu::Status rt_gpu_e_ = (call);                                         \
+    if (rt_gpu_e_ != ::ringtrain::gpu::Status::kSuccess)                                 \
       ::ringtrain::gpu::gpu_failed(rt_gpu_e_, #call, __FILE__, __LINE__);               \
   } while (0)

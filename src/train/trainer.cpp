@@ -70,6 +70,7 @@ Trainer::~Trainer() = default;
 
 // --- checkpoints (issue 6) ---
 void Trainer::load_checkpoint(const std::string& spec, bool with_optimizer) {
+  const auto t0 = std::chrono::steady_clock::now();
   const std::string path = resolve_checkpoint(spec, mesh_);
   const CheckpointState s =
       read_checkpoint_file(path, config_, mesh_, model_->params(), with_optimizer ? optimizer_.get() : nullptr);
@@ -79,8 +80,9 @@ void Trainer::load_checkpoint(const std::string& spec, bool with_optimizer) {
     last_saved_step_ = s.step;
   }
   if (mesh_.rank() == 0) {
-    std::printf("loaded checkpoint %s (step %lld%s)\n", path.c_str(), static_cast<long long>(s.step),
-                with_optimizer ? ", weights, moments and train state" : ", weights");
+    std::printf("loaded checkpoint %s (step %lld%s, %.2f s)\n", path.c_str(), static_cast<long long>(s.step),
+                with_optimizer ? ", weights, moments and train state" : ", weights",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::fflush(stdout);
   }
 }

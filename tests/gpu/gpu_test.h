@@ -48,7 +48,9 @@ struct ScheduleCase {
   gpu::Schedule schedule;
   uint64_t seed;
   std::string name() const {
-    return std::string(gpu::schedule_name(schedule)) + (schedule == gpu::Schedule::kShuffle ? ":" + std::to_string(seed) : "");
+    std::string s = gpu::schedule_name(schedule);
+    if (schedule == gpu::Schedule::kShuffle) s.append(":").append(std::to_string(seed));
+    return s;
   }
 };
 // ascending, descending and two seeded shuffles.

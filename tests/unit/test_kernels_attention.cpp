@@ -176,6 +176,23 @@ TEST(AttentionFlash, MatchesReferenceAcrossShapes) {
         }
 }
 
+// Unusual head dims, several batches and an explicit softmax scale.
+// Catches: code that assumes d is a multiple of a vector width, a batch stride error (only
+// visible with b > 1 and more than one tile), an ignored AttentionArgs::scale.
+TEST(AttentionFlash, OddHeadDimsBatchesAndScale) {
+  uint32_t seed = 250;
+  for (int d : {1, 5, 128})
+    for (bool causal : {true, false}) {
+      ++seed;
+      Problem p = make(3, 150, 150, 4, 2, d, causal, seed);
+      // not the default 1/sqrt(d), but scores still O(1) (std 1.5) as the tolerance table
+      // assumes: at std ~3.4 (scale 0.3, d = 128) even a naive fp32 attention misses kF32 on dK
+      p.a.scale = 1.5f / std::sqrt(static_cast<float>(d));
+      SCOPED_TRACE(::testing::Message() << "seed " << seed << " d=" << d << " causal=" << causal);
+      check_against_reference(p, "odd");
+    }
+}
+
 // Queries and keys of different lengths and explicit positions, as a ring step sees them.
 // Catches: code that assumes s_q == s_k or positions 0..s-1, tiles skipped or left unmasked
 // wrongly when positions are not contiguous, NaN from rows that see no key (lse = -inf).

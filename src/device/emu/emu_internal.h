@@ -34,7 +34,7 @@ void install_fault_handler();
 // What the fault handler prints about the CUDA thread that was running.
 std::string current_thread_description();
 
-void set_last_error(Error e, const std::string& detail);
+void set_last_error(Status e, const std::string& detail);
 void trace_launch(Stream stream, const std::string& what);
 
 }  // namespace ringtrain::gpu::emu

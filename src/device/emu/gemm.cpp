@@ -34,32 +34,32 @@ void store(void* p, DType t, size_t i, float v) {
 bool gemm_type(DType t) { return t == DType::kF32 || t == DType::kBF16 || t == DType::kF16; }
 }  // namespace
 
-Error gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, float alpha, const void* a,
+Status gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, float alpha, const void* a,
            DType a_type, int lda, const void* b, DType b_type, int ldb, float beta, void* c, DType c_type,
            int ldc) {
   if (m < 0 || n < 0 || k < 0 || !gemm_type(a_type) || !gemm_type(b_type) || !gemm_type(c_type)) {
-    emu::set_last_error(Error::kInvalidValue, "gemm: negative size or unsupported type");
-    return Error::kInvalidValue;
+    emu::set_last_error(Status::kInvalidValue, "gemm: negative size or unsupported type");
+    return Status::kInvalidValue;
   }
   const int a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
   const int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
   if (lda < a_cols || ldb < b_cols || ldc < n) {
-    emu::set_last_error(Error::kInvalidValue, "gemm: leading dimension smaller than a row");
-    return Error::kInvalidValue;
+    emu::set_last_error(Status::kInvalidValue, "gemm: leading dimension smaller than a row");
+    return Status::kInvalidValue;
   }
   auto check = [&](const void* p, int rows, int ld, int cols, DType t, const char* what) -> bool {
     if (rows == 0 || cols == 0) return true;
     const size_t bytes = (static_cast<size_t>(rows - 1) * static_cast<size_t>(ld) + static_cast<size_t>(cols)) * dtype_size(t);
     std::string why;
     if (emu::device_range_ok(p, bytes, &why)) return true;
-    emu::set_last_error(Error::kIllegalAddress, std::string("gemm: operand ") + what + " out of bounds: " + why);
+    emu::set_last_error(Status::kIllegalAddress, std::string("gemm: operand ") + what + " out of bounds: " + why);
     return false;
   };
   if (!check(a, a_rows, lda, a_cols, a_type, "A") || !check(b, b_rows, ldb, b_cols, b_type, "B") ||
       !check(c, m, ldc, n, c_type, "C"))
-    return Error::kIllegalAddress;
+    return Status::kIllegalAddress;
   trace_note(stream, "gemm");
-  if (m == 0 || n == 0) return Error::kSuccess;
+  if (m == 0 || n == 0) return Status::kSuccess;
   std::vector<float> fa(static_cast<size_t>(a_rows) * a_cols), fb(static_cast<size_t>(b_rows) * b_cols),
       fc(static_cast<size_t>(m) * n, 0.0f);
   for (int i = 0; i < a_rows; ++i)
@@ -76,7 +76,7 @@ Error gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, float
       if (beta != 0.0f) v += beta * load(c, c_type, ci);
       store(c, c_type, ci, v);
     }
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 }  // namespace ringtrain::gpu

@@ -63,7 +63,7 @@ Registry& registry() {
   return *r;
 }
 
-thread_local Error tl_last_error = Error::kSuccess;
+thread_local Status tl_last_error = Status::kSuccess;
 thread_local std::string tl_last_detail;
 thread_local int tl_device = 0;
 
@@ -82,7 +82,7 @@ double now_ms() {
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-Error fail(Error e, const std::string& detail) {
+Status fail(Status e, const std::string& detail) {
   set_last_error(e, detail);
   return e;
 }
@@ -112,7 +112,7 @@ void fault_handler(int sig, siginfo_t* info, void*) {
 
 }  // namespace
 
-void set_last_error(Error e, const std::string& detail) {
+void set_last_error(Status e, const std::string& detail) {
   tl_last_error = e;
   tl_last_detail = detail;
 }
@@ -200,51 +200,51 @@ void trace_launch(Stream stream, const std::string& what) { trace_note(stream, w
 
 using emu::fail;
 
-const char* error_name(Error e) {
+const char* error_name(Status e) {
   switch (e) {
-    case Error::kSuccess: return "cudaSuccess";
-    case Error::kInvalidValue: return "cudaErrorInvalidValue";
-    case Error::kMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case Error::kInitialization: return "cudaErrorInitializationError";
-    case Error::kInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case Error::kInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
-    case Error::kInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
-    case Error::kInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
-    case Error::kInvalidDevice: return "cudaErrorInvalidDevice";
-    case Error::kInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-    case Error::kNotReady: return "cudaErrorNotReady";
-    case Error::kIllegalAddress: return "cudaErrorIllegalAddress";
-    case Error::kLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
-    case Error::kLaunchFailure: return "cudaErrorLaunchFailure";
-    case Error::kNotSupported: return "cudaErrorNotSupported";
-    case Error::kUnknown: return "cudaErrorUnknown";
+    case Status::kSuccess: return "cudaSuccess";
+    case Status::kInvalidValue: return "cudaErrorInvalidValue";
+    case Status::kMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case Status::kInitialization: return "cudaErrorInitializationError";
+    case Status::kInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case Status::kInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case Status::kInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case Status::kInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    case Status::kInvalidDevice: return "cudaErrorInvalidDevice";
+    case Status::kInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case Status::kNotReady: return "cudaErrorNotReady";
+    case Status::kIllegalAddress: return "cudaErrorIllegalAddress";
+    case Status::kLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case Status::kLaunchFailure: return "cudaErrorLaunchFailure";
+    case Status::kNotSupported: return "cudaErrorNotSupported";
+    case Status::kUnknown: return "cudaErrorUnknown";
   }
   return "cudaError(unknown code)";
 }
 
 std::string last_error_detail() { return emu::tl_last_detail; }
 
-void gpu_failed(Error e, const char* call, const char* file, int line) {
+void gpu_failed(Status e, const char* call, const char* file, int line) {
   const std::string detail = last_error_detail();
   ringtrain::fault(call, " failed: ", error_name(e), detail.empty() ? "" : " (", detail,
                    detail.empty() ? "" : ")", " at ", file, ":", line);
 }
 
-Error get_device_count(int* count) {
+Status get_device_count(int* count) {
   *count = 1;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error set_device(int device) {
-  if (device != 0) return fail(Error::kInvalidDevice, "the emulated machine has one device (0)");
+Status set_device(int device) {
+  if (device != 0) return fail(Status::kInvalidDevice, "the emulated machine has one device (0)");
   emu::tl_device = device;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error get_device(int* device) {
+Status get_device(int* device) {
   *device = emu::tl_device;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error get_device_properties(DeviceProps* p, int device) {
-  if (device != 0) return fail(Error::kInvalidDevice, "the emulated machine has one device (0)");
+Status get_device_properties(DeviceProps* p, int device) {
+  if (device != 0) return fail(Status::kInvalidDevice, "the emulated machine has one device (0)");
   p->name = "ringtrain emulated CUDA device (sm_90, CPU fibers; slow)";
   p->major = 9;
   p->minor = 0;
@@ -255,25 +255,25 @@ Error get_device_properties(DeviceProps* p, int device) {
   p->shared_per_block_optin = emu::kSharedPerBlockOptin;
   p->warp_size = 32;
   p->emulated = true;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error device_synchronize() { return Error::kSuccess; }  // work runs in issue order, at issue
-Error get_last_error() {
-  const Error e = emu::tl_last_error;
-  emu::tl_last_error = Error::kSuccess;
+Status device_synchronize() { return Status::kSuccess; }  // work runs in issue order, at issue
+Status get_last_error() {
+  const Status e = emu::tl_last_error;
+  emu::tl_last_error = Status::kSuccess;
   return e;
 }
-Error mem_get_info(size_t* free_bytes, size_t* total_bytes) {
+Status mem_get_info(size_t* free_bytes, size_t* total_bytes) {
   emu::Registry& r = emu::registry();
   std::lock_guard<std::mutex> lock(r.mu);
   *total_bytes = emu::kTotalMemory;
   *free_bytes = emu::kTotalMemory - std::min(r.in_use, emu::kTotalMemory);
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 namespace {
-Error alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
-  if (!ptr) return fail(Error::kInvalidValue, "null result pointer");
+Status alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
+  if (!ptr) return fail(Status::kInvalidValue, "null result pointer");
   emu::install_fault_handler();
   const size_t ps = emu::page_size();
   const size_t rounded = emu::round_up(std::max<size_t>(bytes, 1), emu::kAllocAlign);
@@ -282,10 +282,10 @@ Error alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
   {
     std::lock_guard<std::mutex> lock(r.mu);
     if (r.in_use + bytes > emu::kTotalMemory)
-      return fail(Error::kMemoryAllocation, "the emulated device's 80 GiB are in use");
+      return fail(Status::kMemoryAllocation, "the emulated device's 80 GiB are in use");
   }
   void* m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return fail(Error::kMemoryAllocation, "host mmap of " + std::to_string(map_bytes) + " bytes failed");
+  if (m == MAP_FAILED) return fail(Status::kMemoryAllocation, "host mmap of " + std::to_string(map_bytes) + " bytes failed");
   char* base = static_cast<char*>(m);
   mprotect(base + map_bytes - ps, ps, PROT_NONE);
   char* user = base + map_bytes - ps - rounded;
@@ -294,67 +294,67 @@ Error alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
   r.allocs[reinterpret_cast<uintptr_t>(user)] = emu::Alloc{bytes, rounded, base, map_bytes, pinned_host};
   if (!pinned_host) r.in_use += bytes;
   *ptr = user;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error free_guarded(void* ptr, bool pinned_host) {
-  if (!ptr) return Error::kSuccess;
+Status free_guarded(void* ptr, bool pinned_host) {
+  if (!ptr) return Status::kSuccess;
   emu::Registry& r = emu::registry();
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.allocs.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == r.allocs.end() || it->second.pinned_host != pinned_host)
-    return fail(Error::kInvalidValue, pinned_host ? "not a pinned host allocation" : "not the start of a live device allocation");
+    return fail(Status::kInvalidValue, pinned_host ? "not a pinned host allocation" : "not the start of a live device allocation");
   const emu::Alloc a = it->second;
   const unsigned char* c = static_cast<const unsigned char*>(ptr);
   for (size_t i = a.size; i < a.rounded; ++i)
     if (c[i] != 0xFF) {
       r.allocs.erase(it);
       munmap(a.map_base, a.map_bytes);
-      return fail(Error::kIllegalAddress, "allocation of " + std::to_string(a.size) + " bytes was written past its end");
+      return fail(Status::kIllegalAddress, "allocation of " + std::to_string(a.size) + " bytes was written past its end");
     }
   r.allocs.erase(it);
   if (!pinned_host) r.in_use -= a.size;
   munmap(a.map_base, a.map_bytes);
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 bool range_in_device(const void* p, size_t bytes, std::string* why) { return emu::device_range_ok(p, bytes, why); }
 
-Error check_copy(void* dst, const void* src, size_t bytes, CopyKind kind) {
-  if (bytes == 0) return Error::kSuccess;
+Status check_copy(void* dst, const void* src, size_t bytes, CopyKind kind) {
+  if (bytes == 0) return Status::kSuccess;
   std::string why;
   const bool dst_dev = range_in_device(dst, bytes, nullptr);
   const bool src_dev = range_in_device(src, bytes, nullptr);
-  auto need = [&](const void* p, bool dev, const char* role) -> Error {
-    if (dev) return Error::kSuccess;
+  auto need = [&](const void* p, bool dev, const char* role) -> Status {
+    if (dev) return Status::kSuccess;
     range_in_device(p, bytes, &why);
-    return fail(Error::kInvalidValue, std::string("memcpy ") + role + " is not " + std::to_string(bytes) +
+    return fail(Status::kInvalidValue, std::string("memcpy ") + role + " is not " + std::to_string(bytes) +
                                           " bytes of device memory: " + why);
   };
   switch (kind) {
     case CopyKind::kHostToDevice: return need(dst, dst_dev, "destination");
     case CopyKind::kDeviceToHost: return need(src, src_dev, "source");
     case CopyKind::kDeviceToDevice: {
-      Error e = need(dst, dst_dev, "destination");
-      return e != Error::kSuccess ? e : need(src, src_dev, "source");
+      Status e = need(dst, dst_dev, "destination");
+      return e != Status::kSuccess ? e : need(src, src_dev, "source");
     }
     case CopyKind::kHostToHost:
     case CopyKind::kDefault: {
       // A pointer inside an allocation whose range runs past its end is a bug, whatever the kind.
       for (const void* p : {static_cast<const void*>(dst), src}) {
         if (!is_device_pointer(p)) continue;
-        if (!range_in_device(p, bytes, &why)) return fail(Error::kInvalidValue, "memcpy range overruns: " + why);
+        if (!range_in_device(p, bytes, &why)) return fail(Status::kInvalidValue, "memcpy range overruns: " + why);
       }
-      return Error::kSuccess;
+      return Status::kSuccess;
     }
   }
-  return fail(Error::kInvalidMemcpyDirection, "unknown copy kind");
+  return fail(Status::kInvalidMemcpyDirection, "unknown copy kind");
 }
 }  // namespace
 
-Error device_alloc(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, false); }
-Error device_free(void* ptr) { return free_guarded(ptr, false); }
-Error host_alloc_pinned(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, true); }
-Error host_free_pinned(void* ptr) { return free_guarded(ptr, true); }
+Status device_alloc(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, false); }
+Status device_free(void* ptr) { return free_guarded(ptr, false); }
+Status host_alloc_pinned(void** ptr, size_t bytes) { return alloc_guarded(ptr, bytes, true); }
+Status host_free_pinned(void* ptr) { return free_guarded(ptr, true); }
 
 bool is_device_pointer(const void* ptr) {
   emu::Registry& r = emu::registry();
@@ -363,69 +363,69 @@ bool is_device_pointer(const void* ptr) {
   return hit && !hit->second.pinned_host && reinterpret_cast<uintptr_t>(ptr) < hit->first + hit->second.rounded;
 }
 
-Error memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
-  const Error e = check_copy(dst, src, bytes, kind);
-  if (e != Error::kSuccess) return e;
+Status memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
+  const Status e = check_copy(dst, src, bytes, kind);
+  if (e != Status::kSuccess) return e;
   if (bytes) std::memmove(dst, src, bytes);
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream) {
+Status memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream) {
   trace_note(stream, "memcpy " + std::to_string(bytes));
   return memcpy(dst, src, bytes, kind);
 }
-Error memset(void* ptr, int value, size_t bytes) {
+Status memset(void* ptr, int value, size_t bytes) {
   std::string why;
-  if (bytes && !emu::device_range_ok(ptr, bytes, &why)) return fail(Error::kInvalidValue, "memset: " + why);
+  if (bytes && !emu::device_range_ok(ptr, bytes, &why)) return fail(Status::kInvalidValue, "memset: " + why);
   std::memset(ptr, value, bytes);
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error memset_async(void* ptr, int value, size_t bytes, Stream stream) {
+Status memset_async(void* ptr, int value, size_t bytes, Stream stream) {
   trace_note(stream, "memset " + std::to_string(bytes));
   return memset(ptr, value, bytes);
 }
 
-Error stream_create(Stream* stream) {
+Status stream_create(Stream* stream) {
   std::lock_guard<std::mutex> lock(emu::g_trace_mu);
   *stream = new StreamImpl{emu::g_next_stream_id++};
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error stream_destroy(Stream stream) {
+Status stream_destroy(Stream stream) {
   delete stream;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error stream_synchronize(Stream) { return Error::kSuccess; }
-Error stream_wait_event(Stream stream, Event event) {
-  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
+Status stream_synchronize(Stream) { return Status::kSuccess; }
+Status stream_wait_event(Stream stream, Event event) {
+  if (!event) return fail(Status::kInvalidResourceHandle, "null event");
   trace_note(stream, "wait_event #" + std::to_string(event->id));
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error event_create(Event* event) {
+Status event_create(Event* event) {
   std::lock_guard<std::mutex> lock(emu::g_trace_mu);
   *event = new EventImpl{};
   (*event)->id = emu::g_next_event_id++;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error event_destroy(Event event) {
+Status event_destroy(Event event) {
   delete event;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error event_record(Event event, Stream stream) {
-  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
+Status event_record(Event event, Stream stream) {
+  if (!event) return fail(Status::kInvalidResourceHandle, "null event");
   event->recorded = true;
   event->time_ms = emu::now_ms();
   trace_note(stream, "event_record #" + std::to_string(event->id));
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
-Error event_query(Event event) {
-  if (!event) return fail(Error::kInvalidResourceHandle, "null event");
-  return Error::kSuccess;  // everything recorded has run
+Status event_query(Event event) {
+  if (!event) return fail(Status::kInvalidResourceHandle, "null event");
+  return Status::kSuccess;  // everything recorded has run
 }
-Error event_synchronize(Event event) { return event_query(event); }
-Error event_elapsed_ms(float* ms, Event start, Event end) {
-  if (!start || !end) return fail(Error::kInvalidResourceHandle, "null event");
-  if (!start->recorded || !end->recorded) return fail(Error::kInvalidResourceHandle, "event not recorded");
+Status event_synchronize(Event event) { return event_query(event); }
+Status event_elapsed_ms(float* ms, Event start, Event end) {
+  if (!start || !end) return fail(Status::kInvalidResourceHandle, "null event");
+  if (!start->recorded || !end->recorded) return fail(Status::kInvalidResourceHandle, "event not recorded");
   *ms = static_cast<float>(end->time_ms - start->time_ms);
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 namespace {
@@ -436,28 +436,28 @@ std::map<const void*, int>& max_dyn_smem() {
 }
 }  // namespace
 
-Error func_set_max_dynamic_smem(const void* kernel, int bytes) {
-  if (!kernel) return fail(Error::kInvalidDeviceFunction, "null kernel");
+Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
+  if (!kernel) return fail(Status::kInvalidDeviceFunction, "null kernel");
   if (bytes < 0 || static_cast<size_t>(bytes) > emu::kSharedPerBlockOptin)
-    return fail(Error::kInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(bytes) +
+    return fail(Status::kInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(bytes) +
                                           " above the device's 227 KiB (232448 bytes)");
   std::lock_guard<std::mutex> lock(g_attr_mu);
   max_dyn_smem()[kernel] = bytes;
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 namespace detail {
 
-Error check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) {
-  if (!kernel) return fail(Error::kInvalidDeviceFunction, "null kernel");
+Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) {
+  if (!kernel) return fail(Status::kInvalidDeviceFunction, "null kernel");
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
   if (block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
       threads > static_cast<uint64_t>(emu::kMaxThreadsPerBlock))
-    return fail(Error::kInvalidConfiguration, "block (" + std::to_string(block.x) + "," + std::to_string(block.y) +
+    return fail(Status::kInvalidConfiguration, "block (" + std::to_string(block.x) + "," + std::to_string(block.y) +
                                                   "," + std::to_string(block.z) + ") has " + std::to_string(threads) +
                                                   " threads; at most 1024, z at most 64");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
-    return fail(Error::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
+    return fail(Status::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
                                                   std::to_string(grid.z) + ") outside the device's limits");
   int limit = static_cast<int>(emu::kSharedPerBlock);
   {
@@ -466,10 +466,10 @@ Error check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes)
     if (it != max_dyn_smem().end()) limit = it->second;
   }
   if (smem_bytes > static_cast<size_t>(limit))
-    return fail(Error::kInvalidValue,
+    return fail(Status::kInvalidValue,
                 "dynamic shared memory of " + std::to_string(smem_bytes) + " bytes above the kernel's limit of " +
                     std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above 227 KiB)");
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 std::string kernel_name(const void* kernel) {

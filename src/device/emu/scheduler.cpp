@@ -565,12 +565,12 @@ void cp_async_wait(int n) {
 
 namespace ringtrain::gpu::detail {
 
-Error launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem_bytes,
+Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem_bytes,
                       Stream stream, KernelBody body) {
   using namespace ::ringtrain::gpu::emu;
-  const Error e = check_launch(kernel, grid, block, smem_bytes);
+  const Status e = check_launch(kernel, grid, block, smem_bytes);
   const std::string kname = name ? std::string(name) : kernel_name(kernel);
-  if (e != Error::kSuccess) return e;  // check_launch recorded the detail
+  if (e != Status::kSuccess) return e;  // check_launch recorded the detail
   if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
   install_fault_handler();
   if (!tl_arena) tl_arena = new SharedArena();  // per OS thread, lives as long as the thread
@@ -608,16 +608,16 @@ Error launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 bloc
     tl_launch = nullptr;
   }
   if (L.failed) {
-    set_last_error(Error::kLaunchFailure, L.error);
+    set_last_error(Status::kLaunchFailure, L.error);
     ringtrain::fault("emulated kernel ", kname, " failed in block ", str3(L.block_idx), ", ", L.error,
                      " (schedule ", schedule_name(sched), ")");
   }
   const std::string canary = check_canaries();
   if (!canary.empty()) {
-    set_last_error(Error::kIllegalAddress, canary);
+    set_last_error(Status::kIllegalAddress, canary);
     ringtrain::fault("emulated kernel ", kname, ": out-of-bounds write: ", canary);
   }
-  return Error::kSuccess;
+  return Status::kSuccess;
 }
 
 }  // namespace ringtrain::gpu::detail

@@ -26,7 +26,7 @@ __global__ void ldmatrix_dump_kernel(const uint16_t* mats, uint32_t* out) {
   for (int m = 0; m < kCount; ++m) out[lane * kCount + m] = r[m];
 }
 
-gpu::Error launch_ldmatrix_dump(int count, bool trans, const uint16_t* mats, uint32_t* out) {
+gpu::Status launch_ldmatrix_dump(int count, bool trans, const uint16_t* mats, uint32_t* out) {
   const size_t smem = static_cast<size_t>(count) * 64 * sizeof(uint16_t);
   if (count == 1) return trans ? gpu::launch(ldmatrix_dump_kernel<1, true>, 1, 32, smem, nullptr, mats, out)
                                : gpu::launch(ldmatrix_dump_kernel<1, false>, 1, 32, smem, nullptr, mats, out);
@@ -77,7 +77,7 @@ __global__ void mma_kernel(int b_mode, const uint16_t* A, const uint16_t* B, con
   D[(g + 8) * 8 + 2 * tig + 1] = d[3];
 }
 
-gpu::Error launch_mma(bool bf16, int b_mode, const uint16_t* a, const uint16_t* b, const float* c, float* d) {
+gpu::Status launch_mma(bool bf16, int b_mode, const uint16_t* a, const uint16_t* b, const float* c, float* d) {
   const size_t smem = (256 + 128 + 128) * sizeof(uint16_t);
   return bf16 ? gpu::launch(mma_kernel<true>, 1, 32, smem, nullptr, b_mode, a, b, c, d)
               : gpu::launch(mma_kernel<false>, 1, 32, smem, nullptr, b_mode, a, b, c, d);
@@ -112,7 +112,7 @@ __global__ void warp_ops_kernel(const int* in, int* out) {
     o[13] = -1;
 }
 
-gpu::Error launch_warp_ops(const int* in, int* out) { return gpu::launch(warp_ops_kernel, 1, 64, 0, nullptr, in, out); }
+gpu::Status launch_warp_ops(const int* in, int* out) { return gpu::launch(warp_ops_kernel, 1, 64, 0, nullptr, in, out); }
 
 __global__ void atomics_kernel(int* counters, float* fsum) {
   const int tid = threadIdx.x + blockIdx.x * blockDim.x;
@@ -130,7 +130,7 @@ __global__ void atomics_kernel(int* counters, float* fsum) {
   __threadfence();
 }
 
-gpu::Error launch_atomics(int* counters, float* fsum) { return gpu::launch(atomics_kernel, 8, 128, 0, nullptr, counters, fsum); }
+gpu::Status launch_atomics(int* counters, float* fsum) { return gpu::launch(atomics_kernel, 8, 128, 0, nullptr, counters, fsum); }
 
 // out per lane (kCpOut floats): [0..3] stage-0 chunk read before any wait (undefined on a GPU,
 // poison on the emulator), [4..7] stage 0 after wait<2>, [8..11] stage 1 after wait<1>,
@@ -168,7 +168,7 @@ __global__ void cp_async_kernel(const float* src, float* out) {
   o[23] = scratch[96 + t];
 }
 
-gpu::Error launch_cp_async(const float* src, float* out) {
+gpu::Status launch_cp_async(const float* src, float* out) {
   return gpu::launch(cp_async_kernel, 1, 32, (384 + 128) * sizeof(float), nullptr, src, out);
 }
 

@@ -1,0 +1,73 @@
+// Small kernels for the runtime and emulator-behaviour tests.
+#include "tests/gpu/kernels/runtime_kernels.h"
+
+#include "src/device/kernel.h"
+
+namespace ringtrain::test {
+
+__global__ void touch_smem_kernel(size_t n, float* out) {
+  float* s = gpu::dynamic_smem<float>();
+  if (threadIdx.x == 0 && n > 0) {
+    s[n - 1] = 3.0f;
+    out[0] = s[n - 1];
+  }
+}
+gpu::Status launch_touch_smem(dim3 block, size_t smem_bytes, float* out) {
+  return gpu::launch(touch_smem_kernel, 1, block, smem_bytes, nullptr, smem_bytes / sizeof(float), out);
+}
+gpu::Status raise_touch_smem_limit(int bytes) { return gpu::func_set_max_dynamic_smem(touch_smem_kernel, bytes); }
+
+__global__ void early_exit_barrier_kernel(int* out) {
+  int* s = gpu::dynamic_smem<int>();
+  const int t = threadIdx.x;
+  s[t] = t;
+  if (t % 2 == 1) return;  // exited threads leave the barrier's count
+  __syncthreads();
+  out[t / 2] = s[t] + s[t + 1];
+}
+gpu::Status launch_early_exit_barrier(int* out) {
+  return gpu::launch(early_exit_barrier_kernel, 1, 64, 64 * sizeof(int), nullptr, out);
+}
+
+__global__ void deadlock_kernel() {
+  if (threadIdx.x == 0)
+    __syncthreads();
+  else
+    __syncwarp();
+}
+gpu::Status launch_deadlock() { return gpu::launch(deadlock_kernel, 1, 32, 0, nullptr); }
+
+__global__ void bad_shuffle_mask_kernel() {
+  (void)__shfl_sync(0xfffffffeu, 1, 0);  // lane 0 is not in its own mask
+}
+gpu::Status launch_bad_shuffle_mask() { return gpu::launch(bad_shuffle_mask_kernel, 1, 32, 0, nullptr); }
+
+__global__ void ldmatrix_from_global_kernel(const uint16_t* g) {
+  uint32_t r[1];
+  gpu::ldmatrix_x1(r, g + (threadIdx.x % 8) * 8);
+}
+gpu::Status launch_ldmatrix_from_global(const uint16_t* global) {
+  return gpu::launch(ldmatrix_from_global_kernel, 1, 32, 0, nullptr, global);
+}
+
+__global__ void cp_async_from_kernel(const float* src, int offset) {
+  float* s = gpu::dynamic_smem<float>();
+  if (threadIdx.x == 0) {
+    gpu::cp_async<16>(s, src + offset);
+    gpu::cp_async_commit();
+    gpu::cp_async_wait<0>();
+  }
+}
+gpu::Status launch_cp_async_from(const float* src, int offset) {
+  return gpu::launch(cp_async_from_kernel, 1, 32, 64, nullptr, src, offset);
+}
+
+__global__ void iota3d_kernel(int* out) {
+  const int tx = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const int bx = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const int i = bx * blockDim.x * blockDim.y * blockDim.z + tx;
+  out[i] = i;
+}
+gpu::Status launch_iota3d(dim3 grid, dim3 block, int* out) { return gpu::launch(iota3d_kernel, grid, block, 0, nullptr, out); }
+
+}  // namespace ringtrain::test

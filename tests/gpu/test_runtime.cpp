@@ -1,0 +1,213 @@
+// The GPU layer's runtime: device properties, launch limits (the same errors as CUDA),
+// memory, streams/events and the operation trace, GEMM's contract, and the emulator's
+// execution model (3-D indices, early exit before a barrier, deadlock and misuse reports).
+#include <gtest/gtest.h>
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "src/core/error.h"
+#include "tests/gpu/gpu_test.h"
+#include "tests/gpu/kernels/runtime_kernels.h"
+#include "tests/tolerance.h"
+
+namespace ringtrain::test {
+namespace {
+
+using gpu::Status;
+
+// Catches: an emulated device passing itself off as a real one.
+TEST(GpuRuntime, DevicePropertiesSayWhatTheDeviceIs) {
+  gpu::DeviceProps p;
+  ASSERT_EQ(gpu::get_device_properties(&p, 0), Status::kSuccess);
+  EXPECT_FALSE(p.name.empty());
+  EXPECT_EQ(p.emulated, gpu::kEmulated);
+  if (gpu::kEmulated) {
+    EXPECT_NE(p.name.find("emulated"), std::string::npos);
+    EXPECT_EQ(p.shared_per_block_optin, 227u * 1024u);
+    EXPECT_EQ(p.max_threads_per_block, 1024);
+  }
+}
+
+// Catches: launches a device would refuse running in emulation (block > 1024 threads, more
+// than 48 KiB of dynamic shared memory without the attribute, above 227 KiB ever).
+TEST(GpuRuntime, LaunchLimitsGiveCudaErrors) {
+  DeviceBuffer<float> out(1);
+  EXPECT_EQ(launch_touch_smem(dim3(1025), 0, out.get()), Status::kInvalidConfiguration);
+  (void)gpu::get_last_error();
+  EXPECT_EQ(launch_touch_smem(dim3(32, 32, 2), 0, out.get()), Status::kInvalidConfiguration);
+  (void)gpu::get_last_error();
+  EXPECT_EQ(launch_touch_smem(dim3(1, 1, 65), 0, out.get()), Status::kInvalidConfiguration);
+  (void)gpu::get_last_error();
+  EXPECT_EQ(launch_touch_smem(dim3(1024), 48 * 1024, out.get()), Status::kSuccess);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 48 * 1024 + 16, out.get()), Status::kInvalidValue);
+  (void)gpu::get_last_error();
+  EXPECT_EQ(raise_touch_smem_limit(227 * 1024 + 4), Status::kInvalidValue);
+  (void)gpu::get_last_error();
+  ASSERT_EQ(raise_touch_smem_limit(100 * 1024), Status::kSuccess);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 100 * 1024, out.get()), Status::kSuccess);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 100 * 1024 + 16, out.get()), Status::kInvalidValue);
+  (void)gpu::get_last_error();
+  ASSERT_EQ(raise_touch_smem_limit(227 * 1024), Status::kSuccess);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 227 * 1024, out.get()), Status::kSuccess);
+  EXPECT_EQ(out.download()[0], 3.0f);
+  EXPECT_EQ(gpu::get_last_error(), Status::kSuccess);
+}
+
+// Catches: allocations that start zeroed (hiding reads of unwritten data), copies that run
+// past an allocation (a count in bytes where elements were meant, or the reverse).
+TEST(GpuRuntime, MemoryCopiesPoisonAndBounds) {
+  std::vector<float> host(100);
+  for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(i);
+  DeviceBuffer<float> a(100), b(100);
+  if (gpu::kEmulated) {
+    for (float v : a.download()) EXPECT_TRUE(std::isnan(v)) << "fresh device memory must be poisoned";
+  }
+  a.upload(host);
+  ASSERT_EQ(gpu::memcpy(b.get(), a.get(), 100 * sizeof(float), gpu::CopyKind::kDeviceToDevice), Status::kSuccess);
+  EXPECT_EQ(b.download(), host);
+  ASSERT_EQ(gpu::memset(b.get(), 0, 10 * sizeof(float)), Status::kSuccess);
+  EXPECT_EQ(b.download()[9], 0.0f);
+  EXPECT_EQ(b.download()[10], 10.0f);
+  EXPECT_TRUE(gpu::is_device_pointer(a.get()));
+  EXPECT_FALSE(gpu::is_device_pointer(host.data()));
+  if (gpu::kEmulated) {
+    std::vector<float> big(101);
+    EXPECT_EQ(gpu::memcpy(big.data(), a.get(), 101 * sizeof(float), gpu::CopyKind::kDeviceToHost), Status::kInvalidValue);
+    EXPECT_NE(gpu::last_error_detail().find("allocation of 400 bytes"), std::string::npos) << gpu::last_error_detail();
+    EXPECT_EQ(gpu::memcpy(a.get(), big.data(), 101 * sizeof(float), gpu::CopyKind::kHostToDevice), Status::kInvalidValue);
+    EXPECT_EQ(gpu::device_free(host.data()), Status::kInvalidValue);
+    (void)gpu::get_last_error();
+  }
+}
+
+// Catches: events that never complete, streams whose work is not recorded in issue order.
+TEST(GpuRuntime, StreamsEventsAndTrace) {
+  gpu::Stream s1, s2;
+  gpu::Event e1, e2;
+  ASSERT_EQ(gpu::stream_create(&s1), Status::kSuccess);
+  ASSERT_EQ(gpu::stream_create(&s2), Status::kSuccess);
+  ASSERT_EQ(gpu::event_create(&e1), Status::kSuccess);
+  ASSERT_EQ(gpu::event_create(&e2), Status::kSuccess);
+  DeviceBuffer<float> a(64), b(64);
+  std::vector<float> host(64, 2.0f);
+  gpu::trace_start();
+  ASSERT_EQ(gpu::event_record(e1, s1), Status::kSuccess);
+  ASSERT_EQ(gpu::memcpy_async(a.get(), host.data(), 64 * sizeof(float), gpu::CopyKind::kHostToDevice, s2), Status::kSuccess);
+  ASSERT_EQ(gpu::event_record(e2, s2), Status::kSuccess);
+  ASSERT_EQ(gpu::stream_wait_event(s1, e2), Status::kSuccess);
+  ASSERT_EQ(gpu::memcpy_async(b.get(), a.get(), 64 * sizeof(float), gpu::CopyKind::kDeviceToDevice, s1), Status::kSuccess);
+  const auto trace = gpu::trace_stop();
+  ASSERT_EQ(gpu::stream_synchronize(s1), Status::kSuccess);
+  EXPECT_EQ(gpu::event_query(e2), Status::kSuccess);
+  ASSERT_EQ(gpu::event_synchronize(e2), Status::kSuccess);
+  float ms = -1;
+  EXPECT_EQ(gpu::event_elapsed_ms(&ms, e1, e2), Status::kSuccess);
+  EXPECT_GE(ms, 0.0f);
+  EXPECT_EQ(b.download(), host);
+  if (gpu::kEmulated) {
+    ASSERT_EQ(trace.size(), 5u);
+    EXPECT_EQ(trace[1].stream_id, gpu::stream_id(s2));
+    EXPECT_EQ(trace[1].what.rfind("memcpy", 0), 0u);
+    EXPECT_EQ(trace[3].stream_id, gpu::stream_id(s1));
+    EXPECT_EQ(trace[3].what.rfind("wait_event", 0), 0u);
+  }
+  gpu::event_destroy(e1);
+  gpu::event_destroy(e2);
+  gpu::stream_destroy(s1);
+  gpu::stream_destroy(s2);
+}
+
+// Catches: wrong linearization of 3-D thread and block indices.
+TEST(GpuRuntime, ThreeDimensionalIndices) {
+  const dim3 grid(3, 2, 2), block(4, 3, 2);
+  const int n = 3 * 2 * 2 * 4 * 3 * 2;
+  DeviceBuffer<int> out(static_cast<size_t>(n));
+  const auto got = same_under_all_schedules<int>([&] {
+    out.poison();
+    CUDA_CHECK(launch_iota3d(grid, block, out.get()));
+    return out.download();
+  }, "iota3d");
+  for (int i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i);
+}
+
+// Catches: threads that returned early being counted at a barrier (a hang) or not synchronized.
+TEST(GpuRuntime, ExitedThreadsLeaveTheBarrierCount) {
+  DeviceBuffer<int> out(32);
+  const auto got = same_under_all_schedules<int>([&] {
+    out.poison();
+    CUDA_CHECK(launch_early_exit_barrier(out.get()));
+    return out.download();
+  }, "early exit");
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], 4 * i + 1);
+}
+
+template <typename F>
+std::string fault_of(F&& f) {
+  try {
+    f();
+  } catch (const ringtrain::Error& e) {
+    (void)gpu::get_last_error();
+    return e.what();
+  }
+  return "";
+}
+
+// Catches: an emulator that hangs or silently continues on kernels that are broken on a GPU.
+TEST(GpuRuntime, EmulatorReportsMisuse) {
+  if (!gpu::kEmulated) GTEST_SKIP() << "emulator-only checks";
+  EXPECT_NE(fault_of([] { (void)launch_deadlock(); }).find("deadlock"), std::string::npos);
+  EXPECT_NE(fault_of([] { (void)launch_bad_shuffle_mask(); }).find("not in the mask"), std::string::npos);
+  DeviceBuffer<uint16_t> g(64);
+  EXPECT_NE(fault_of([&] { (void)launch_ldmatrix_from_global(g.get()); }).find("shared memory"), std::string::npos);
+  DeviceBuffer<float> src(8);
+  EXPECT_EQ(fault_of([&] { (void)launch_cp_async_from(src.get(), 4); }), "");
+  const std::string oob = fault_of([&] { (void)launch_cp_async_from(src.get(), 8); });
+  EXPECT_NE(oob.find("out-of-bounds global read"), std::string::npos) << oob;
+  EXPECT_NE(oob.find("cp_async_from_kernel"), std::string::npos) << oob;
+}
+
+std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& v) {
+  std::vector<__nv_bfloat16> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = __float2bfloat16(v[i]);
+  return r;
+}
+
+// Catches: transposes or leading dimensions mixed up in the row-major GEMM contract, C read
+// when beta == 0 (poisoned C would turn into NaN), epilogue errors.
+TEST(GpuRuntime, GemmThroughTheLayer) {
+  const int m = 19, n = 23, k = 37;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 0.5f}) {
+        const uint64_t seed = 300 + (ta ? 1 : 0) + (tb ? 2 : 0);
+        SCOPED_TRACE("seed " + std::to_string(seed) + " ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta));
+        const auto fa = random_floats(static_cast<size_t>(m) * k, seed), fb = random_floats(static_cast<size_t>(k) * n, seed + 1);
+        const auto fc = random_floats(static_cast<size_t>(m) * n, seed + 2);
+        const auto a = to_bf16(fa), b = to_bf16(fb);
+        DeviceBuffer<__nv_bfloat16> da(a), db(b);
+        DeviceBuffer<float> dc(static_cast<size_t>(m) * n);
+        if (beta != 0.0f) dc.upload(fc); else dc.poison();
+        const int lda = ta ? m : k, ldb = tb ? k : n;
+        CUDA_CHECK(gpu::gemm(nullptr, ta, tb, m, n, k, 1.5f, da.get(), DType::kBF16, lda, db.get(), DType::kBF16, ldb, beta,
+                             dc.get(), DType::kF32, n));
+        const auto got = dc.download();
+        std::vector<double> ref(got.size());
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < n; ++j) {
+            double s = 0;
+            for (int p = 0; p < k; ++p) {
+              const float av = __bfloat162float(a[static_cast<size_t>(ta ? p * m + i : i * k + p)]);
+              const float bv = __bfloat162float(b[static_cast<size_t>(tb ? j * k + p : p * n + j)]);
+              s += static_cast<double>(av) * bv;
+            }
+            ref[static_cast<size_t>(i * n + j)] = 1.5 * s + (beta != 0.0f ? beta * fc[static_cast<size_t>(i * n + j)] : 0.0);
+          }
+        EXPECT_EQ(compare(got.data(), ref.data(), static_cast<int64_t>(ref.size()), kF32, "gemm"), "");
+      }
+}
+
+}  // namespace
+}  // namespace ringtrain::test
