@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -134,7 +135,9 @@ std::string resolve_checkpoint(const std::string& spec, Mesh& mesh, bool allow_n
 }
 
 std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& params, Optimizer& optimizer,
-                            const CheckpointState& state) {
+                            const CheckpointState& state, SaveTiming* timing) {
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
   const std::string dir = config.checkpoint.dir;
   RT_CHECK(!dir.empty(), "save_checkpoint without checkpoint.dir");
   const std::string name = checkpoint_file_name(state.step);
@@ -154,7 +157,10 @@ std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& 
     }
   }
   MPI_CHECK(MPI_Barrier(mesh.world_comm()));
+  const auto t_write = clock::now();
   write_checkpoint_file(path, config, mesh, params, optimizer, state);
+  if (timing) timing->write_s = since(t_write);
+  const auto t_sync = clock::now();
   if (mesh.rank() == 0) {
     fsync_path(path);
     const std::string tmp = dir + "/latest.tmp";
@@ -168,6 +174,7 @@ std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& 
     fs::rename(tmp, dir + "/latest", ec);
     if (ec) fault("checkpoint: cannot rename ", tmp, " to ", dir, "/latest: ", ec.message());
     fsync_path(dir);
+    if (timing) timing->sync_s = since(t_sync);
     const int keep = config.checkpoint.keep;
     if (keep > 0) {
       std::vector<CheckpointEntry> all = list_checkpoints(dir);

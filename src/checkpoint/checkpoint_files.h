@@ -43,9 +43,16 @@ std::string resolve_checkpoint(const std::string& spec);
 // allow_none: an empty directory gives "" instead of an error.
 std::string resolve_checkpoint(const std::string& spec, Mesh& mesh, bool allow_none = false);
 
+// Seconds spent in the parallel write (all ranks, up to the rename) and, on rank 0, in fsync
+// of the file, `latest` and the directory (the disk's share).
+struct SaveTiming {
+  double write_s = 0.0;
+  double sync_s = 0.0;
+};
+
 // The whole save protocol above; collective over mesh.world_comm(). Returns the path written.
 std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& params,
-                            Optimizer& optimizer, const CheckpointState& state);
+                            Optimizer& optimizer, const CheckpointState& state, SaveTiming* timing = nullptr);
 
 // DIR/LOCK holds "host pid" of the job using the directory. acquire() (collective) is an
 // input error if another live job holds it; a lock left by a dead process on this host is taken

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "data/prepare_text.h"
+#include "kernels/attention.h"
 #include "src/checkpoint/checkpoint_files.h"
 #include "src/checkpoint/checkpoint_tools.h"
 #include "parallel/mesh.h"
@@ -40,6 +41,7 @@ void set_threads(const Config& c, const Mesh& mesh) {
   if (threads <= 0)
     threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, mesh.local_size()));
   openblas_set_num_threads(threads);
+  attention_set_cpu_threads(threads);
 }
 
 Config load_checked(const CommandLine& cl) {

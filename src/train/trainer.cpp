@@ -94,11 +94,12 @@ std::string Trainer::save_checkpoint() {
   s.step = state_.step;
   s.tokens_seen = state_.tokens_seen;
   s.lr = state_.step > 0 ? learning_rate(config_.train, static_cast<int>(state_.step - 1)) : 0.0;
-  const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), *optimizer_, s);
+  SaveTiming timing;
+  const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), *optimizer_, s, &timing);
   last_saved_step_ = state_.step;
   if (mesh_.rank() == 0) {
-    std::printf("checkpoint saved: %s (%.2f s)\n", path.c_str(),
-                std::chrono::duration<double>(clock::now() - t0).count());
+    std::printf("checkpoint saved: %s (%.2f s: write %.2f s, fsync %.2f s)\n", path.c_str(),
+                std::chrono::duration<double>(clock::now() - t0).count(), timing.write_s, timing.sync_s);
     std::fflush(stdout);
   }
   return path;

@@ -5,6 +5,7 @@
 // tile-index errors, a pipeline that reads a stage before its copy landed.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -101,6 +102,22 @@ TEST(GpuSamples, TiledBf16GemmMatchesReference) {
     EXPECT_EQ(compare(got.data(), ref.data(), static_cast<int64_t>(ref.size()), kBF16, "gemm vs fp32 inputs"), "");
     EXPECT_EQ(compare(got.data(), ref_rounded.data(), static_cast<int64_t>(ref.size()), kF32, "gemm vs bf16 inputs"), "");
   }
+}
+
+// Not a correctness test: prints what the emulator costs (docs/GPU-EMULATION.md quotes it).
+TEST(GpuSamples, EmulatorSpeed) {
+  const int m = 256, n = 256, k = 256;
+  const auto a = to_bf16(random_floats(static_cast<size_t>(m) * k, 1)), b = to_bf16(random_floats(static_cast<size_t>(k) * n, 2));
+  DeviceBuffer<__nv_bfloat16> da(a), db(b);
+  DeviceBuffer<float> dc(static_cast<size_t>(m) * n);
+  CUDA_CHECK(sample_gemm_bf16(da.get(), db.get(), dc.get(), m, n, k, nullptr));  // warm-up
+  const auto t0 = std::chrono::steady_clock::now();
+  CUDA_CHECK(sample_gemm_bf16(da.get(), db.get(), dc.get(), m, n, k, nullptr));
+  CUDA_CHECK(gpu::device_synchronize());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double mmas = (m / 16.0) * (n / 8.0) * (k / 16.0);
+  std::printf("tiled bf16 GEMM %dx%dx%d: %.1f ms (%.0f mma.sync, %.2f us per warp-level mma incl. ldmatrix/cp.async/barriers)\n",
+              m, n, k, ms, mmas, 1000.0 * ms / mmas);
 }
 
 }  // namespace
