@@ -6,12 +6,13 @@
 //    "threads":2,"fwd_s":..,"bwd_s":..,"total_s":..,"gflops":..,"max_err":..,"vmhwm_mib":..}
 //   {"what":"sgemm","n":1024,"gflops":..}          (--sgemm 1024,2048)
 //
-// Times are the best of --reps runs after one untimed run. FLOPs as FlashAttention counts
+// Times are the best of --reps runs after --warmup untimed ones; cpu_s is the least process CPU time
+// (all threads) of one run, steadier than wall time on a shared machine. FLOPs as FlashAttention counts
 // them: forward 4 b h s^2 d, backward 2.5x that, causal halved. max_err: three output rows
 // against the double-precision reference.
 //
 //   bench_steps_attention_time [--seq 2048] [--threads 1] [--heads 8] [--dim 64]
-//                              [--reps 3] [--causal 1] [--sgemm 1024,2048]
+//                              [--reps 3] [--warmup 1] [--causal 1] [--sgemm 1024,2048]
 #include <cblas.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -35,6 +37,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double process_cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 double vmhwm_mib() {
   std::ifstream f("/proc/self/status");
@@ -59,7 +67,7 @@ double sgemm_gflops(int n, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int seq = 2048, threads = 1, h = 8, d = 64, reps = 3, causal = 1;
+  int seq = 2048, threads = 1, h = 8, d = 64, reps = 3, causal = 1, warmup = 1;
   std::vector<int> sgemm_sizes;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) {
@@ -72,6 +80,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--heads")) h = std::atoi(v);
     else if (!std::strcmp(argv[i], "--dim")) d = std::atoi(v);
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(v);
+    else if (!std::strcmp(argv[i], "--warmup")) warmup = std::atoi(v);
     else if (!std::strcmp(argv[i], "--causal")) causal = std::atoi(v);
     else if (!std::strcmp(argv[i], "--sgemm")) {
       std::stringstream ss(v);
@@ -104,11 +113,12 @@ int main(int argc, char** argv) {
   std::vector<float> q(n), k(n), v(n), dout(n), out(n), lse(nl), delta(nl), dq(n), dk(n), dv(n);
   for (auto* x : {&q, &k, &v, &dout})
     for (auto& e : *x) e = nd(gen);
-  double best_f = 1e30, best_b = 1e30, best_total = 1e30;
-  for (int r = -1; r < reps; ++r) {  // r = -1: untimed warm-up
+  double best_f = 1e30, best_b = 1e30, best_total = 1e30, best_cpu = 1e30;
+  for (int r = -warmup; r < reps; ++r) {  // r < 0: untimed warm-up
     std::fill(dq.begin(), dq.end(), 0.0f);
     std::fill(dk.begin(), dk.end(), 0.0f);
     std::fill(dv.begin(), dv.end(), 0.0f);
+    const double c0 = process_cpu_s();
     auto t0 = Clock::now();
     ringtrain::attention_forward(a, q.data(), k.data(), v.data(), out.data(), lse.data());
     const double tf = since(t0);
@@ -116,8 +126,9 @@ int main(int argc, char** argv) {
     ringtrain::attention_backward_delta(a, out.data(), dout.data(), delta.data());
     ringtrain::attention_backward(a, q.data(), k.data(), v.data(), dout.data(), lse.data(), delta.data(),
                                   dq.data(), dk.data(), dv.data());
-    const double tb = since(t0);
+    const double tb = since(t0), cpu = process_cpu_s() - c0;
     if (r < 0) continue;
+    best_cpu = std::min(best_cpu, cpu);
     best_f = std::min(best_f, tf);
     best_b = std::min(best_b, tb);
     best_total = std::min(best_total, tf + tb);
@@ -138,9 +149,9 @@ int main(int argc, char** argv) {
   const double flops = 3.5 * 4.0 * seq * static_cast<double>(seq) * h * d * (a.causal ? 0.5 : 1.0);
   std::printf(
       "{\"what\":\"attention\",\"impl\":\"ringtrain\",\"seq\":%d,\"b\":1,\"h\":%d,\"d\":%d,\"causal\":%s,"
-      "\"threads\":%d,\"fwd_s\":%.5f,\"bwd_s\":%.5f,\"total_s\":%.5f,\"gflops\":%.1f,\"max_err\":%.2e,"
+      "\"threads\":%d,\"fwd_s\":%.5f,\"bwd_s\":%.5f,\"total_s\":%.5f,\"cpu_s\":%.5f,\"gflops\":%.1f,\"max_err\":%.2e,"
       "\"vmhwm_mib\":%.1f}\n",
-      seq, h, d, a.causal ? "true" : "false", threads, best_f, best_b, best_total, flops / best_total * 1e-9, max_err,
+      seq, h, d, a.causal ? "true" : "false", threads, best_f, best_b, best_total, best_cpu, flops / best_total * 1e-9, max_err,
       vmhwm_mib());
   return 0;
 }

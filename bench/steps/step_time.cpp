@@ -11,7 +11,8 @@
 // what the trainer's "mem X MiB" prints) and VmHWM (the kernel's peak resident set of the
 // process: every std::vector, BLAS buffer and MPI buffer included). Traffic (--count-comm) is
 // rank 0's payload bytes per step per mesh group over the timed steps, counted at the MPI layer
-// (pmpi_counter.h); wait_s is rank 0's time in MPI_Wait*/Waitall per step.
+// (pmpi_counter.h); wait_s is rank 0's time in MPI_Wait*/Waitall per step. cpu_s_max: each
+// step's process CPU time (all threads), the max over ranks; cpu_s_sum: summed over ranks.
 //
 //   bench_steps_step_time (--config FILE | --yaml TEXT) [--set k=v ...] [--steps 3]
 //                         [--warmup 1] [--count-comm]
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -39,6 +41,14 @@
 using namespace ringtrain;
 
 namespace {
+
+// CPU time of this process, all threads (user + system). On a shared, oversubscribed machine
+// it is steadier than wall time; for multi-rank runs it includes MPI's polling while waiting.
+double process_cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 // Peak resident set of this process (kB in /proc/self/status), in MiB; -1 if unreadable.
 double vmhwm_mib() {
@@ -115,20 +125,26 @@ int run(int argc, char** argv) {
   Trainer trainer(c, mesh);
   for (int s = 0; s < o.warmup; ++s) trainer.step();
 
-  std::vector<double> times;
+  std::vector<double> times, cpu_max, cpu_sum;
   double loss = 0.0;
   bench::pmpi_reset();
   bench::pmpi_set_counting(o.count_comm);
   for (int s = 0; s < o.steps; ++s) {
     MPI_Barrier(mesh.world_comm());
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_s();
     loss = trainer.step().loss;
     // The step ends when its slowest rank ends: take the max over ranks.
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double dt[2] = {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                    process_cpu_s() - c0};
+    double cpu = dt[1];
     bench::pmpi_set_counting(false);
-    MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, mesh.world_comm());
+    MPI_Allreduce(MPI_IN_PLACE, dt, 2, MPI_DOUBLE, MPI_MAX, mesh.world_comm());
+    MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_SUM, mesh.world_comm());
     bench::pmpi_set_counting(o.count_comm);
-    times.push_back(dt);
+    times.push_back(dt[0]);
+    cpu_max.push_back(dt[1]);
+    cpu_sum.push_back(cpu);
   }
   bench::pmpi_set_counting(false);
 
@@ -155,7 +171,9 @@ int run(int argc, char** argv) {
     << ",\"zero1\":" << (c.parallel.zero1 ? "true" : "false") << ",\"seq_len\":" << c.train.seq_len
     << ",\"micro_batch\":" << c.train.micro_batch << ",\"grad_accum\":" << c.train.grad_accum
     << ",\"threads\":" << threads << ",\"step_s\":" << json_list(times) << ",\"step_s_min\":" << sorted.front()
-    << ",\"step_s_median\":" << median << ",\"loss\":" << loss << ",\"tokens_per_step\":" << tokens
+    << ",\"step_s_median\":" << median << ",\"cpu_s_max\":" << json_list(cpu_max)
+    << ",\"cpu_s_min\":" << *std::min_element(cpu_max.begin(), cpu_max.end())
+    << ",\"cpu_s_sum\":" << json_list(cpu_sum) << ",\"loss\":" << loss << ",\"tokens_per_step\":" << tokens
     << ",\"params_local\":" << trainer.model().params().size()
     << ",\"host_peak_mib\":" << json_list(host) << ",\"host_peak_mib_max\":" << *std::max_element(host.begin(), host.end())
     << ",\"vmhwm_mib\":" << json_list(hwm) << ",\"vmhwm_mib_max\":" << *std::max_element(hwm.begin(), hwm.end());

@@ -88,10 +88,62 @@ void select_blocks(hid_t space, const std::vector<Block>& blocks) {
                                  nullptr, blocks[i].count, nullptr));
 }
 
-hsize_t blocks_numel(const std::vector<Block>& blocks, int nd) {
-  hsize_t n = 0;
-  for (const Block& k : blocks) n += nd == 1 ? k.count[0] : k.count[0] * k.count[1];
-  return n;
+// Local elements [b, e) of one parameter (possibly empty) and their boxes in the global tensor.
+struct Piece {
+  const Param* p = nullptr;
+  int64_t b = 0, e = 0;
+  std::vector<Block> blocks;
+};
+
+Piece piece(const Param& p, int64_t b, int64_t e) {
+  Piece x;
+  x.p = &p;
+  x.b = b;
+  x.e = std::max(b, e);
+  x.blocks = global_blocks(p, b, e);
+  return x;
+}
+
+// The memory side of a transfer. HDF5 maps file and memory selections chunk by chunk quickly
+// only when both have the same shape; a 1-D memory space against a 2-D file selection falls
+// back to element-by-element mapping (several times slower). So one box gets a memory space of
+// its own shape, and several boxes (a ZeRO-1 slice starting or ending mid-row) go through a
+// staging buffer shaped like the local rows they touch, with the same boxes selected in it.
+struct MemPlan {
+  Handle space;
+  int64_t stage_off = 0;  // position of element b in the staging buffer
+  int64_t stage_len = 0;  // 0: transfer straight from/to the caller's contiguous buffer
+};
+
+MemPlan mem_plan(const Piece& x) {
+  MemPlan m;
+  const int nd = static_cast<int>(x.p->local_shape.size());
+  if (x.blocks.empty()) {
+    const hsize_t one = 1;
+    m.space = Handle(H5_CHECK(H5Screate_simple(1, &one, nullptr)));
+    H5_CHECK(H5Sselect_none(m.space));
+    return m;
+  }
+  if (x.blocks.size() == 1) {
+    m.space = Handle(H5_CHECK(H5Screate_simple(nd, x.blocks[0].count, nullptr)));
+    return m;
+  }
+  const ParamInfo& info = x.p->info;
+  const int64_t cols = x.p->local_shape[1];
+  const int64_t r0 = x.b / cols, r1 = (x.e - 1) / cols;
+  const hsize_t dims[2] = {static_cast<hsize_t>(r1 - r0 + 1), static_cast<hsize_t>(cols)};
+  m.space = Handle(H5_CHECK(H5Screate_simple(2, dims, nullptr)));
+  const int64_t row_off = r0 + (info.shard_dim == 0 ? info.shard_offset : 0);
+  const int64_t col_off = info.shard_dim == 1 ? info.shard_offset : 0;
+  std::vector<Block> local = x.blocks;
+  for (Block& k : local) {
+    k.start[0] -= static_cast<hsize_t>(row_off);
+    k.start[1] -= static_cast<hsize_t>(col_off);
+  }
+  select_blocks(m.space, local);
+  m.stage_off = x.b % cols;
+  m.stage_len = static_cast<int64_t>(dims[0] * dims[1]);
+  return m;
 }
 
 // ---- attributes -------------------------------------------------------------------------
@@ -202,10 +254,10 @@ void chunk_dims(const Shape& shape, int shard_dim, int64_t shard_size, hsize_t* 
   chunk[0] = shard_dim == 0 ? aligned(rows, ss, most_rows) : balanced(rows, most_rows);
 }
 
-// Collective: creates `name` (global shape) and writes this rank's blocks from `data`
-// (contiguous, in the blocks' order). Ranks without blocks select nothing.
-void write_dataset(hid_t file, const std::string& name, const ParamInfo& info, const std::vector<Block>& blocks,
-                   const float* data, hid_t dxpl) {
+// Collective: creates `name` (the parameter's global shape) and writes this rank's piece of it
+// from `data` (its elements [b, e), contiguous). Ranks with an empty piece select nothing.
+void write_dataset(hid_t file, const std::string& name, const Piece& x, const float* data, hid_t dxpl) {
+  const ParamInfo& info = x.p->info;
   const Shape& shape = info.global_shape;
   const int nd = static_cast<int>(shape.size());
   hsize_t dims[2] = {0, 0}, chunk[2] = {1, 1};
@@ -219,39 +271,38 @@ void write_dataset(hid_t file, const std::string& name, const ParamInfo& info, c
   Handle dset(H5Dcreate2(file, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   if (!dset.valid()) fault("checkpoint: cannot create dataset ", name, ": ", h5::error_stack());
   Handle fspace(H5_CHECK(H5Dget_space(dset)));
-  select_blocks(fspace, blocks);
-  const hsize_t n = blocks_numel(blocks, nd);
-  const hsize_t mdims[1] = {std::max<hsize_t>(n, 1)};
-  Handle mspace(H5_CHECK(H5Screate_simple(1, mdims, nullptr)));
-  if (n == 0) H5_CHECK(H5Sselect_none(mspace));
+  select_blocks(fspace, x.blocks);
+  const MemPlan m = mem_plan(x);
+  std::vector<float> stage;
   const float dummy = 0.0f;
-  if (H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? data : &dummy) < 0)
+  const float* src = x.blocks.empty() ? &dummy : data;
+  if (m.stage_len > 0) {
+    stage.assign(static_cast<size_t>(m.stage_len), 0.0f);
+    std::copy(data, data + (x.e - x.b), stage.begin() + m.stage_off);
+    src = stage.data();
+  }
+  if (H5Dwrite(dset, H5T_NATIVE_FLOAT, m.space, fspace, dxpl, src) < 0)
     fault("checkpoint: writing dataset ", name, " failed: ", h5::error_stack());
 }
 
-// Independent: reads this rank's blocks of `name` into `out`. Returns "" or what went wrong.
-std::string read_blocks(hid_t file, const std::string& name, const std::string& path, int nd,
-                        const std::vector<Block>& blocks, float* out) {
-  if (blocks.empty()) return "";
+// Independent: reads this rank's piece of `name` into `out` (elements [b, e), contiguous).
+// Returns "" or what went wrong.
+std::string read_piece(hid_t file, const std::string& name, const std::string& path, const Piece& x, float* out) {
+  if (x.blocks.empty()) return "";
   Handle dset(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
   if (!dset.valid()) return "checkpoint " + path + ": cannot open dataset " + name + " (" + h5::error_stack() + ")";
   Handle fspace(H5_CHECK(H5Dget_space(dset)));
-  select_blocks(fspace, blocks);
-  const hsize_t n = blocks_numel(blocks, nd);
-  Handle mspace(H5_CHECK(H5Screate_simple(1, &n, nullptr)));
-  if (H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out) < 0) {
+  select_blocks(fspace, x.blocks);
+  const MemPlan m = mem_plan(x);
+  std::vector<float> stage(static_cast<size_t>(m.stage_len));
+  if (H5Dread(dset, H5T_NATIVE_FLOAT, m.space, fspace, H5P_DEFAULT, m.stage_len > 0 ? stage.data() : out) < 0) {
     const bool checksum = h5::stack_has_checksum_error();
     const std::string detail = h5::error_stack();
     if (checksum) return "checksum error in dataset " + name + " of " + path + " (the file is corrupted)";
     return "checkpoint " + path + ": cannot read dataset " + name + " (" + detail + ")";
   }
+  if (m.stage_len > 0) std::copy(stage.begin() + m.stage_off, stage.begin() + m.stage_off + (x.e - x.b), out);
   return "";
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
 }
 
 // Serial metadata check of one dataset: present, fp32, the expected shape. "" when fine.
@@ -426,17 +477,14 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     for (const Param& p : params.params()) {
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
       const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
-      std::vector<Block> all = writer ? global_blocks(p, 0, p.numel) : std::vector<Block>{};
-      write_dataset(file, "model/" + p.info.name, p.info, all, p.value.f32(), dxpl);
+      write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), p.value.f32(), dxpl);
       // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
-      std::vector<Block> mine = moment_writer ? global_blocks(p, b - p.offset, e - p.offset) : std::vector<Block>{};
-      const size_t off = static_cast<size_t>(std::max<int64_t>(b - lo, 0));
-      write_dataset(file, "optimizer/exp_avg/" + p.info.name, p.info, mine,
-                    optimizer.exp_avg().data() + (moment_writer ? off : 0), dxpl);
-      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, p.info, mine,
-                    optimizer.exp_avg_sq().data() + (moment_writer ? off : 0), dxpl);
+      const Piece mine = moment_writer ? piece(p, b - p.offset, e - p.offset) : piece(p, 0, 0);
+      const size_t off = moment_writer ? static_cast<size_t>(b - lo) : 0;
+      write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, optimizer.exp_avg().data() + off, dxpl);
+      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, optimizer.exp_avg_sq().data() + off, dxpl);
     }
     H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }  // collective close
@@ -461,9 +509,9 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
   if (mesh.rank() == 0 && optimizer && header.seed != config.run.seed)
     warn("resuming " + path + " (trained with run.seed " + std::to_string(header.seed) + ") with run.seed " +
          std::to_string(config.run.seed) + ": the data from here on differs from the original run's");
-  long long hv[3] = {header.step, header.tokens_seen, 0};
+  long long hv[2] = {header.step, header.tokens_seen};
   double lr = header.lr;
-  MPI_CHECK(MPI_Bcast(hv, 3, MPI_LONG_LONG, 0, comm));
+  MPI_CHECK(MPI_Bcast(hv, 2, MPI_LONG_LONG, 0, comm));
   MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, comm));
 
   // Every rank reads its own hyperslabs, independently, through HDF5's default (POSIX) driver:
@@ -478,19 +526,15 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     const int64_t hi = optimizer ? lo + optimizer->shard_size() : 0;
     for (const Param& p : params.params()) {
       if (!error.empty()) break;
-      const int nd = static_cast<int>(p.local_shape.size());
-      error = read_blocks(file, "model/" + p.info.name, path, nd, global_blocks(p, 0, p.numel), p.value.f32());
-      if (!error.empty()) break;
-      if (!optimizer) continue;
+      error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), p.value.f32());
+      if (!error.empty() || !optimizer) continue;
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       if (b >= e) continue;
-      const std::vector<Block> mine = global_blocks(p, b - p.offset, e - p.offset);
-      error = read_blocks(file, "optimizer/exp_avg/" + p.info.name, path, nd, mine,
-                          optimizer->exp_avg().data() + (b - lo));
+      const Piece mine = piece(p, b - p.offset, e - p.offset);
+      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, optimizer->exp_avg().data() + (b - lo));
       if (error.empty())
-        error = read_blocks(file, "optimizer/exp_avg_sq/" + p.info.name, path, nd, mine,
-                            optimizer->exp_avg_sq().data() + (b - lo));
-      if (!error.empty()) break;
+        error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine,
+                           optimizer->exp_avg_sq().data() + (b - lo));
     }
   }
   // Agree: the lowest rank that saw a problem tells everyone.

@@ -28,7 +28,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 std::string num(double x) {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
+  std::snprintf(buf, sizeof buf, "%.9g", x);
   return buf;
 }
 

@@ -84,6 +84,7 @@ struct LogConfig {
   int every = 10;
   std::string progress = "auto";  // auto | always | never (live line on a terminal)
   bool tensorboard = true;
+  double peak_tflops = 0.0;  // per device, for MFU; 0: unknown (MFU not reported)
 };
 
 struct Config {

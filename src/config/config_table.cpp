@@ -220,7 +220,10 @@ std::vector<ConfigField> make_fields() {
                      {"auto", "always", "never"},
                      "Live progress line on rank 0: auto (only on a terminal), always, never."));
   f.push_back(field("log", "tensorboard", &C::log, &LogConfig::tensorboard, kAny,
-                    "Also write TensorBoard event files to run.out_dir."));
+                    "Also write TensorBoard event files to run.out_dir/tb (rank 0)."));
+  f.push_back(field("log", "peak_tflops", &C::log, &LogConfig::peak_tflops, kNonNegative,
+                    "Peak dense TFLOPS of one device (e.g. 989 for an H100 SXM in bf16), for "
+                    "MFU; 0: unknown, MFU not reported. See docs/METRICS.md."));
   return f;
 }
 

@@ -15,6 +15,7 @@
 #include "src/core/process.h"
 #include "src/train/batches.h"
 #include "src/train/lr_schedule.h"
+#include "src/train/metrics_log.h"
 
 namespace ringtrain {
 namespace {
@@ -33,12 +34,6 @@ BatchPlan plan_for(const Config& c, Mesh& mesh) {
 // Set by SIGTERM/SIGUSR1 (cluster preemption); read at the end of each step.
 volatile sig_atomic_t g_stop_signal = 0;
 void on_stop_signal(int sig) { g_stop_signal = sig; }
-
-std::string fmt(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", x);
-  return buf;
-}
 
 }  // namespace
 
@@ -98,7 +93,9 @@ std::string Trainer::save_checkpoint() {
   const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), *optimizer_, s, &timing);
   last_saved_step_ = state_.step;
   if (mesh_.rank() == 0) {
-    std::printf("checkpoint saved: %s (%.2f s: write %.2f s, fsync %.2f s)\n", path.c_str(),
+    if (metrics_) metrics_->end_live_line();
+    std::printf("checkpoint saved at step %lld: %s (%.2f s: write %.2f s, fsync %.2f s)\n",
+                static_cast<long long>(state_.step), path.c_str(),
                 std::chrono::duration<double>(clock::now() - t0).count(), timing.write_s, timing.sync_s);
     std::fflush(stdout);
   }
@@ -112,6 +109,7 @@ void Trainer::begin_checkpoints() {
     lock_->acquire(c.dir, mesh_);
     struct sigaction sa{};
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;  // a signal must not fail a write or an MPI call with EINTR
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGUSR1, &sa, nullptr);
@@ -220,31 +218,23 @@ EvalResult Trainer::evaluate(int batches) {
 }
 
 void Trainer::log_step(const StepResult& r, double seconds) {
-  if (mesh_.rank() != 0) return;
-  const double tps = seconds > 0 ? r.tokens / seconds : 0.0;
-  const double eta = state_.step > 0 ? elapsed_ / state_.step * (config_.train.steps - state_.step) : 0.0;
-  std::printf("step %lld/%d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | mem %.0f MiB | elapsed %.1fs | eta %.1fs%s\n",
-              static_cast<long long>(state_.step), config_.train.steps, r.loss, r.lr, r.grad_norm, tps,
-              host_bytes_peak() / 1048576.0, elapsed_, eta, r.skipped ? " | skipped" : "");
-  std::fflush(stdout);
-  std::ofstream f(metrics_path_, std::ios::app);
-  f << "{\"step\": " << state_.step << ", \"loss\": " << fmt(r.loss) << ", \"lr\": " << fmt(r.lr)
-    << ", \"grad_norm\": " << fmt(r.grad_norm) << ", \"tokens_per_s\": " << fmt(tps)
-    << ", \"tokens\": " << state_.tokens_seen << ", \"elapsed_s\": " << fmt(elapsed_)
-    << ", \"peak_host_mib\": " << fmt(host_bytes_peak() / 1048576.0) << "}\n";
+  if (!metrics_) return;  // rank 0 only
+  StepMetrics m;
+  m.step = state_.step;
+  m.loss = r.loss;
+  m.lr = r.lr;
+  m.grad_norm = r.grad_norm;
+  m.step_tokens = r.tokens;
+  m.seconds = seconds;
+  m.tokens_seen = state_.tokens_seen;
+  m.skipped = r.skipped;
+  const int64_t s = state_.step;
+  metrics_->step(m, s % config_.log.every == 0 || s == config_.train.steps || s == 1);
 }
 
 void Trainer::log_eval(const EvalResult& e) {
-  if (mesh_.rank() != 0) return;
-  std::ostringstream os;
-  os << "{\"step\": " << state_.step << ", \"eval_loss\": " << fmt(e.loss);
-  if (e.accuracy >= 0) os << ", \"accuracy\": " << fmt(e.accuracy);
-  os << ", \"eval_tokens\": " << e.tokens << "}";
-  std::ofstream f(metrics_path_, std::ios::app);
-  f << os.str() << '\n';
-  std::printf("eval step %lld | loss %.4f%s\n", static_cast<long long>(state_.step), e.loss,
-              e.accuracy >= 0 ? (" | accuracy " + fmt(e.accuracy)).c_str() : "");
-  std::fflush(stdout);
+  if (!metrics_) return;  // rank 0 only
+  metrics_->eval(EvalMetrics{state_.step, e.loss, e.accuracy, e.tokens});
 }
 
 EvalResult Trainer::train() {
@@ -252,30 +242,44 @@ EvalResult Trainer::train() {
   using clock = std::chrono::steady_clock;
   begin_checkpoints();
   const bool checkpoints = !config_.checkpoint.dir.empty();
+  if (mesh_.rank() == 0)
+    metrics_ = std::make_unique<MetricsLog>(config_, mesh_.size(), model_->flops_per_token(t.seq_len), state_.step,
+                                            state_.tokens_seen);
+  RunEnd end;
   while (state_.step < t.steps) {
     const auto t0 = clock::now();
     const StepResult r = step();
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     elapsed_ += dt;
-    if (state_.step % config_.log.every == 0 || state_.step == t.steps || state_.step == 1) log_step(r, dt);
+    log_step(r, dt);
     if (t.eval_every > 0 && state_.step % t.eval_every == 0 && state_.step < t.steps)
       log_eval(evaluate(t.eval_batches));
     const int every = config_.checkpoint.every;
-    if (checkpoints && every > 0 && state_.step % every == 0) save_checkpoint();
+    if (checkpoints && every > 0 && state_.step % every == 0) end.last_checkpoint = save_checkpoint();
     if (stop_requested()) {  // SIGTERM/SIGUSR1: finish this step, save, stop
-      if (last_saved_step_ != state_.step) save_checkpoint();
-      if (mesh_.rank() == 0) {
+      if (last_saved_step_ != state_.step) end.last_checkpoint = save_checkpoint();
+      if (metrics_) {
+        metrics_->end_live_line();
         std::printf("stopping on signal %d after step %lld; resume with checkpoint.resume: auto\n",
                     static_cast<int>(g_stop_signal != 0 ? g_stop_signal : SIGTERM), static_cast<long long>(state_.step));
         std::fflush(stdout);
+        end.step = state_.step;
+        end.stopped_by_signal = true;
+        metrics_->summary(end);
       }
       stopped_by_signal_ = true;
       return EvalResult{};
     }
   }
-  if (checkpoints && last_saved_step_ != state_.step) save_checkpoint();
+  if (checkpoints && last_saved_step_ != state_.step) end.last_checkpoint = save_checkpoint();
   EvalResult final_eval = evaluate(t.eval_batches);
   log_eval(final_eval);
+  if (metrics_) {  // the summary, then main's final eval JSON line (the run's last line)
+    end.step = state_.step;
+    end.has_eval = true;
+    end.eval = EvalMetrics{state_.step, final_eval.loss, final_eval.accuracy, final_eval.tokens};
+    metrics_->summary(end);
+  }
   return final_eval;
 }
 

@@ -18,6 +18,7 @@ namespace ringtrain {
 
 class Mesh;
 class CheckpointLock;
+class MetricsLog;
 
 // Everything besides weights and moments that a resumed run needs.
 struct TrainState {
@@ -68,7 +69,7 @@ class Trainer {
   Mesh& mesh() { return mesh_; }
 
  private:
-  void log_step(const StepResult& r, double seconds);
+  void log_step(const StepResult& r, double seconds);  // every step; a line at log steps
   void log_eval(const EvalResult& e);
   void begin_checkpoints();  // lock checkpoint.dir, resume per checkpoint.resume, signals
   bool stop_requested();     // a signal reached any rank (one int all-reduce per step)
@@ -84,6 +85,7 @@ class Trainer {
   std::unique_ptr<CheckpointLock> lock_;
   int64_t last_saved_step_ = -1;
   bool stopped_by_signal_ = false;
+  std::unique_ptr<MetricsLog> metrics_;  // rank 0, during train(): lines, metrics.jsonl, TensorBoard
 };
 
 // Prints one JSON object as a line (rank 0 only) and appends it to `path` if not empty.

@@ -62,7 +62,8 @@ def main():
     assert weights["model.layers.0.mlp.gate_proj.weight"].shape == (cfg["intermediate_size"], cfg["hidden_size"])
     tokens = read_tokens(tokens_path)
     s = len(tokens) - 1
-    assert s <= cfg["max_position_embeddings"], "window longer than max_position_embeddings"
+    # One window only: ringtrain draws windows of seq_len + 1 tokens (= max_position_embeddings + 1).
+    assert s == cfg["max_position_embeddings"], f"{tokens_path} holds {s + 1} tokens, not seq_len + 1"
     ids = torch.tensor(tokens[:-1]).view(1, s)
     targets = torch.tensor(tokens[1:]).view(1, s)
     model = ref.Llama(meta, weights, torch.float64)

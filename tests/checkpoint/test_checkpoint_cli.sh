@@ -49,7 +49,7 @@ echo "ok: inspect lists $(grep -c crc32 inspect.txt) tensors"
 $TOOL export hf A/step-000006.h5 || fail "export check"
 
 echo "== export against the PyTorch reference (tests/reference) on one window of text"
-$PY -c 'import sys; sys.stdout.write(("The quick brown fox jumps over the lazy dog. " * 4)[:129])' > window.txt
+$PY -c 'import sys; sys.stdout.write(("The quick brown fox jumps over the lazy dog. " * 4)[:128])' > window.txt
 "$BIN" prepare-text window.txt --out window.bin > /dev/null || fail "prepare-text"
 ew=$("$BIN" eval "$CFG" "${TINY[@]}" --checkpoint A/step-000006.h5 --data window.bin 2>&1 | grep '^{"eval_loss"')
 [ -n "$ew" ] || fail "eval --data printed no result"

@@ -85,7 +85,8 @@ TEST(GpuPrimitives, MmaM16n8k16MatchesTripleLoop) {
     }
 }
 
-// Catches: wrong source lanes for idx/up/down/xor at widths < 32, votes over the wrong lanes,
+// Catches: wrong source lanes for idx/up/down/xor at widths < 32, votes and sm_80 warp
+// reductions over the wrong lanes,
 // independent masks of a divergent warp interfering.
 TEST(GpuPrimitives, ShufflesAndVotesMatchDefinitions) {
   std::vector<int> in(64);
@@ -120,6 +121,15 @@ TEST(GpuPrimitives, ShufflesAndVotesMatchDefinitions) {
     EXPECT_EQ(static_cast<unsigned>(O(8)), ballot) << tid;
     EXPECT_EQ(O(9), any5 ? 1 : 0) << tid;
     EXPECT_EQ(O(10), all_nonneg ? 1 : 0) << tid;
+    int sum = 0, mn = V(0), mx = V(0);
+    for (int l = 0; l < 32; ++l) {
+      sum += V(l);
+      mn = std::min(mn, V(l));
+      mx = std::max(mx, V(l));
+    }
+    EXPECT_EQ(O(14), sum) << tid;
+    EXPECT_EQ(O(15), mn) << tid;
+    EXPECT_EQ(O(16), mx) << tid;
     EXPECT_EQ(O(11), lane < 16 ? V(lane ^ 1) : V(lane ^ 2)) << tid;
     EXPECT_EQ(O(12), lane + 1 < 32 ? V(lane + 1) : V(lane)) << tid;
     if ((0x00ff00ffu >> lane) & 1u) {

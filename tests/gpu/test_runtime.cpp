@@ -144,6 +144,17 @@ TEST(GpuRuntime, ExitedThreadsLeaveTheBarrierCount) {
   for (int i = 0; i < 32; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], 4 * i + 1);
 }
 
+// Catches: __syncthreads_count/_or/_and counting the wrong threads or mixing two barriers.
+TEST(GpuRuntime, BarrierReductions) {
+  DeviceBuffer<int> out(4);
+  const auto got = same_under_all_schedules<int>([&] {
+    out.poison();
+    CUDA_CHECK(launch_barrier_reductions(out.get()));
+    return out.download();
+  }, "barrier reductions");
+  EXPECT_EQ(got, (std::vector<int>{32, 1, 1, 0}));
+}
+
 template <typename F>
 std::string fault_of(F&& f) {
   try {

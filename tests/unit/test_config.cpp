@@ -612,7 +612,7 @@ TEST(Config, TextSmallConfigLoadsAsPasskey) {
   const std::string path = source_dir() + "/configs/text-small.yaml";
   Config c = load_config(path, {"data.task=passkey"});
   EXPECT_EQ(c.data.train, "data/corpus/train.bin");
-  EXPECT_EQ(c.data.val, "data/corpus/val.bin");
+  EXPECT_EQ(c.data.val, "data/corpus/train.val.bin");
   EXPECT_NO_THROW(load_config(path, {"data.task=passkey", "parallel.cp=2", "parallel.tp=2"}));
 }
 

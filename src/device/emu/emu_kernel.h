@@ -37,6 +37,9 @@ extern thread_local ThreadCtx tl_ctx;
 
 // All of these are out-of-line and opaque: they may switch to another fiber.
 void sync_threads();
+// A barrier that also counts the threads whose predicate is nonzero (__syncthreads_count).
+int sync_threads_count(int predicate);
+int sync_threads_and(int predicate);
 void sync_warp(unsigned mask);
 // A warp-collective operation: every lane of `mask` calls it with the same mask and kind;
 // when the last one arrives, combine(ins, outs, mask) computes every lane's result.
@@ -55,6 +58,7 @@ void cp_async_wait(int n);
 
 enum WarpKind : int {
   kShflIdx = 1, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kSyncWarp, kMmaBf16, kMmaF16,
+  kReduceAdd, kReduceMin, kReduceMax,
   kLdmatrix = 100  // + 2 * count + trans
 };
 
@@ -118,6 +122,30 @@ unsigned vote(unsigned mask, int predicate) {
   return out;
 }
 
+template <int kKind, typename T>
+void reduce_combine(const void* const* ins, void* const* outs, unsigned mask) {
+  T r{};
+  bool first = true;
+  for (int lane = 0; lane < 32; ++lane) {
+    if (!((mask >> lane) & 1u)) continue;
+    const T v = *static_cast<const T*>(ins[lane]);
+    if (first) r = v;
+    else if constexpr (kKind == kReduceAdd) r = static_cast<T>(r + v);
+    else if constexpr (kKind == kReduceMin) r = v < r ? v : r;
+    else r = v > r ? v : r;
+    first = false;
+  }
+  for (int lane = 0; lane < 32; ++lane)
+    if ((mask >> lane) & 1u) *static_cast<T*>(outs[lane]) = r;
+}
+
+template <int kKind, typename T>
+T warp_reduce(unsigned mask, T value) {
+  T out{};
+  warp_collective(mask, kKind, &value, &out, &reduce_combine<kKind, T>);
+  return out;
+}
+
 }  // namespace ringtrain::gpu::emu
 
 #define threadIdx (::ringtrain::gpu::emu::tl_ctx.thread_idx)
@@ -135,6 +163,9 @@ inline constexpr int warpSize = 32;
 
 inline void __syncthreads() { ::ringtrain::gpu::emu::sync_threads(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { ::ringtrain::gpu::emu::sync_warp(mask); }
+inline int __syncthreads_count(int predicate) { return ::ringtrain::gpu::emu::sync_threads_count(predicate); }
+inline int __syncthreads_or(int predicate) { return ::ringtrain::gpu::emu::sync_threads_count(predicate) != 0; }
+inline int __syncthreads_and(int predicate) { return ::ringtrain::gpu::emu::sync_threads_and(predicate); }
 inline void __threadfence() { ::ringtrain::gpu::emu::thread_fence(); }
 inline void __threadfence_block() { ::ringtrain::gpu::emu::thread_fence(); }
 inline unsigned __activemask() { return ::ringtrain::gpu::emu::active_mask(); }
@@ -163,6 +194,26 @@ inline int __any_sync(unsigned mask, int predicate) {
 }
 inline int __all_sync(unsigned mask, int predicate) {
   return static_cast<int>(::ringtrain::gpu::emu::vote<::ringtrain::gpu::emu::kAll>(mask, predicate));
+}
+
+// sm_80 warp reductions.
+inline unsigned __reduce_add_sync(unsigned mask, unsigned v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceAdd>(mask, v);
+}
+inline int __reduce_add_sync(unsigned mask, int v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceAdd>(mask, v);
+}
+inline unsigned __reduce_min_sync(unsigned mask, unsigned v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceMin>(mask, v);
+}
+inline int __reduce_min_sync(unsigned mask, int v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceMin>(mask, v);
+}
+inline unsigned __reduce_max_sync(unsigned mask, unsigned v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceMax>(mask, v);
+}
+inline int __reduce_max_sync(unsigned mask, int v) {
+  return ::ringtrain::gpu::emu::warp_reduce<::ringtrain::gpu::emu::kReduceMax>(mask, v);
 }
 
 // Atomics. The emulator runs one block at a time on one OS thread, so these never race; they
@@ -239,6 +290,15 @@ inline float __int_as_float(int x) { float f; std::memcpy(&f, &x, 4); return f; 
 inline float __uint_as_float(unsigned x) { float f; std::memcpy(&f, &x, 4); return f; }
 inline int __float_as_int(float x) { int i; std::memcpy(&i, &x, 4); return i; }
 inline unsigned __float_as_uint(float x) { unsigned i; std::memcpy(&i, &x, 4); return i; }
+inline int __float2int_rn(float x) { return static_cast<int>(std::nearbyint(x)); }
+inline int __float2int_rz(float x) { return static_cast<int>(x); }
+inline float __int2float_rn(int x) { return static_cast<float>(x); }
+inline unsigned __float2uint_rn(float x) { return static_cast<unsigned>(std::nearbyint(x)); }
+// Read-only cache loads are plain loads here.
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }

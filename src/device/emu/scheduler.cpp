@@ -122,6 +122,8 @@ struct Thread {
   uint3 idx;
   int lane = 0, warp = 0;
   TState state = TState::kRunnable;
+  int barrier_result = 0;  // __syncthreads_count of the barrier this thread last passed
+  int barrier_total = 0;   // threads that passed it
   std::vector<CpCopy> cp_open;
   std::deque<std::vector<CpCopy>> cp_groups;
 };
@@ -158,6 +160,7 @@ struct Launch {
   std::vector<Thread> threads;
   std::vector<Warp> warps;
   int live = 0, at_barrier = 0;
+  int barrier_count = 0;  // threads at the barrier with a nonzero predicate
   uint3 block_idx{};
   Thread* cur = nullptr;
   bool failed = false;
@@ -196,6 +199,9 @@ const char* warp_kind_name(int kind) {
     case kSyncWarp: return "__syncwarp";
     case kMmaBf16: return "mma.sync m16n8k16 bf16";
     case kMmaF16: return "mma.sync m16n8k16 f16";
+    case kReduceAdd: return "__reduce_add_sync";
+    case kReduceMin: return "__reduce_min_sync";
+    case kReduceMax: return "__reduce_max_sync";
     default: return kind >= kLdmatrix ? "ldmatrix" : "?";
   }
 }
@@ -246,6 +252,7 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
   tl_ctx.block_idx = bidx;
   L.live = n;
   L.at_barrier = 0;
+  L.barrier_count = 0;
   // Poison this block's shared memory: a read of an element no thread wrote is NaN.
   std::memset(L.dyn_base, 0xFF, L.dyn_rounded);
   std::memset(tl_arena->static_map, 0xFF, L.static_used);
@@ -303,8 +310,13 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
     if (L.failed || L.live == 0) break;
     if (L.at_barrier == L.live) {
       for (Thread& t : L.threads)
-        if (t.state == TState::kBarrier) t.state = TState::kRunnable;
+        if (t.state == TState::kBarrier) {
+          t.state = TState::kRunnable;
+          t.barrier_result = L.barrier_count;
+          t.barrier_total = L.at_barrier;
+        }
       L.at_barrier = 0;
+      L.barrier_count = 0;
       progressed = true;
     }
     if (!progressed) {
@@ -342,12 +354,22 @@ bool shared_range_ok(const void* p, size_t bytes) {
   return c >= tl_arena->static_map && c + bytes <= tl_arena->static_map + L->static_used;
 }
 
-void sync_threads() {
+void sync_threads() { (void)sync_threads_count(0); }
+
+int sync_threads_count(int predicate) {
   Launch& L = launch_state();
   Thread& t = *L.cur;
   t.state = TState::kBarrier;
   ++L.at_barrier;
+  if (predicate) ++L.barrier_count;
   yield(t);
+  return t.barrier_result;
+}
+
+int sync_threads_and(int predicate) {
+  (void)sync_threads_count(predicate);
+  const Thread& t = *launch_state().cur;
+  return t.barrier_result == t.barrier_total;
 }
 
 void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCombine combine) {
@@ -355,16 +377,18 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
   Thread& t = *L.cur;
   Warp& w = L.warps[static_cast<size_t>(t.warp)];
   const unsigned me = 1u << t.lane;
-  const std::string where = std::string(warp_kind_name(kind)) + " with mask " + hex(mask) + " in lane " +
-                            std::to_string(t.lane) + " of warp " + std::to_string(t.warp);
-  if (!(mask & me)) fail(where + ": the calling lane is not in the mask");
-  if (mask & ~w.existing) fail(where + ": the mask names lanes beyond the block's last thread");
-  if (mask & w.exited) fail(where + ": the mask names lanes that already exited (" + hex(mask & w.exited) + ")");
+  auto where = [&] {
+    return std::string(warp_kind_name(kind)) + " with mask " + hex(mask) + " in lane " + std::to_string(t.lane) +
+           " of warp " + std::to_string(t.warp);
+  };
+  if (!(mask & me)) fail(where() + ": the calling lane is not in the mask");
+  if (mask & ~w.existing) fail(where() + ": the mask names lanes beyond the block's last thread");
+  if (mask & w.exited) fail(where() + ": the mask names lanes that already exited (" + hex(mask & w.exited) + ")");
   size_t k = 0;
   for (; k < w.ops.size(); ++k) {
     if (w.ops[k].mask == mask) break;
     if (w.ops[k].mask & mask)
-      fail(where + ": another warp operation with overlapping mask " + hex(w.ops[k].mask) + " is pending");
+      fail(where() + ": another warp operation with overlapping mask " + hex(w.ops[k].mask) + " is pending");
   }
   if (k == w.ops.size()) {
     w.ops.emplace_back();
@@ -374,7 +398,7 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
   }
   PendingWarpOp& op = w.ops[k];
   if (op.kind != kind)
-    fail(where + ": other lanes of the mask are in " + warp_kind_name(op.kind) +
+    fail(where() + ": other lanes of the mask are in " + warp_kind_name(op.kind) +
          " (divergent warp operations)");
   op.in[t.lane] = in;
   op.out[t.lane] = out;

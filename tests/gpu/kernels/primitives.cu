@@ -110,6 +110,9 @@ __global__ void warp_ops_kernel(const int* in, int* out) {
     o[13] = static_cast<int>(__ballot_sync(0x00ff00ffu, lane & 1));
   else
     o[13] = -1;
+  o[14] = __reduce_add_sync(full, v);
+  o[15] = __reduce_min_sync(full, v);
+  o[16] = static_cast<int>(__reduce_max_sync(full, static_cast<unsigned>(v)));
 }
 
 gpu::Status launch_warp_ops(const int* in, int* out) { return gpu::launch(warp_ops_kernel, 1, 64, 0, nullptr, in, out); }

@@ -16,7 +16,7 @@ gpu::Status launch_ldmatrix_dump(int count, bool trans, const uint16_t* mats, ui
 // through ldmatrix.x4 in modes 1 and 2 and from the formulas in mode 0.
 gpu::Status launch_mma(bool bf16, int b_mode, const uint16_t* a, const uint16_t* b, const float* c, float* d);
 // Two warps (64 threads): kWarpOps results per thread of shuffles, votes (see the .cu).
-constexpr int kWarpOps = 14;
+constexpr int kWarpOps = 17;
 gpu::Status launch_warp_ops(const int* in, int* out);
 // 8 blocks x 128 threads of atomics on counters[8] (ints) and fsum[1].
 gpu::Status launch_atomics(int* counters, float* fsum);

@@ -29,6 +29,21 @@ gpu::Status launch_early_exit_barrier(int* out) {
   return gpu::launch(early_exit_barrier_kernel, 1, 64, 64 * sizeof(int), nullptr, out);
 }
 
+__global__ void barrier_reductions_kernel(int* out) {
+  const int t = threadIdx.x;
+  const int a = __syncthreads_count(t % 3 == 0);
+  const int b = __syncthreads_or(t == 95);
+  const int c = __syncthreads_and(1);
+  const int d = __syncthreads_and(t != 40);
+  if (t == 7) {
+    out[0] = a;
+    out[1] = b;
+    out[2] = c;
+    out[3] = d;
+  }
+}
+gpu::Status launch_barrier_reductions(int* out) { return gpu::launch(barrier_reductions_kernel, 1, 96, 0, nullptr, out); }
+
 __global__ void deadlock_kernel() {
   if (threadIdx.x == 0)
     __syncthreads();

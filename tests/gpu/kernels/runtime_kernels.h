@@ -11,6 +11,9 @@ gpu::Status launch_touch_smem(dim3 block, size_t smem_bytes, float* out);
 gpu::Status raise_touch_smem_limit(int bytes);
 // Odd threads return before the barrier; even threads sum their neighbours after it.
 gpu::Status launch_early_exit_barrier(int* out);
+// out[0..3] = __syncthreads_count(t % 3 == 0), __syncthreads_or(t == 95), __syncthreads_and(1),
+// __syncthreads_and(t != 40) over a block of 96 threads.
+gpu::Status launch_barrier_reductions(int* out);
 // A lane waits at __syncthreads while its warp waits for it in __syncwarp: a deadlock.
 gpu::Status launch_deadlock();
 // A shuffle whose mask leaves out the calling lane.
