@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <mpi.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "parallel/mesh.h"
 #include "src/core/error.h"
 #include "src/core/process.h"
+#include "src/model/params.h"
 
 namespace fs = std::filesystem;
 
@@ -156,7 +158,27 @@ std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& 
       }
     }
   }
-  MPI_CHECK(MPI_Barrier(mesh.world_comm()));
+  // A full disk is found before writing, not halfway: weights and both moments in fp32 plus
+  // about 1% for chunk checksums and metadata.
+  std::string problem;
+  if (mesh.rank() == 0) {
+    int64_t elems = 0;
+    for (const Param& p : params.params()) elems += shape_numel(p.info.global_shape);
+    const uint64_t need = static_cast<uint64_t>(elems) * 12 * 101 / 100 + (uint64_t{1} << 20);
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) == 0) {
+      const uint64_t avail = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+      if (avail < need)
+        problem = "checkpoint.dir " + dir + " has " + std::to_string(avail) + " bytes free; saving step " +
+                  std::to_string(state.step) + " needs about " + std::to_string(need) +
+                  " bytes (the previous checkpoint is intact)";
+    }
+  }
+  bcast_string(&problem, mesh.world_comm());
+  if (!problem.empty()) {
+    set_collective_phase(true);
+    input_error(problem);
+  }
   const auto t_write = clock::now();
   write_checkpoint_file(path, config, mesh, params, optimizer, state);
   if (timing) timing->write_s = since(t_write);

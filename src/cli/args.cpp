@@ -140,7 +140,7 @@ const std::vector<CommandSpec>& commands() {
            if (n < 1 || n > 1000000000) input_error(f, " expects an integer >= 1, got '", v, "'");
            c.samples = static_cast<int>(n);
          }},
-        {"--no-cross-rank", "", "do not force the needle and the question onto different ranks",
+        {"--no-cross-rank", "", "control: attention restricted to each rank's own tokens (a key in another rank's chunk cannot be found)",
          [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }}}},
       {Command::kConfig,
        "config",

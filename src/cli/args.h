@@ -47,7 +47,7 @@ struct CommandLine {
   std::vector<int64_t> lengths;  // context lengths for --needle ("" : the command's default)
   std::vector<double> depths;    // needle depths in [0, 1] ("" : the command's default)
   int samples = 0;               // samples per (length, depth) cell; 0: the command's default
-  bool cross_rank = true;        // --no-cross-rank: do not force the needle into another rank
+  bool cross_rank = true;        // --no-cross-rank: attention limited to each rank's own tokens (control)
 
   // prepare-text
   std::vector<std::string> inputs;  // text files

@@ -104,10 +104,13 @@ int run_eval(const CommandLine& cl) {
     else if (mesh.rank() == 0)
       warn("eval: no --checkpoint and no checkpoint in checkpoint.dir; evaluating the initial weights");
   }
+  trainer.model().set_cross_rank(cl.cross_rank);
   const EvalResult e = trainer.evaluate(c.train.eval_batches);
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
   if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
-  line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"samples\": " + std::to_string(e.samples) + "}";
+  line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"samples\": " + std::to_string(e.samples);
+  if (!cl.cross_rank) line += ", \"cross_rank\": false";
+  line += "}";
   emit_json_line(line, "");
   return 0;
 }

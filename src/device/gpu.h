@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -149,6 +150,17 @@ Schedule current_schedule();
 uint64_t current_schedule_seed();
 const char* schedule_name(Schedule schedule);
 
+// How the emulator runs work issued on streams. kEager (default): at issue, in issue order —
+// always a valid order. kDeferred: each created stream keeps its work until something waits
+// for it (stream/event/device synchronize, a stream waiting on an event recorded there), then
+// device-wide syncs drain streams in the order of the current schedule; so a consumer that
+// forgot to wait on its producer's event reads stale or poisoned data. The default stream and
+// the synchronous memcpy/memset run at issue (streams are non-blocking, as created on the
+// device). Also RINGTRAIN_EMU_STREAMS=deferred. No effect on a real device.
+enum class StreamMode { kEager, kDeferred };
+void set_stream_mode(StreamMode mode);
+StreamMode current_stream_mode();
+
 // A record of what was enqueued on which stream, in issue order (emulated device only), so a
 // test can check that communication is issued before the compute it overlaps.
 struct TraceEntry {
@@ -166,15 +178,16 @@ void trace_note(Stream stream, const std::string& what);
 // Launching: launch(kernel, grid, block, smem_bytes, stream, args...). Arguments convert to
 // the kernel's parameter types as they would through <<<>>>. Returns the launch's error
 // (cudaErrorInvalidConfiguration for a block of more than 1024 threads, ...). Emulated, the
-// kernel runs before launch returns; a kernel fault (out-of-bounds, deadlock at a barrier,
-// mismatched warp operation) throws ringtrain::Error naming the kernel, block and thread.
+// kernel runs before launch returns (eager streams, the default) or when its stream is
+// drained (deferred streams); a kernel fault (out-of-bounds, deadlock at a barrier, mismatched
+// warp operation) throws ringtrain::Error naming the kernel, block, thread and schedule.
 
 namespace detail {
 #if defined(RINGTRAIN_GPU_EMULATE)
 // Type-erased kernel body: calls the kernel with this CUDA thread's copy of the arguments.
 struct KernelBody {
   void (*call)(const void* params);
-  const void* params;
+  std::shared_ptr<const void> params;  // kept alive until the (possibly deferred) launch ran
 };
 Status launch_emulated(const void* kernel, const char* kernel_name, dim3 grid, dim3 block,
                       size_t smem_bytes, Stream stream, KernelBody body);
@@ -199,9 +212,9 @@ Status launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, St
       std::apply(pk->fn, mine);
     }
   };
-  Packed packed{kernel, std::move(params)};
+  auto packed = std::make_shared<const Packed>(Packed{kernel, std::move(params)});
   return detail::launch_emulated(reinterpret_cast<const void*>(kernel), nullptr, grid, block,
-                                 smem_bytes, stream, detail::KernelBody{&Packed::run, &packed});
+                                 smem_bytes, stream, detail::KernelBody{&Packed::run, packed});
 #else
   const void* key = reinterpret_cast<const void*>(kernel);
   void* argv[sizeof...(P) + 1] = {};

@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,12 +21,14 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// JSON numbers: 9 significant digits (a float32 round-trips); non-finite values are null.
+// JSON numbers: the shortest text that reads back as the same double, so that a reader's
+// float32 of it equals the event file's float32 (a 9-digit rounding would round twice and
+// miss by one ulp now and then); non-finite values are null.
 std::string json_num(double x) {
   if (!std::isfinite(x)) return "null";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", x);
-  return buf;
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
 }
 
 std::string json_str(const std::string& s) {
@@ -44,6 +48,33 @@ constexpr double kMiB = 1048576.0;
 // Between log steps the live line is redrawn at most this often (a fast step loop would
 // otherwise spend its time writing to the terminal).
 constexpr double kRedrawSeconds = 0.1;
+
+// Whether rank 0's output reaches a terminal. Under a launcher our stdout may be a
+// pseudo-terminal of the launcher's even when the job's output goes to a file (Open MPI's
+// mpirun gives every rank one, also for `mpirun ... > log`), so there a tty on our side says
+// nothing: what counts is the launcher's stdout, our parent's (mpirun on its own node; on other
+// nodes orted, srun's slurmstepd or hydra's proxy, whose stdout is no terminal: plain lines).
+// Launched or not is read from the environment the process started with (/proc/self/environ):
+// a singleton Open MPI adds the same variables to its environment in MPI_Init.
+bool started_by_launcher() {
+  std::ifstream f("/proc/self/environ", std::ios::binary);
+  if (!f) return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_RANK") || std::getenv("SLURM_PROCID");
+  for (std::string var; std::getline(f, var, '\0');)
+    for (const char* name : {"OMPI_COMM_WORLD_SIZE=", "PMI_RANK=", "PMIX_RANK=", "SLURM_PROCID="})
+      if (var.rfind(name, 0) == 0) return true;
+  return false;
+}
+
+bool stdout_is_terminal() {
+  if (!isatty(STDOUT_FILENO)) return false;
+  if (!started_by_launcher()) return true;
+  std::error_code ec;
+  const std::string parent_out =
+      std::filesystem::read_symlink("/proc/" + std::to_string(getppid()) + "/fd/1", ec).string();
+  if (ec) return false;
+  return parent_out.rfind("/dev/pts/", 0) == 0 || parent_out.rfind("/dev/tty", 0) == 0 ||
+         parent_out == "/dev/console";
+}
 
 }  // namespace
 
@@ -82,7 +113,7 @@ MetricsLog::MetricsLog(const Config& config, int world_size, double flops_per_to
       start_tokens_(start_tokens),
       start_time_(now_s()) {
   const std::string& p = config.log.progress;
-  live_ = p == "always" || (p == "auto" && isatty(STDOUT_FILENO));
+  live_ = p == "always" || (p == "auto" && stdout_is_terminal());
   std::filesystem::create_directories(config.run.out_dir);
   metrics_path_ = config.run.out_dir + "/metrics.jsonl";
   if (config.log.tensorboard) {

@@ -8,6 +8,8 @@
 
 #include <cuda_bf16.h>
 
+#include <cmath>
+
 #include "parallel/communicator.h"
 #include "src/device/nccl.h"
 #include "src/device/nccl_communicator.h"
@@ -44,6 +46,28 @@ TEST(NcclCommunicator, GroupedRingExchangeMatchesMpi) {
   c.nccl->exchange({{P2POp::kSend, dsend.get(), n, (r + 1) % p}, {P2POp::kRecv, drecv.get(), n, (r + p - 1) % p}}, DType::kF32)->wait();
   c.mpi->exchange({{P2POp::kSend, const_cast<float*>(send.data()), n, (r + 1) % p}, {P2POp::kRecv, hrecv.data(), n, (r + p - 1) % p}}, DType::kF32)->wait();
   EXPECT_EQ(first_bitwise_difference(drecv.download(), hrecv), -1);
+}
+
+// Catches: the communicator returning before its (deferred) stream work ran: with the
+// emulator's deferred streams, its events are what make the results visible.
+TEST(NcclCommunicator, RingExchangeWithDeferredStreams) {
+  gpu::set_stream_mode(gpu::StreamMode::kDeferred);
+  {
+    Comms c;
+    const int r = world_rank(), p = world_size(), n = 100;
+    const auto send = random_floats(n, 30 + static_cast<uint64_t>(r));
+    const auto expect = random_floats(n, 30 + static_cast<uint64_t>((r + p - 1) % p));
+    DeviceBuffer<float> dsend(send), drecv(n);
+    c.nccl->exchange({{P2POp::kSend, dsend.get(), n, (r + 1) % p}, {P2POp::kRecv, drecv.get(), n, (r + p - 1) % p}}, DType::kF32)->wait();
+    std::vector<float> got(n);
+    CUDA_CHECK(gpu::memcpy(got.data(), drecv.get(), n * sizeof(float), gpu::CopyKind::kDeviceToHost));
+    EXPECT_EQ(first_bitwise_difference(got, expect), -1);
+    DeviceBuffer<float> sum(send);
+    c.nccl->all_reduce(sum.get(), n, DType::kF32, ReduceOp::kSum);
+    CUDA_CHECK(gpu::memcpy(got.data(), sum.get(), n * sizeof(float), gpu::CopyKind::kDeviceToHost));
+    EXPECT_FALSE(std::isnan(got[0]));
+  }
+  gpu::set_stream_mode(gpu::StreamMode::kEager);
 }
 
 // Catches: wrong reduction, wrong block offsets of reduce-scatter/all-gather/all-to-all.

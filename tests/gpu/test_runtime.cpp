@@ -120,6 +120,55 @@ TEST(GpuRuntime, StreamsEventsAndTrace) {
   gpu::stream_destroy(s2);
 }
 
+// Catches (deferred stream mode): a consumer stream that does not wait on its producer's event
+// reads poison, while the same program with the wait gets the data; a GEMM issued on a stream
+// runs only when the stream is synchronized.
+TEST(GpuRuntime, DeferredStreamsExposeMissingEventWaits) {
+  if (!gpu::kEmulated) GTEST_SKIP() << "emulator-only mode";
+  gpu::set_stream_mode(gpu::StreamMode::kDeferred);
+  gpu::Stream producer, consumer;
+  gpu::Event ready;
+  ASSERT_EQ(gpu::stream_create(&producer), Status::kSuccess);
+  ASSERT_EQ(gpu::stream_create(&consumer), Status::kSuccess);
+  ASSERT_EQ(gpu::event_create(&ready), Status::kSuccess);
+  const std::vector<float> host(64, 5.0f);
+  for (bool wait : {true, false}) {
+    DeviceBuffer<float> a(64), b(64);
+    ASSERT_EQ(gpu::memcpy_async(a.get(), host.data(), 64 * sizeof(float), gpu::CopyKind::kHostToDevice, producer), Status::kSuccess);
+    ASSERT_EQ(gpu::event_record(ready, producer), Status::kSuccess);
+    if (wait) {
+      ASSERT_EQ(gpu::stream_wait_event(consumer, ready), Status::kSuccess);
+    }
+    ASSERT_EQ(gpu::memcpy_async(b.get(), a.get(), 64 * sizeof(float), gpu::CopyKind::kDeviceToDevice, consumer), Status::kSuccess);
+    ASSERT_EQ(gpu::stream_synchronize(consumer), Status::kSuccess);
+    std::vector<float> got(64);
+    ASSERT_EQ(gpu::memcpy(got.data(), b.get(), 64 * sizeof(float), gpu::CopyKind::kDeviceToHost), Status::kSuccess);
+    if (wait) {
+      EXPECT_EQ(got, host);
+    } else {
+      EXPECT_TRUE(std::isnan(got[0])) << "the consumer ran before its producer: it must see poison";
+    }
+    ASSERT_EQ(gpu::event_synchronize(ready), Status::kSuccess);
+  }
+  {
+    const std::vector<__nv_bfloat16> one(4, __float2bfloat16(1.0f));
+    DeviceBuffer<__nv_bfloat16> x(one);
+    DeviceBuffer<float> y(4);
+    y.poison();
+    CUDA_CHECK(gpu::gemm(producer, false, false, 2, 2, 2, 1.0f, x.get(), DType::kBF16, 2, x.get(), DType::kBF16, 2, 0.0f,
+                         y.get(), DType::kF32, 2));
+    std::vector<float> before(4);
+    CUDA_CHECK(gpu::memcpy(before.data(), y.get(), 4 * sizeof(float), gpu::CopyKind::kDeviceToHost));
+    EXPECT_TRUE(std::isnan(before[0])) << "deferred: the GEMM has not run before its stream is synchronized";
+    CUDA_CHECK(gpu::stream_synchronize(producer));
+    EXPECT_EQ(y.download(), std::vector<float>(4, 2.0f));
+  }
+  gpu::event_destroy(ready);
+  gpu::stream_destroy(producer);
+  gpu::stream_destroy(consumer);
+  gpu::set_stream_mode(gpu::StreamMode::kEager);
+}
+
 // Catches: wrong linearization of 3-D thread and block indices.
 TEST(GpuRuntime, ThreeDimensionalIndices) {
   const dim3 grid(3, 2, 2), block(4, 3, 2);

@@ -12,7 +12,7 @@ cd "$W" || exit 1
 "$BIN" train "$CFG" --set train.seq_len=128 --set train.steps=1000000 --set log.every=1 --set log.tensorboard=true \
   --set run.out_dir=r > r.log 2>&1 &
 pid=$!
-train_lines() { [ -f r/metrics.jsonl ] && grep -c '"loss"' r/metrics.jsonl || echo 0; }
+train_lines() { if [ -f r/metrics.jsonl ]; then grep -c '"loss"' r/metrics.jsonl; else echo 0; fi; }
 for _ in $(seq 3000); do  # up to 60 s
   [ "$(train_lines)" -ge 8 ] && break
   kill -0 $pid 2> /dev/null || { cat r.log; fail "the run ended before it was killed"; }

@@ -129,6 +129,9 @@ const char* schedule_name(Schedule s) {
   return "?";
 }
 
+void set_stream_mode(StreamMode) {}
+StreamMode current_stream_mode() { return StreamMode::kEager; }
+
 void trace_start() {
   std::lock_guard<std::mutex> lock(g_trace_mu);
   g_trace.clear();

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "src/device/gpu.h"
@@ -35,6 +36,8 @@ void install_fault_handler();
 std::string current_thread_description();
 
 void set_last_error(Status e, const std::string& detail);
+// Runs `op` now (eager mode, default stream) or when the stream is drained (deferred mode).
+void enqueue(Stream stream, std::function<void()> op);
 void trace_launch(Stream stream, const std::string& what);
 
 }  // namespace ringtrain::gpu::emu

@@ -59,23 +59,25 @@ Status gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, floa
       !check(c, m, ldc, n, c_type, "C"))
     return Status::kIllegalAddress;
   trace_note(stream, "gemm");
-  if (m == 0 || n == 0) return Status::kSuccess;
-  std::vector<float> fa(static_cast<size_t>(a_rows) * a_cols), fb(static_cast<size_t>(b_rows) * b_cols),
-      fc(static_cast<size_t>(m) * n, 0.0f);
-  for (int i = 0; i < a_rows; ++i)
-    for (int j = 0; j < a_cols; ++j) fa[static_cast<size_t>(i) * a_cols + j] = load(a, a_type, static_cast<size_t>(i) * lda + j);
-  for (int i = 0; i < b_rows; ++i)
-    for (int j = 0; j < b_cols; ++j) fb[static_cast<size_t>(i) * b_cols + j] = load(b, b_type, static_cast<size_t>(i) * ldb + j);
-  if (k > 0)
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                1.0f, fa.data(), a_cols, fb.data(), b_cols, 0.0f, fc.data(), n);
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) {
-      const size_t ci = static_cast<size_t>(i) * ldc + j;
-      float v = alpha * fc[static_cast<size_t>(i) * n + j];
-      if (beta != 0.0f) v += beta * load(c, c_type, ci);
-      store(c, c_type, ci, v);
-    }
+  emu::enqueue(stream, [=] {
+    if (m == 0 || n == 0) return;
+    std::vector<float> fa(static_cast<size_t>(a_rows) * a_cols), fb(static_cast<size_t>(b_rows) * b_cols),
+        fc(static_cast<size_t>(m) * n, 0.0f);
+    for (int i = 0; i < a_rows; ++i)
+      for (int j = 0; j < a_cols; ++j) fa[static_cast<size_t>(i) * a_cols + j] = load(a, a_type, static_cast<size_t>(i) * lda + j);
+    for (int i = 0; i < b_rows; ++i)
+      for (int j = 0; j < b_cols; ++j) fb[static_cast<size_t>(i) * b_cols + j] = load(b, b_type, static_cast<size_t>(i) * ldb + j);
+    if (k > 0)
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                  1.0f, fa.data(), a_cols, fb.data(), b_cols, 0.0f, fc.data(), n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        const size_t ci = static_cast<size_t>(i) * ldc + j;
+        float v = alpha * fc[static_cast<size_t>(i) * n + j];
+        if (beta != 0.0f) v += beta * load(c, c_type, ci);
+        store(c, c_type, ci, v);
+      }
+  });
   return Status::kSuccess;
 }
 

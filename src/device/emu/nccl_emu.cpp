@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <climits>
+#include <functional>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -242,6 +243,19 @@ Result run_ungrouped_p2p(const Op& op) {
                   "ungrouped send/recv deadlocks on GPUs; group them");
 }
 
+const char* result_text(Result r);
+
+// Runs `fn` now (eager streams, or the default stream) and returns its result, or leaves it
+// on the stream (deferred mode), where a failure becomes a fault when the stream runs.
+Result issue(Stream stream, std::function<Result()> fn) {
+  if (!stream || current_stream_mode() == StreamMode::kEager) return fn();
+  emu::enqueue(stream, [fn] {
+    const Result r = fn();
+    if (r != Result::kSuccess) ringtrain::fault("emulated nccl (deferred on its stream): ", result_text(r), ": ", tl_detail);
+  });
+  return Result::kSuccess;
+}
+
 Result enqueue(const Op& op) {
   Result r = validate(op);
   if (r != Result::kSuccess) return r;
@@ -251,12 +265,18 @@ Result enqueue(const Op& op) {
   }
   trace_note(op.stream, std::string("nccl ") + kind_name(op.kind) +
                             (op.kind == Kind::kSend || op.kind == Kind::kRecv ? " peer " + std::to_string(op.root_or_peer) : ""));
-  if (op.kind == Kind::kSend || op.kind == Kind::kRecv) return run_ungrouped_p2p(op);
-  r = run_collective(op);
-  if (r != Result::kSuccess) op.comm->broken = true;
-  return r;
+  return issue(op.stream, [op] {
+    if (op.kind == Kind::kSend || op.kind == Kind::kRecv) return run_ungrouped_p2p(op);
+    const Result res = run_collective(op);
+    if (res != Result::kSuccess) op.comm->broken = true;
+    return res;
+  });
 }
 
+}  // namespace
+
+namespace {
+const char* result_text(Result r) { return result_name(r); }
 }  // namespace
 
 const char* result_name(Result r) {
@@ -334,23 +354,14 @@ Result recv(void* buf, size_t count, DType dtype, int peer, Comm comm, Stream st
   return enqueue(Op{Kind::kRecv, nullptr, buf, count, dtype, RedOp::kSum, peer, comm, stream});
 }
 
-Result group_start() {
-  ++tl_group_depth;
-  return Result::kSuccess;
-}
-
-Result group_end() {
-  if (tl_group_depth == 0) return fail(Result::kInvalidUsage, "group_end without group_start");
-  if (--tl_group_depth > 0) return Result::kSuccess;
-  std::vector<Op> ops = std::move(tl_group);
-  tl_group.clear();
-  // Post every point-to-point leg at once (so no order of pairs can deadlock), then run the
-  // collectives in issue order, then complete the legs.
+namespace {
+// Posts every point-to-point leg at once (so no order of pairs can deadlock), then runs the
+// collectives in issue order, then completes the legs.
+Result run_group(const std::vector<Op>& ops) {
   std::vector<MPI_Request> reqs;
   Result r = Result::kSuccess;
   for (const Op& op : ops) {
     if (op.kind != Kind::kSend && op.kind != Kind::kRecv) continue;
-    trace_note(op.stream, std::string("nccl ") + kind_name(op.kind) + " peer " + std::to_string(op.root_or_peer));
     const int ni = static_cast<int>(op.count * dtype_size(op.dtype));
     MPI_Request req;
     const int rc = op.kind == Kind::kSend
@@ -361,7 +372,6 @@ Result group_end() {
   }
   for (const Op& op : ops) {
     if (op.kind == Kind::kSend || op.kind == Kind::kRecv) continue;
-    trace_note(op.stream, std::string("nccl ") + kind_name(op.kind));
     Result rc = run_collective(op);
     if (rc != Result::kSuccess && r == Result::kSuccess) r = rc;
   }
@@ -371,5 +381,25 @@ Result group_end() {
   }
   return r;
 }
+}  // namespace
+
+Result group_start() {
+  ++tl_group_depth;
+  return Result::kSuccess;
+}
+
+Result group_end() {
+  if (tl_group_depth == 0) return fail(Result::kInvalidUsage, "group_end without group_start");
+  if (--tl_group_depth > 0) return Result::kSuccess;
+  std::vector<Op> ops = std::move(tl_group);
+  tl_group.clear();
+  if (ops.empty()) return Result::kSuccess;
+  for (const Op& op : ops)
+    trace_note(op.stream, std::string("nccl ") + kind_name(op.kind) +
+                              (op.kind == Kind::kSend || op.kind == Kind::kRecv ? " peer " + std::to_string(op.root_or_peer) : ""));
+  // The group runs as one unit on its first operation's stream.
+  return issue(ops.front().stream, [ops] { return run_group(ops); });
+}
+
 
 }  // namespace ringtrain::gpu::nccl

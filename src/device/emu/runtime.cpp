@@ -8,10 +8,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,11 +28,15 @@ namespace ringtrain::gpu {
 
 struct StreamImpl {
   int id;
+  std::deque<std::function<void()>> pending;  // deferred mode: issued, not yet run
 };
 struct EventImpl {
   bool recorded = false;
   int id = 0;
   double time_ms = 0.0;
+  StreamImpl* stream = nullptr;  // where the latest record was issued
+  uint64_t issued = 0;           // records issued
+  uint64_t done = 0;             // records that have run
 };
 
 namespace emu {
@@ -77,6 +85,55 @@ std::vector<TraceEntry> g_trace;
 int g_next_stream_id = 1;
 int g_next_event_id = 1;
 
+// Stream execution: eager (at issue, in issue order) or deferred (each non-default stream
+// keeps its work until something waits for it; see set_stream_mode).
+StreamMode g_stream_mode = StreamMode::kEager;
+bool g_stream_mode_from_env = false;
+std::vector<StreamImpl*> g_streams;  // live streams, creation order
+
+StreamMode stream_mode_now() {
+  if (!g_stream_mode_from_env) {
+    g_stream_mode_from_env = true;
+    const char* e = std::getenv("RINGTRAIN_EMU_STREAMS");
+    if (e && std::string(e) == "deferred") g_stream_mode = StreamMode::kDeferred;
+  }
+  return g_stream_mode;
+}
+
+// Runs the oldest pending operation of a stream (false when none).
+bool run_one(StreamImpl* s) {
+  if (!s || s->pending.empty()) return false;
+  std::function<void()> op = std::move(s->pending.front());
+  s->pending.pop_front();
+  op();
+  return true;
+}
+void drain(StreamImpl* s) {
+  while (run_one(s)) {
+  }
+}
+// Device-wide: every stream in the order of the current schedule (creation order, reversed,
+// or shuffled), so work on independent streams runs in different orders under different
+// schedules.
+void drain_all() {
+  bool any = true;
+  while (any) {
+    any = false;
+    std::vector<StreamImpl*> order = g_streams;
+    const Schedule sched = current_schedule();
+    if (sched == Schedule::kDescending) std::reverse(order.begin(), order.end());
+    if (sched == Schedule::kShuffle) {
+      std::mt19937_64 rng(current_schedule_seed());
+      std::shuffle(order.begin(), order.end(), rng);
+    }
+    for (StreamImpl* s : order)
+      if (!s->pending.empty()) {
+        drain(s);
+        any = true;
+      }
+  }
+}
+
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
@@ -96,6 +153,8 @@ const std::pair<const uintptr_t, Alloc>* find_alloc(uintptr_t p) {
   return &*it;
 }
 
+struct sigaction g_old_segv {}, g_old_bus {};
+
 void fault_handler(int sig, siginfo_t* info, void*) {
   const std::string where = describe_guard_hit(info->si_addr);
   if (!where.empty()) {
@@ -107,7 +166,9 @@ void fault_handler(int sig, siginfo_t* info, void*) {
     (void)w;
     _exit(3);
   }
-  signal(sig, SIG_DFL);  // not ours: the default action on return (re-executes the access)
+  // Not ours: put back whatever handled it before (MPI's, or the default) and return; the
+  // access executes again and reaches that handler.
+  sigaction(sig, sig == SIGBUS ? &g_old_bus : &g_old_segv, nullptr);
 }
 
 }  // namespace
@@ -190,11 +251,18 @@ void install_fault_handler() {
   sa.sa_sigaction = &fault_handler;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, nullptr);
-  sigaction(SIGBUS, &sa, nullptr);
+  sigaction(SIGSEGV, &sa, &g_old_segv);
+  sigaction(SIGBUS, &sa, &g_old_bus);
 }
 
 void trace_launch(Stream stream, const std::string& what) { trace_note(stream, what); }
+
+void enqueue(Stream stream, std::function<void()> op) {
+  if (!stream || stream_mode_now() == StreamMode::kEager)
+    op();
+  else
+    stream->pending.push_back(std::move(op));
+}
 
 }  // namespace emu
 
@@ -257,7 +325,10 @@ Status get_device_properties(DeviceProps* p, int device) {
   p->emulated = true;
   return Status::kSuccess;
 }
-Status device_synchronize() { return Status::kSuccess; }  // work runs in issue order, at issue
+Status device_synchronize() {
+  emu::drain_all();
+  return Status::kSuccess;
+}
 Status get_last_error() {
   const Status e = emu::tl_last_error;
   emu::tl_last_error = Status::kSuccess;
@@ -298,6 +369,7 @@ Status alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
 }
 Status free_guarded(void* ptr, bool pinned_host) {
   if (!ptr) return Status::kSuccess;
+  emu::drain_all();  // cudaFree and cudaFreeHost synchronize the device first
   emu::Registry& r = emu::registry();
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.allocs.find(reinterpret_cast<uintptr_t>(ptr));
@@ -371,7 +443,12 @@ Status memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
 }
 Status memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream stream) {
   trace_note(stream, "memcpy " + std::to_string(bytes));
-  return memcpy(dst, src, bytes, kind);
+  const Status e = check_copy(dst, src, bytes, kind);
+  if (e != Status::kSuccess) return e;
+  emu::enqueue(stream, [dst, src, bytes] {
+    if (bytes) std::memmove(dst, src, bytes);
+  });
+  return Status::kSuccess;
 }
 Status memset(void* ptr, int value, size_t bytes) {
   std::string why;
@@ -381,22 +458,41 @@ Status memset(void* ptr, int value, size_t bytes) {
 }
 Status memset_async(void* ptr, int value, size_t bytes, Stream stream) {
   trace_note(stream, "memset " + std::to_string(bytes));
-  return memset(ptr, value, bytes);
+  std::string why;
+  if (bytes && !emu::device_range_ok(ptr, bytes, &why)) return fail(Status::kInvalidValue, "memset: " + why);
+  emu::enqueue(stream, [ptr, value, bytes] { std::memset(ptr, value, bytes); });
+  return Status::kSuccess;
 }
 
 Status stream_create(Stream* stream) {
   std::lock_guard<std::mutex> lock(emu::g_trace_mu);
-  *stream = new StreamImpl{emu::g_next_stream_id++};
+  *stream = new StreamImpl{emu::g_next_stream_id++, {}};
+  emu::g_streams.push_back(*stream);
   return Status::kSuccess;
 }
 Status stream_destroy(Stream stream) {
+  if (!stream) return Status::kSuccess;
+  emu::drain(stream);  // CUDA lets issued work finish
+  emu::g_streams.erase(std::remove(emu::g_streams.begin(), emu::g_streams.end(), stream), emu::g_streams.end());
   delete stream;
   return Status::kSuccess;
 }
-Status stream_synchronize(Stream) { return Status::kSuccess; }
+Status stream_synchronize(Stream stream) {
+  emu::drain(stream);
+  return Status::kSuccess;
+}
+namespace {
+// Runs the recording stream until record number `gen` of the event has run.
+void wait_record(Event event, uint64_t gen) {
+  while (event->done < gen)
+    if (!emu::run_one(event->stream)) break;
+}
+}  // namespace
 Status stream_wait_event(Stream stream, Event event) {
   if (!event) return fail(Status::kInvalidResourceHandle, "null event");
   trace_note(stream, "wait_event #" + std::to_string(event->id));
+  const uint64_t gen = event->issued;  // the latest record at the time of the call
+  emu::enqueue(stream, [event, gen] { wait_record(event, gen); });
   return Status::kSuccess;
 }
 Status event_create(Event* event) {
@@ -412,15 +508,26 @@ Status event_destroy(Event event) {
 Status event_record(Event event, Stream stream) {
   if (!event) return fail(Status::kInvalidResourceHandle, "null event");
   event->recorded = true;
-  event->time_ms = emu::now_ms();
+  event->stream = stream;
+  const uint64_t gen = ++event->issued;
   trace_note(stream, "event_record #" + std::to_string(event->id));
+  emu::enqueue(stream, [event, gen] {
+    event->done = gen;
+    event->time_ms = emu::now_ms();
+  });
   return Status::kSuccess;
 }
 Status event_query(Event event) {
   if (!event) return fail(Status::kInvalidResourceHandle, "null event");
-  return Status::kSuccess;  // everything recorded has run
+  if (event->done >= event->issued) return Status::kSuccess;
+  emu::run_one(event->stream);  // the device makes progress while the host polls
+  return event->done >= event->issued ? Status::kSuccess : Status::kNotReady;
 }
-Status event_synchronize(Event event) { return event_query(event); }
+Status event_synchronize(Event event) {
+  if (!event) return fail(Status::kInvalidResourceHandle, "null event");
+  wait_record(event, event->issued);
+  return Status::kSuccess;
+}
 Status event_elapsed_ms(float* ms, Event start, Event end) {
   if (!start || !end) return fail(Status::kInvalidResourceHandle, "null event");
   if (!start->recorded || !end->recorded) return fail(Status::kInvalidResourceHandle, "event not recorded");
@@ -528,6 +635,13 @@ const char* schedule_name(Schedule s) {
   }
   return "?";
 }
+
+void set_stream_mode(StreamMode mode) {
+  emu::drain_all();
+  emu::g_stream_mode_from_env = true;
+  emu::g_stream_mode = mode;
+}
+StreamMode current_stream_mode() { return emu::stream_mode_now(); }
 
 // ---- trace ----
 void trace_start() {

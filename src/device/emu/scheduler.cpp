@@ -276,7 +276,7 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
       Thread& self = L.threads[static_cast<size_t>(i)];
       self.sched = std::move(sched);
       try {
-        L.body.call(L.body.params);
+        L.body.call(L.body.params.get());
       } catch (const ctx::detail::forced_unwind&) {
         throw;
       } catch (const EmuFault& f) {
@@ -385,11 +385,11 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
   if (mask & ~w.existing) fail(where() + ": the mask names lanes beyond the block's last thread");
   if (mask & w.exited) fail(where() + ": the mask names lanes that already exited (" + hex(mask & w.exited) + ")");
   size_t k = 0;
-  for (; k < w.ops.size(); ++k) {
+  // Lanes of a divergent warp may be in different operations at once (independent thread
+  // scheduling): an operation is the set of lanes with one mask; overlapping masks just wait
+  // for each other, and a real cycle ends as a reported deadlock.
+  for (; k < w.ops.size(); ++k)
     if (w.ops[k].mask == mask) break;
-    if (w.ops[k].mask & mask)
-      fail(where() + ": another warp operation with overlapping mask " + hex(w.ops[k].mask) + " is pending");
-  }
   if (k == w.ops.size()) {
     w.ops.emplace_back();
     w.ops.back().mask = mask;
@@ -587,18 +587,11 @@ void cp_async_wait(int n) {
 
 }  // namespace ringtrain::gpu::emu
 
-namespace ringtrain::gpu::detail {
-
-Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem_bytes,
-                      Stream stream, KernelBody body) {
-  using namespace ::ringtrain::gpu::emu;
-  const Status e = check_launch(kernel, grid, block, smem_bytes);
-  const std::string kname = name ? std::string(name) : kernel_name(kernel);
-  if (e != Status::kSuccess) return e;  // check_launch recorded the detail
-  if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
+namespace ringtrain::gpu::emu {
+namespace {
+void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, const detail::KernelBody& body) {
   install_fault_handler();
   if (!tl_arena) tl_arena = new SharedArena();  // per OS thread, lives as long as the thread
-  trace_launch(stream, "launch " + kname);
 
   Launch L;
   L.name = kname;
@@ -641,6 +634,21 @@ Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 blo
     set_last_error(Status::kIllegalAddress, canary);
     ringtrain::fault("emulated kernel ", kname, ": out-of-bounds write: ", canary);
   }
+}
+}  // namespace
+}  // namespace ringtrain::gpu::emu
+
+namespace ringtrain::gpu::detail {
+
+Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem_bytes,
+                      Stream stream, KernelBody body) {
+  using namespace ::ringtrain::gpu::emu;
+  const Status e = check_launch(kernel, grid, block, smem_bytes);
+  const std::string kname = name ? std::string(name) : kernel_name(kernel);
+  if (e != Status::kSuccess) return e;  // check_launch recorded the detail
+  if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
+  trace_launch(stream, "launch " + kname);
+  enqueue(stream, [kname, grid, block, smem_bytes, body] { run_grid(kname, grid, block, smem_bytes, body); });
   return Status::kSuccess;
 }
 
