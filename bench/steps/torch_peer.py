@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # importing llama_reference leaves no __pycache__
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
 
 

@@ -247,6 +247,9 @@ void install_fault_handler() {
   }
   if (installed) return;
   installed = true;
+#if defined(RINGTRAIN_EMU_ASAN)
+  return;  // AddressSanitizer reports faults itself
+#endif
   struct sigaction sa{};
   sa.sa_sigaction = &fault_handler;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -355,6 +358,19 @@ Status alloc_guarded(void** ptr, size_t bytes, bool pinned_host) {
     if (r.in_use + bytes > emu::kTotalMemory)
       return fail(Status::kMemoryAllocation, "the emulated device's 80 GiB are in use");
   }
+#if defined(RINGTRAIN_EMU_ASAN)
+  // AddressSanitizer build: exactly `bytes` on the instrumented heap (byte-exact bounds).
+  (void)map_bytes;
+  void* h = nullptr;
+  if (posix_memalign(&h, emu::kAllocAlign, std::max<size_t>(bytes, 1)) != 0)
+    return fail(Status::kMemoryAllocation, "host allocation of " + std::to_string(bytes) + " bytes failed");
+  std::memset(h, 0xFF, bytes);
+  std::lock_guard<std::mutex> lock_asan(r.mu);
+  r.allocs[reinterpret_cast<uintptr_t>(h)] = emu::Alloc{bytes, bytes, static_cast<char*>(h), 0, pinned_host};
+  if (!pinned_host) r.in_use += bytes;
+  *ptr = h;
+  return Status::kSuccess;
+#endif
   void* m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) return fail(Status::kMemoryAllocation, "host mmap of " + std::to_string(map_bytes) + " bytes failed");
   char* base = static_cast<char*>(m);
@@ -385,7 +401,10 @@ Status free_guarded(void* ptr, bool pinned_host) {
     }
   r.allocs.erase(it);
   if (!pinned_host) r.in_use -= a.size;
-  munmap(a.map_base, a.map_bytes);
+  if (a.map_bytes == 0)
+    std::free(a.map_base);  // AddressSanitizer build: from the heap
+  else
+    munmap(a.map_base, a.map_bytes);
   return Status::kSuccess;
 }
 

@@ -19,12 +19,24 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <vector>
 
 #include "src/device/emu/emu_internal.h"
 #include "src/device/kernel.h"
+
+#if defined(RINGTRAIN_EMU_ASAN)
+// AddressSanitizer build (-DRINGTRAIN_EMU_ASAN=ON): every fiber switch is announced to ASan,
+// reused fiber stacks are unpoisoned, dynamic shared memory and device allocations come from
+// the (instrumented) heap, so out-of-bounds accesses are caught to the byte.
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define RT_ASAN 1
+#else
+#define RT_ASAN 0
+#endif
 
 namespace ctx = boost::context;
 
@@ -52,6 +64,7 @@ size_t stack_bytes() {
 
 struct StackPool {
   std::vector<void*> free_list;  // lowest address (guard page) of each mapping
+  ctx::stack_context last{};     // the stack handed out last (for ASan's switch annotations)
   ~StackPool() {
     for (void* p : free_list) munmap(p, stack_bytes() + page_size());
   }
@@ -70,6 +83,10 @@ struct StackPool {
     ctx::stack_context sc;
     sc.size = stack_bytes();
     sc.sp = static_cast<char*>(base) + page_size() + stack_bytes();
+#if RT_ASAN
+    __asan_unpoison_memory_region(static_cast<char*>(base) + page_size(), stack_bytes());
+#endif
+    last = sc;
     return sc;
   }
   void release(ctx::stack_context& sc) {
@@ -122,6 +139,9 @@ struct Thread {
   uint3 idx;
   int lane = 0, warp = 0;
   TState state = TState::kRunnable;
+  const void* stack_lo = nullptr;  // this thread's stack, for ASan
+  size_t stack_size = 0;
+  void* asan_fake = nullptr;
   int barrier_result = 0;  // __syncthreads_count of the barrier this thread last passed
   int barrier_total = 0;   // threads that passed it
   std::vector<CpCopy> cp_open;
@@ -163,6 +183,8 @@ struct Launch {
   int barrier_count = 0;  // threads at the barrier with a nonzero predicate
   uint3 block_idx{};
   Thread* cur = nullptr;
+  const void* sched_stack_lo = nullptr;  // the scheduler's stack, for ASan
+  size_t sched_stack_size = 0;
   bool failed = false;
   std::string error;
   std::mt19937_64 rng;
@@ -185,7 +207,16 @@ Launch& launch_state() {
 
 [[noreturn]] void fail(const std::string& what) { throw EmuFault{what}; }
 
-void yield(Thread& t) { t.sched = std::move(t.sched).resume(); }
+void yield(Thread& t) {
+#if RT_ASAN
+  Launch& L = *tl_launch;
+  __sanitizer_start_switch_fiber(&t.asan_fake, L.sched_stack_lo, L.sched_stack_size);
+#endif
+  t.sched = std::move(t.sched).resume();
+#if RT_ASAN
+  __sanitizer_finish_switch_fiber(t.asan_fake, &L.sched_stack_lo, &L.sched_stack_size);
+#endif
+}
 
 const char* warp_kind_name(int kind) {
   switch (kind) {
@@ -230,7 +261,14 @@ void thread_exited(Launch& L, Thread& t) {
 void run_thread(Launch& L, Thread& t) {
   tl_ctx.thread_idx = t.idx;
   L.cur = &t;
+#if RT_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, t.stack_lo, t.stack_size);
+#endif
   t.fiber = std::move(t.fiber).resume();
+#if RT_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
   L.cur = nullptr;
 }
 
@@ -254,7 +292,7 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
   L.at_barrier = 0;
   L.barrier_count = 0;
   // Poison this block's shared memory: a read of an element no thread wrote is NaN.
-  std::memset(L.dyn_base, 0xFF, L.dyn_rounded);
+  std::memset(L.dyn_base, 0xFF, L.smem);
   std::memset(tl_arena->static_map, 0xFF, L.static_used);
   const int nwarps = (n + 31) / 32;
   L.warps.assign(static_cast<size_t>(nwarps), Warp{});
@@ -274,6 +312,9 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
     t.cp_groups.clear();
     t.fiber = ctx::fiber(std::allocator_arg, PooledStack{}, [&L, i](ctx::fiber&& sched) {
       Thread& self = L.threads[static_cast<size_t>(i)];
+#if RT_ASAN
+      __sanitizer_finish_switch_fiber(nullptr, &L.sched_stack_lo, &L.sched_stack_size);
+#endif
       self.sched = std::move(sched);
       try {
         L.body.call(L.body.params.get());
@@ -291,8 +332,13 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
         }
       }
       thread_exited(L, self);
+#if RT_ASAN
+      __sanitizer_start_switch_fiber(nullptr, L.sched_stack_lo, L.sched_stack_size);
+#endif
       return std::move(self.sched);
     });
+    t.stack_lo = static_cast<char*>(tl_stacks.last.sp) - tl_stacks.last.size;
+    t.stack_size = tl_stacks.last.size;
   }
   const Schedule sched = current_schedule();
   order.resize(static_cast<size_t>(n));
@@ -601,6 +647,12 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
   L.body = body;
   L.dyn_rounded = (smem_bytes + 15) / 16 * 16;
   L.dyn_base = tl_arena->dyn_end() - L.dyn_rounded;
+#if RT_ASAN
+  // Exactly smem_bytes on the instrumented heap: a read one byte past it is reported.
+  std::unique_ptr<char, void (*)(void*)> asan_dyn(static_cast<char*>(std::aligned_alloc(16, std::max<size_t>(L.dyn_rounded, 16))), std::free);
+  __asan_poison_memory_region(asan_dyn.get() + smem_bytes, std::max<size_t>(L.dyn_rounded, 16) - smem_bytes);
+  L.dyn_base = asan_dyn.get();
+#endif
   L.rng.seed(current_schedule_seed() * 0x9E3779B97F4A7C15ull + 12345);
   tl_ctx.block_dim = block;
   tl_ctx.grid_dim = grid;
