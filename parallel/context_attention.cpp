@@ -4,6 +4,7 @@
 
 #include "parallel/ring_attention.h"
 #include "parallel/ulysses.h"
+#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -11,17 +12,40 @@ namespace {
 
 int ulysses_size(const ContextAttention& ctx) { return ctx.ulysses ? ctx.ulysses->size() : 1; }
 
+// The calling thread's buffers, reused from call to call: the frame positions and, under
+// Ulysses, the head-sharded frame tensors.
+struct FrameBuffers {
+  std::vector<std::vector<int32_t>> positions;
+  std::vector<float> qf, kf, vf, dof, dqf, dkf, dvf, delta;
+};
+FrameBuffers& frame_buffers() {
+  thread_local FrameBuffers b;
+  return b;
+}
+
 // Positions of every ring member's frame: member j's frame is the union (in ulysses-rank
-// order) of the tokens of cp ranks j*u .. j*u+u-1.
-std::vector<std::vector<int32_t>> frame_positions(const ContextAttention& ctx) {
+// order) of the tokens of cp ranks j*u .. j*u+u-1. Without Ulysses, the members' own.
+const std::vector<std::vector<int32_t>>& frame_positions(const ContextAttention& ctx) {
   const int u = ulysses_size(ctx);
+  if (u == 1) return ctx.member_positions;
   const int n = static_cast<int>(ctx.member_positions.size()) / u;
-  std::vector<std::vector<int32_t>> out(static_cast<size_t>(n));
-  for (int j = 0; j < n; ++j)
+  std::vector<std::vector<int32_t>>& out = frame_buffers().positions;
+  if (out.size() != static_cast<size_t>(n)) {
+    ws::note_workspace_growth();
+    out.resize(static_cast<size_t>(n));
+  }
+  for (int j = 0; j < n; ++j) {
+    size_t len = 0;
+    for (int i = 0; i < u; ++i) len += ctx.member_positions[static_cast<size_t>(j * u + i)].size();
+    std::vector<int32_t>& dst = out[static_cast<size_t>(j)];
+    ws::ensure_size(dst, len);
+    size_t at = 0;
     for (int i = 0; i < u; ++i) {
       const auto& p = ctx.member_positions[static_cast<size_t>(j * u + i)];
-      out[static_cast<size_t>(j)].insert(out[static_cast<size_t>(j)].end(), p.begin(), p.end());
+      std::copy(p.begin(), p.end(), dst.begin() + static_cast<std::ptrdiff_t>(at));
+      at += p.size();
     }
+  }
   return out;
 }
 
@@ -52,25 +76,31 @@ void context_attention_forward(const ContextAttention& ctx, const LocalAttention
   const int u = ulysses_size(ctx);
   const size_t q_elems = static_cast<size_t>(s.b) * s.s_local * s.h * s.d;
   if (!ctx.cross_rank) {  // control: each rank attends to its own tokens only
-    saved->lse.resize(static_cast<size_t>(s.b) * s.h * s.s_local);
+    ws::ensure_size(saved->lse, static_cast<size_t>(s.b) * s.h * s.s_local);
     attention_forward(local_args(ctx, s), q, k, v, out, saved->lse.data());
     saved->out.clear();
     return;
   }
-  const auto positions = frame_positions(ctx);
+  const auto& positions = frame_positions(ctx);
   RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
-  saved->lse.resize(static_cast<size_t>(rs.b) * rs.h * rs.s);
+  ws::ensure_size(saved->lse, static_cast<size_t>(rs.b) * rs.h * rs.s);
   if (u == 1) {
     ring_attention_forward(*ctx.ring, rs, positions, ctx.ring->size(), q, k, v, out, saved->lse.data());
     saved->out.clear();
     return;
   }
   const size_t kv_elems = static_cast<size_t>(s.b) * s.s_local * s.h_kv * s.d;
-  std::vector<float> qf(q_elems), kf(kv_elems), vf(kv_elems);
+  FrameBuffers& fb = frame_buffers();
+  ws::ensure_size(fb.qf, q_elems);
+  ws::ensure_size(fb.kf, kv_elems);
+  ws::ensure_size(fb.vf, kv_elems);
+  std::vector<float>& qf = fb.qf;
+  std::vector<float>& kf = fb.kf;
+  std::vector<float>& vf = fb.vf;
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, q, qf.data());
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, k, kf.data());
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, v, vf.data());
-  saved->out.resize(q_elems);
+  ws::ensure_size(saved->out, q_elems);
   ring_attention_forward(*ctx.ring, rs, positions, ctx.ring->size(), qf.data(), kf.data(), vf.data(),
                          saved->out.data(), saved->lse.data());
   ulysses_from_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, saved->out.data(), out);
@@ -85,7 +115,8 @@ void context_attention_backward(const ContextAttention& ctx, const LocalAttentio
   const size_t kv_elems = static_cast<size_t>(s.b) * s.s_local * s.h_kv * s.d;
   if (!ctx.cross_rank) {
     const AttentionArgs a = local_args(ctx, s);
-    std::vector<float> delta(static_cast<size_t>(s.b) * s.h * s.s_local);
+    std::vector<float>& delta = frame_buffers().delta;
+    ws::ensure_size(delta, static_cast<size_t>(s.b) * s.h * s.s_local);
     attention_backward_delta(a, out, dout, delta.data());
     std::fill(dq, dq + q_elems, 0.0f);
     std::fill(dk, dk + kv_elems, 0.0f);
@@ -93,19 +124,27 @@ void context_attention_backward(const ContextAttention& ctx, const LocalAttentio
     attention_backward(a, q, k, v, dout, saved.lse.data(), delta.data(), dq, dk, dv);
     return;
   }
-  const auto positions = frame_positions(ctx);
+  const auto& positions = frame_positions(ctx);
   RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
   if (u == 1) {
     ring_attention_backward(*ctx.ring, rs, positions, ctx.ring->size(), q, k, v, out, dout,
                             saved.lse.data(), dq, dk, dv);
     return;
   }
-  std::vector<float> qf(q_elems), kf(kv_elems), vf(kv_elems), dof(q_elems);
+  FrameBuffers& fb = frame_buffers();
+  for (auto* buf : {&fb.qf, &fb.dof, &fb.dqf}) ws::ensure_size(*buf, q_elems);
+  for (auto* buf : {&fb.kf, &fb.vf, &fb.dkf, &fb.dvf}) ws::ensure_size(*buf, kv_elems);
+  std::vector<float>& qf = fb.qf;
+  std::vector<float>& kf = fb.kf;
+  std::vector<float>& vf = fb.vf;
+  std::vector<float>& dof = fb.dof;
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, q, qf.data());
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, k, kf.data());
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, v, vf.data());
   ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, dout, dof.data());
-  std::vector<float> dqf(q_elems), dkf(kv_elems), dvf(kv_elems);
+  std::vector<float>& dqf = fb.dqf;
+  std::vector<float>& dkf = fb.dkf;
+  std::vector<float>& dvf = fb.dvf;
   ring_attention_backward(*ctx.ring, rs, positions, ctx.ring->size(), qf.data(), kf.data(), vf.data(),
                           saved.out.data(), dof.data(), saved.lse.data(), dqf.data(), dkf.data(),
                           dvf.data());

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -49,6 +50,18 @@ AttentionArgs block_args(const RingShape& s, const std::vector<int32_t>& qp,
   return a;
 }
 
+// The calling thread's ring buffers, reused from call to call (a steady-state training step
+// allocates none): two K|V blocks (the visiting one and the next in flight), a block's
+// partial output, and in the backward the dK|dV accumulators.
+struct RingBuffers {
+  std::vector<float> kv[2], block_out, block_lse, delta, mine, acc_out, acc_in;
+  std::vector<P2POp> ops;
+};
+RingBuffers& ring_buffers() {
+  thread_local RingBuffers b;
+  return b;
+}
+
 }  // namespace
 
 void ring_attention_forward(Communicator& ring, const RingShape& s,
@@ -62,27 +75,40 @@ void ring_attention_forward(Communicator& ring, const RingShape& s,
   const size_t kv_elems = static_cast<size_t>(s.b) * s.s * s.h_kv * s.d;
   const size_t q_elems = static_cast<size_t>(s.b) * s.s * s.h * s.d;
   const size_t lse_elems = static_cast<size_t>(s.b) * s.h * s.s;
-  // Two K|V buffers: the visiting block and the next one in flight.
-  std::vector<float> kv[2] = {std::vector<float>(2 * kv_elems), std::vector<float>(2 * kv_elems)};
-  std::copy(k, k + kv_elems, kv[0].begin());
-  std::copy(v, v + kv_elems, kv[0].begin() + static_cast<std::ptrdiff_t>(kv_elems));
-  std::vector<float> block_out(q_elems), block_lse(lse_elems);
+  RingBuffers& rb = ring_buffers();
+  // Two K|V buffers: the visiting block and the next one in flight (one block alone: no copy).
+  std::vector<float>* kv = rb.kv;
+  const bool travels = steps > 1;
+  if (travels) {
+    ws::ensure_size(kv[0], 2 * kv_elems);
+    ws::ensure_size(kv[1], 2 * kv_elems);
+    std::copy(k, k + kv_elems, kv[0].begin());
+    std::copy(v, v + kv_elems, kv[0].begin() + static_cast<std::ptrdiff_t>(kv_elems));
+    ws::ensure_size(rb.block_out, q_elems);
+    ws::ensure_size(rb.block_lse, lse_elems);
+  }
+  std::vector<float>& block_out = rb.block_out;
+  std::vector<float>& block_lse = rb.block_lse;
   std::fill(out, out + q_elems, 0.0f);
   std::fill(lse, lse + lse_elems, -std::numeric_limits<float>::infinity());
   const std::vector<int32_t>& qp = key_positions[static_cast<size_t>(r)];
 
   for (int t = 0; t < steps; ++t) {
     const int src = wrap(r - t, n);
-    float* cur = kv[t % 2].data();
+    float* cur = travels ? kv[t % 2].data() : nullptr;
     Pending next;
-    if (t + 1 < steps)
-      next = ring.exchange({{P2POp::kSend, cur, 2 * kv_elems, wrap(r + 1, n)},
-                            {P2POp::kRecv, kv[(t + 1) % 2].data(), 2 * kv_elems, wrap(r - 1, n)}},
-                           DType::kF32);
+    if (t + 1 < steps) {
+      rb.ops.clear();
+      rb.ops.push_back({P2POp::kSend, cur, 2 * kv_elems, wrap(r + 1, n)});
+      rb.ops.push_back({P2POp::kRecv, kv[(t + 1) % 2].data(), 2 * kv_elems, wrap(r - 1, n)});
+      next = ring.exchange(rb.ops, DType::kF32);
+    }
     const std::vector<int32_t>& kp = key_positions[static_cast<size_t>(src)];
     if (!block_fully_masked(s, qp, kp)) {
       const AttentionArgs a = block_args(s, qp, kp);
-      if (t == 0) {
+      if (!travels) {
+        attention_forward(a, q, k, v, out, lse);
+      } else if (t == 0) {
         attention_forward(a, q, cur, cur + kv_elems, out, lse);
       } else {
         attention_forward(a, q, cur, cur + kv_elems, block_out.data(), block_lse.data());
@@ -104,24 +130,42 @@ void ring_attention_backward(Communicator& ring, const RingShape& s,
   const size_t q_elems = static_cast<size_t>(s.b) * s.s * s.h * s.d;
   const std::vector<int32_t>& qp = key_positions[static_cast<size_t>(r)];
 
-  std::vector<float> delta(static_cast<size_t>(s.b) * s.h * s.s);
+  RingBuffers& rb = ring_buffers();
+  std::vector<float>& delta = rb.delta;
+  ws::ensure_size(delta, static_cast<size_t>(s.b) * s.h * s.s);
   {
     const AttentionArgs a = block_args(s, qp, qp);
     attention_backward_delta(a, out, dout, delta.data());
   }
   std::fill(dq, dq + q_elems, 0.0f);
 
-  std::vector<float> kv[2] = {std::vector<float>(2 * kv_elems), std::vector<float>(2 * kv_elems)};
+  if (steps == 1) {  // one block, this rank's own: no copies, no travel
+    std::fill(dk, dk + kv_elems, 0.0f);
+    std::fill(dv, dv + kv_elems, 0.0f);
+    if (!block_fully_masked(s, qp, qp))
+      attention_backward(block_args(s, qp, qp), q, k, v, dout, lse, delta.data(), dq, dk, dv);
+    return;
+  }
+
+  std::vector<float>* kv = rb.kv;
+  ws::ensure_size(kv[0], 2 * kv_elems);
+  ws::ensure_size(kv[1], 2 * kv_elems);
   std::copy(k, k + kv_elems, kv[0].begin());
   std::copy(v, v + kv_elems, kv[0].begin() + static_cast<std::ptrdiff_t>(kv_elems));
   // mine: this step's contribution; acc[2]: the accumulated dK|dV sent on last step and the
   // partial sum arriving for this step's block.
-  std::vector<float> mine(2 * kv_elems), acc_out(2 * kv_elems), acc_in(2 * kv_elems);
+  std::vector<float>& mine = rb.mine;
+  std::vector<float>& acc_out = rb.acc_out;
+  std::vector<float>& acc_in = rb.acc_in;
+  ws::ensure_size(mine, 2 * kv_elems);
+  ws::ensure_size(acc_out, 2 * kv_elems);
+  ws::ensure_size(acc_in, 2 * kv_elems);
 
   for (int t = 0; t < steps; ++t) {
     const int src = wrap(r - t, n);
     float* cur = kv[t % 2].data();
-    std::vector<P2POp> ops;
+    std::vector<P2POp>& ops = rb.ops;
+    ops.clear();
     if (t + 1 < steps) {
       ops.push_back({P2POp::kSend, cur, 2 * kv_elems, wrap(r + 1, n)});
       ops.push_back({P2POp::kRecv, kv[(t + 1) % 2].data(), 2 * kv_elems, wrap(r - 1, n)});
@@ -149,10 +193,10 @@ void ring_attention_backward(Communicator& ring, const RingShape& s,
   // eval-only control) blocks do not complete their round, so only steps == 1 is allowed.
   float* home = acc_in.data();
   if (steps == n && n > 1) {
-    ring.exchange({{P2POp::kSend, acc_out.data(), 2 * kv_elems, wrap(r + 1, n)},
-                   {P2POp::kRecv, home, 2 * kv_elems, wrap(r - 1, n)}},
-                  DType::kF32)
-        ->wait();
+    rb.ops.clear();
+    rb.ops.push_back({P2POp::kSend, acc_out.data(), 2 * kv_elems, wrap(r + 1, n)});
+    rb.ops.push_back({P2POp::kRecv, home, 2 * kv_elems, wrap(r - 1, n)});
+    ring.exchange(rb.ops, DType::kF32)->wait();
   } else {
     RT_CHECK(steps == n || steps == 1, "ring backward over a partial ring");
     home = acc_out.data();

@@ -3,9 +3,24 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
+namespace {
+
+// The calling thread's all-to-all buffers, reused from call to call.
+struct A2aBuffers {
+  std::vector<float> send, recv;
+};
+A2aBuffers& a2a_buffers(size_t n) {
+  thread_local A2aBuffers b;
+  ws::ensure_size(b.send, n);
+  ws::ensure_size(b.recv, n);
+  return b;
+}
+
+}  // namespace
 
 // All-to-all block j of the send buffer goes to member j. Both directions use blocks laid
 // out as [b, s, h/u, d] (one member's tokens, one head slice), so the packing is a strided
@@ -16,7 +31,9 @@ void ulysses_to_frame(Communicator& g, int b, int s, int h, int d, const float* 
   const int hs = h / u;
   const size_t row = static_cast<size_t>(hs) * d;
   const size_t block = static_cast<size_t>(b) * s * row;
-  std::vector<float> send(block * u), recv(block * u);
+  A2aBuffers& buf = a2a_buffers(block * u);
+  std::vector<float>& send = buf.send;
+  std::vector<float>& recv = buf.recv;
   for (int j = 0; j < u; ++j)
     for (int bi = 0; bi < b; ++bi)
       for (int t = 0; t < s; ++t)
@@ -39,7 +56,9 @@ void ulysses_from_frame(Communicator& g, int b, int s, int h, int d, const float
   const size_t row = static_cast<size_t>(hs) * d;
   const size_t block = static_cast<size_t>(b) * s * row;
   const size_t S = static_cast<size_t>(u) * s;
-  std::vector<float> send(block * u), recv(block * u);
+  A2aBuffers& buf = a2a_buffers(block * u);
+  std::vector<float>& send = buf.send;
+  std::vector<float>& recv = buf.recv;
   for (int i = 0; i < u; ++i)
     for (int bi = 0; bi < b; ++bi)
       for (int t = 0; t < s; ++t)

@@ -4,7 +4,7 @@
 Times the same computations as bench_steps_attention_time and bench_steps_step_time, on the
 same threads, and prints one JSON line each, in the same keys:
 
-  attention  one causal attention forward+backward, b=1, h heads, head dim d, fp32: the
+  attention  one attention forward+backward (causal unless --causal 0), b=1, h heads, head dim d, fp32: the
              explicit softmax (matmul, mask, softmax, matmul; the [s, s] scores materialized),
              or torch.nn.functional.scaled_dot_product_attention where this torch has it
              (2.0+; Debian's 1.13 does not). Backward by autograd from a random dout.
@@ -13,6 +13,7 @@ same threads, and prints one JSON line each, in the same keys:
              backward, global-norm clip, torch.optim.AdamW. The shape comes from --model.
 
     torch_peer.py attention --seq 2048 [--heads 8] [--dim 64] [--threads 2] [--reps 3] [--warmup 1]
+                            [--causal 1]
     torch_peer.py step --seq 2048 --model vocab=256,d=256,layers=2,heads=4,kv=4,ffn=768 \
                        [--micro-batch 1] [--threads 2] [--reps 3] [--warmup 1]
 
@@ -49,13 +50,15 @@ def attention(args):
     v = torch.randn(1, h, s, d, generator=g, requires_grad=True)
     dout = torch.randn(1, h, s, d, generator=g)
     sdpa = getattr(F, "scaled_dot_product_attention", None)
-    mask = torch.triu(torch.ones(s, s, dtype=torch.bool), diagonal=1) if sdpa is None else None
+    causal = bool(args.causal)
+    mask = torch.triu(torch.ones(s, s, dtype=torch.bool), diagonal=1) if sdpa is None and causal else None
 
     def forward():
         if sdpa is not None:
-            return sdpa(q, k, v, is_causal=True)
+            return sdpa(q, k, v, is_causal=causal)
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d)
-        scores = scores.masked_fill(mask, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
         return torch.matmul(torch.softmax(scores, dim=-1), v)
 
     best_f = best_b = best_t = best_cpu = float("inf")
@@ -75,10 +78,10 @@ def attention(args):
             continue
         best_cpu = min(best_cpu, cpu)
         best_f, best_b, best_t = min(best_f, tf), min(best_b, tb), min(best_t, tf + tb)
-    flops = 3.5 * 4.0 * s * s * h * d * 0.5
+    flops = 3.5 * 4.0 * s * s * h * d * (0.5 if causal else 1.0)
     print(json.dumps({"what": "attention", "impl": "torch " + torch.__version__,
                       "kernel": "sdpa" if sdpa is not None else "explicit softmax",
-                      "seq": s, "b": 1, "h": h, "d": d, "causal": True, "threads": torch.get_num_threads(),
+                      "seq": s, "b": 1, "h": h, "d": d, "causal": causal, "threads": torch.get_num_threads(),
                       "fwd_s": round(best_f, 5), "bwd_s": round(best_b, 5), "total_s": round(best_t, 5), "cpu_s": round(best_cpu, 5),
                       "gflops": round(flops / best_t * 1e-9, 1), "vmhwm_mib": round(peak_mib(), 1)}))
 
@@ -145,6 +148,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--causal", type=int, default=1, help="attention: 1 causal (default), 0 not")
     p.add_argument("--model", default="vocab=256,d=256,layers=2,heads=4,kv=4,ffn=768")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -26,6 +26,7 @@
 
 #include "kernels/cpu/attention_cpu.h"
 #include "kernels/cpu/vexp.h"
+#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 #ifdef _OPENMP
@@ -78,9 +79,10 @@ Geom make_geom(const AttentionArgs& a) {
   return g;
 }
 
-// Min/max position of each tile of `tile` consecutive tokens (pos null: 0..n-1).
-std::vector<PosRange> tile_ranges(const int32_t* pos, int n, int tile) {
-  std::vector<PosRange> r((n + tile - 1) / tile);
+// Min/max position of each tile of `tile` consecutive tokens (pos null: 0..n-1), into r
+// (a reused buffer).
+void tile_ranges(const int32_t* pos, int n, int tile, std::vector<PosRange>& r) {
+  ws::ensure_size(r, static_cast<size_t>((n + tile - 1) / tile));
   for (size_t t = 0; t < r.size(); ++t) {
     const int i0 = static_cast<int>(t) * tile, i1 = std::min(n, i0 + tile);
     if (pos == nullptr) {
@@ -94,7 +96,18 @@ std::vector<PosRange> tile_ranges(const int32_t* pos, int n, int tile) {
     }
     r[t] = {lo, hi};
   }
-  return r;
+}
+
+// The calling thread's buffers of one kernel call (tile ranges, per-thread dQ partials),
+// reused across calls: a steady-state training step allocates nothing here. Taken by
+// reference BEFORE a parallel region (inside it, the name would be each thread's own).
+struct CallBuffers {
+  std::vector<PosRange> qr, kr;
+  std::vector<float> dq_part;
+};
+CallBuffers& call_buffers() {
+  thread_local CallBuffers b;
+  return b;
 }
 
 enum class TileKind { kSkip, kFull, kMasked };
@@ -148,10 +161,10 @@ int threads_for(int64_t work_items) {
 struct FwdScratch {
   std::vector<float> s, o, m, l;
   void ensure(int d) {
-    s.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
-    o.resize(static_cast<size_t>(kAttnTileQ) * d);
-    m.resize(kAttnTileQ);
-    l.resize(kAttnTileQ);
+    ws::ensure_size(s, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    ws::ensure_size(o, static_cast<size_t>(kAttnTileQ) * d);
+    ws::ensure_size(m, kAttnTileQ);
+    ws::ensure_size(l, kAttnTileQ);
   }
   size_t bytes() const { return sizeof(float) * (s.size() + o.size() + m.size() + l.size()); }
 };
@@ -225,8 +238,8 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
 struct BwdScratch {
   std::vector<float> p, dp;
   void ensure() {
-    p.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
-    dp.resize(static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    ws::ensure_size(p, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    ws::ensure_size(dp, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
   }
   size_t bytes() const { return sizeof(float) * (p.size() + dp.size()); }
 };
@@ -309,8 +322,11 @@ size_t attention_last_workspace_bytes() { return t_last_workspace; }
 void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
                        float* out, float* lse) {
   const Geom g = make_geom(a);
-  const std::vector<PosRange> qr = tile_ranges(a.q_pos, a.s_q, kAttnTileQ);
-  const std::vector<PosRange> kr = tile_ranges(a.k_pos, a.s_k, kAttnTileK);
+  CallBuffers& cb = call_buffers();
+  tile_ranges(a.q_pos, a.s_q, kAttnTileQ, cb.qr);
+  tile_ranges(a.k_pos, a.s_k, kAttnTileK, cb.kr);
+  const std::vector<PosRange>& qr = cb.qr;
+  const std::vector<PosRange>& kr = cb.kr;
   const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
   const int nthreads = threads_for(items);
   BlasSingleThread blas_guard;
@@ -353,15 +369,19 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
                         const float* dout, const float* lse, const float* delta, float* dq,
                         float* dk, float* dv) {
   const Geom g = make_geom(a);
-  const std::vector<PosRange> qr = tile_ranges(a.q_pos, a.s_q, kAttnTileQ);
-  const std::vector<PosRange> kr = tile_ranges(a.k_pos, a.s_k, kAttnTileK);
+  CallBuffers& cb = call_buffers();
+  tile_ranges(a.q_pos, a.s_q, kAttnTileQ, cb.qr);
+  tile_ranges(a.k_pos, a.s_k, kAttnTileK, cb.kr);
+  const std::vector<PosRange>& qr = cb.qr;
+  const std::vector<PosRange>& kr = cb.kr;
   const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;
   const int nthreads = threads_for(items);
   BlasSingleThread blas_guard;
   // Several threads: each adds its dQ share into a private copy (key tiles of different work
   // items touch the same dQ rows), summed into dq at the end. Linear in s_q.
   const int64_t nq_elems = static_cast<int64_t>(a.b) * a.s_q * g.q_row;
-  std::vector<float> dq_part(nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, 0.0f);
+  std::vector<float>& dq_part = cb.dq_part;
+  ws::ensure_size(dq_part, nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, true);
   size_t scratch_bytes = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes)

@@ -20,7 +20,9 @@
 #include "src/cli/dry_run.h"
 #include "src/config/config.h"
 #include "src/core/error.h"
+#include "src/core/launcher.h"
 #include "src/core/process.h"
+#include "src/eval/needle.h"
 #include "src/train/trainer.h"
 
 using namespace ringtrain;
@@ -69,7 +71,7 @@ int run_train(const CommandLine& cl) {
     std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device cpu\n--- resolved config ---\n%s---\n",
                 RINGTRAIN_VERSION, mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp,
                 c.parallel.cp_mode.c_str(), dump_config(c).c_str());
-    std::fflush(stdout);
+    announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
@@ -84,7 +86,7 @@ int run_train(const CommandLine& cl) {
 
 int run_eval(const CommandLine& cl) {
   Config c = load_checked(cl);
-  if (!cl.data.empty()) {
+  if (!cl.data.empty() && !cl.needle) {  // --needle: --data is the haystack
     c.data.task = "text";
     c.data.val = cl.data;
     if (c.data.train.empty()) c.data.train = cl.data;
@@ -92,6 +94,10 @@ int run_eval(const CommandLine& cl) {
   set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
+  if (cl.needle) {  // issue 14: needle-in-a-haystack sweep (src/eval/needle.h)
+    run_needle_sweep(c, mesh, NeedleOptions{cl.checkpoint, cl.data, cl.lengths, cl.depths, cl.samples, cl.cross_rank});
+    return 0;
+  }
   Trainer trainer(c, mesh);
   // --- checkpoints (issue 6): --checkpoint P (file or directory), else checkpoint.dir's newest ---
   if (!cl.checkpoint.empty()) {

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "src/core/error.h"
@@ -73,7 +74,11 @@ static int end_job(ErrorKind kind, const char* what) {
   std::fprintf(stderr, "ringtrain: error: %s (rank %d)\n", what, rank);
   std::fflush(stderr);
   if (world_size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
-  return code;
+  // One rank: a fault can leave a library unable to shut down (HDF5 segfaults in MPI_Finalize
+  // on a checkpoint file whose write failed, e.g. a full disk: tests/faults/test_disk_full.sh),
+  // so end here as MPI_Abort would, without running MPI_Finalize.
+  std::fflush(nullptr);
+  std::_Exit(code);
 }
 
 int run_guarded(const std::function<int()>& body) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/embedding.h"
+#include "kernels/cpu/workspace.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -26,15 +27,31 @@ struct LlamaModel::Acts {
   ContextAttentionSaved att;
 };
 
+// Temporaries of one step, reused across steps (each sized where it is used).
+struct LlamaModel::Work {
+  std::vector<float> tmp;                     // layer_forward: [N, d] before tp enter/leave
+  std::vector<float> recompute_out;           // layer_backward under recompute: [H, d]
+  std::vector<float> full, held, dnorm, dx;   // [N, d], [H, d], [H, d], [H, d]
+  std::vector<float> da, dg, du;              // [N, ffn_local]
+  std::vector<float> dao, dq, dk, dv;         // [N, h_local*hd], [N, kv_local*hd]
+  std::vector<float> embed;                   // [N, d]
+};
+
 namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
 void add_into(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
+// v holds n zeroed elements after a size change; reuses its capacity (a growth is counted).
 template <typename T>
 void ensure(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) != n) v.assign(static_cast<size_t>(n), T{});
+  if (static_cast<int64_t>(v.size()) != n) ws::ensure_size(v, static_cast<size_t>(n), true);
+}
+// Scratch of n elements, contents unspecified.
+float* scratch(std::vector<float>& v, int64_t n) {
+  ws::ensure_size(v, static_cast<size_t>(n));
+  return v.data();
 }
 }  // namespace
 
@@ -96,6 +113,7 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh) : config_(config), mesh
   if (!m.tie_embeddings) p_lm_head_ = col("lm_head.weight", shape_.vocab, d, -1);
   params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1);
   x_.resize(static_cast<size_t>(shape_.layers) + 1);
+  work_ = std::make_unique<Work>();
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -155,11 +173,11 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   ensure(a.rstd1, H); ensure(a.h1, N * d); ensure(a.q, N * hl * hd); ensure(a.k, N * kvl * hd);
   ensure(a.v, N * kvl * hd); ensure(a.ao, N * hl * hd); ensure(a.x_mid, H * d); ensure(a.rstd2, H);
   ensure(a.h2, N * d); ensure(a.g, N * ffl); ensure(a.u, N * ffl); ensure(a.act, N * ffl);
-  std::vector<float> tmp(static_cast<size_t>(N * d));
+  float* tmp = scratch(work_->tmp, N * d);
 
   // Attention half.
-  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, x_in, P(params_, L.ln1), tmp.data(), a.rstd1.data());
-  tp_enter_forward(tp_, tmp.data(), a.h1.data(), N, d);
+  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, x_in, P(params_, L.ln1), tmp, a.rstd1.data());
+  tp_enter_forward(tp_, tmp, a.h1.data(), N, d);
   linear_forward(a.h1.data(), P(params_, L.q), a.q.data(), static_cast<int>(N), static_cast<int>(d), hl * static_cast<int>(hd));
   linear_forward(a.h1.data(), P(params_, L.k), a.k.data(), static_cast<int>(N), static_cast<int>(d), kvl * static_cast<int>(hd));
   linear_forward(a.h1.data(), P(params_, L.v), a.v.data(), static_cast<int>(N), static_cast<int>(d), kvl * static_cast<int>(hd));
@@ -168,18 +186,18 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   rope_forward({static_cast<int>(N), kvl, static_cast<int>(hd), theta, row_pos_.data()}, a.k.data());
   context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.data(), a.k.data(),
                             a.v.data(), a.ao.data(), &a.att);
-  linear_forward(a.ao.data(), P(params_, L.o), tmp.data(), static_cast<int>(N), hl * static_cast<int>(hd), static_cast<int>(d));
-  tp_leave_forward(tp_, tmp.data(), a.x_mid.data(), N, d);
+  linear_forward(a.ao.data(), P(params_, L.o), tmp, static_cast<int>(N), hl * static_cast<int>(hd), static_cast<int>(d));
+  tp_leave_forward(tp_, tmp, a.x_mid.data(), N, d);
   add_into(a.x_mid.data(), x_in, H * d);
 
   // MLP half.
-  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, a.x_mid.data(), P(params_, L.ln2), tmp.data(), a.rstd2.data());
-  tp_enter_forward(tp_, tmp.data(), a.h2.data(), N, d);
+  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, a.x_mid.data(), P(params_, L.ln2), tmp, a.rstd2.data());
+  tp_enter_forward(tp_, tmp, a.h2.data(), N, d);
   linear_forward(a.h2.data(), P(params_, L.gate), a.g.data(), static_cast<int>(N), static_cast<int>(d), ffl);
   linear_forward(a.h2.data(), P(params_, L.up), a.u.data(), static_cast<int>(N), static_cast<int>(d), ffl);
   swiglu_forward(a.g.data(), a.u.data(), a.act.data(), N * ffl);
-  linear_forward(a.act.data(), P(params_, L.down), tmp.data(), static_cast<int>(N), ffl, static_cast<int>(d));
-  tp_leave_forward(tp_, tmp.data(), x_out, N, d);
+  linear_forward(a.act.data(), P(params_, L.down), tmp, static_cast<int>(N), ffl, static_cast<int>(d));
+  tp_leave_forward(tp_, tmp, x_out, N, d);
   add_into(x_out, a.x_mid.data(), H * d);
 }
 
@@ -190,50 +208,55 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   const int hl = shape_.heads_local(), kvl = shape_.kv_local(), ffl = shape_.ffn_local();
   const float eps = static_cast<float>(config_.model.norm_eps);
   if (config_.train.recompute) {  // rebuild this layer's activations from its saved input
-    std::vector<float> out(static_cast<size_t>(H * d));
-    layer_forward(l, x_in, out.data(), a);
+    layer_forward(l, x_in, scratch(work_->recompute_out, H * d), a);
   }
-  std::vector<float> full(static_cast<size_t>(N * d)), held(static_cast<size_t>(H * d));
+  Work& w = *work_;
+  float* full = scratch(w.full, N * d);
+  float* held = scratch(w.held, H * d);
+  float* dnorm = scratch(w.dnorm, H * d);
 
   // MLP half: dx is d(x_out); the residual passes it to x_mid unchanged.
-  std::vector<float> da(static_cast<size_t>(N * ffl)), dg(da.size()), du(da.size());
-  tp_leave_backward(tp_, dx, full.data(), N, d);
-  linear_backward(full.data(), a.act.data(), P(params_, L.down), da.data(), G(params_, L.down), n, ffl, di);
-  swiglu_backward(da.data(), a.g.data(), a.u.data(), dg.data(), du.data(), N * ffl);
-  linear_backward(dg.data(), a.h2.data(), P(params_, L.gate), full.data(), G(params_, L.gate), n, di, ffl);
-  linear_backward(du.data(), a.h2.data(), P(params_, L.up), full.data(), G(params_, L.up), n, di, ffl, true);
-  tp_enter_backward(tp_, full.data(), held.data(), N, d);
-  std::vector<float> dnorm(static_cast<size_t>(H * d));
-  rmsnorm_backward({static_cast<int>(H), di, eps}, held.data(), a.x_mid.data(), P(params_, L.ln2), a.rstd2.data(),
-                   dnorm.data(), G(params_, L.ln2));
-  add_into(dx, dnorm.data(), H * d);  // dx is now d(x_mid)
+  float* da = scratch(w.da, N * ffl);
+  float* dg = scratch(w.dg, N * ffl);
+  float* du = scratch(w.du, N * ffl);
+  tp_leave_backward(tp_, dx, full, N, d);
+  linear_backward(full, a.act.data(), P(params_, L.down), da, G(params_, L.down), n, ffl, di);
+  swiglu_backward(da, a.g.data(), a.u.data(), dg, du, N * ffl);
+  linear_backward(dg, a.h2.data(), P(params_, L.gate), full, G(params_, L.gate), n, di, ffl);
+  linear_backward(du, a.h2.data(), P(params_, L.up), full, G(params_, L.up), n, di, ffl, true);
+  tp_enter_backward(tp_, full, held, N, d);
+  rmsnorm_backward({static_cast<int>(H), di, eps}, held, a.x_mid.data(), P(params_, L.ln2), a.rstd2.data(),
+                   dnorm, G(params_, L.ln2));
+  add_into(dx, dnorm, H * d);  // dx is now d(x_mid)
 
   // Attention half.
-  std::vector<float> dao(static_cast<size_t>(N * hl * hd)), dq(dao.size()), dk(static_cast<size_t>(N * kvl * hd)),
-      dv(dk.size());
-  tp_leave_backward(tp_, dx, full.data(), N, d);
-  linear_backward(full.data(), a.ao.data(), P(params_, L.o), dao.data(), G(params_, L.o), n, hl * static_cast<int>(hd), di);
+  float* dao = scratch(w.dao, N * hl * hd);
+  float* dq = scratch(w.dq, N * hl * hd);
+  float* dk = scratch(w.dk, N * kvl * hd);
+  float* dv = scratch(w.dv, N * kvl * hd);
+  tp_leave_backward(tp_, dx, full, N, d);
+  linear_backward(full, a.ao.data(), P(params_, L.o), dao, G(params_, L.o), n, hl * static_cast<int>(hd), di);
   context_attention_backward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.data(), a.k.data(),
-                             a.v.data(), a.ao.data(), dao.data(), a.att, dq.data(), dk.data(), dv.data());
+                             a.v.data(), a.ao.data(), dao, a.att, dq, dk, dv);
   const double theta = config_.model.rope_theta;
-  rope_backward({n, hl, static_cast<int>(hd), theta, row_pos_.data()}, dq.data());
-  rope_backward({n, kvl, static_cast<int>(hd), theta, row_pos_.data()}, dk.data());
-  linear_backward(dq.data(), a.h1.data(), P(params_, L.q), full.data(), G(params_, L.q), n, di, hl * static_cast<int>(hd));
-  linear_backward(dk.data(), a.h1.data(), P(params_, L.k), full.data(), G(params_, L.k), n, di, kvl * static_cast<int>(hd), true);
-  linear_backward(dv.data(), a.h1.data(), P(params_, L.v), full.data(), G(params_, L.v), n, di, kvl * static_cast<int>(hd), true);
-  tp_enter_backward(tp_, full.data(), held.data(), N, d);
-  rmsnorm_backward({static_cast<int>(H), di, eps}, held.data(), x_in, P(params_, L.ln1), a.rstd1.data(), dnorm.data(),
+  rope_backward({n, hl, static_cast<int>(hd), theta, row_pos_.data()}, dq);
+  rope_backward({n, kvl, static_cast<int>(hd), theta, row_pos_.data()}, dk);
+  linear_backward(dq, a.h1.data(), P(params_, L.q), full, G(params_, L.q), n, di, hl * static_cast<int>(hd));
+  linear_backward(dk, a.h1.data(), P(params_, L.k), full, G(params_, L.k), n, di, kvl * static_cast<int>(hd), true);
+  linear_backward(dv, a.h1.data(), P(params_, L.v), full, G(params_, L.v), n, di, kvl * static_cast<int>(hd), true);
+  tp_enter_backward(tp_, full, held, N, d);
+  rmsnorm_backward({static_cast<int>(H), di, eps}, held, x_in, P(params_, L.ln1), a.rstd1.data(), dnorm,
                    G(params_, L.ln1));
-  add_into(dx, dnorm.data(), H * d);  // dx is now d(x_in)
+  add_into(dx, dnorm, H * d);  // dx is now d(x_in)
 }
 
 void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
   setup_batch(batch);
   const int64_t N = rows_, H = held_, d = shape_.d;
-  std::vector<float> e(static_cast<size_t>(N * d));
+  float* e = scratch(work_->embed, N * d);
   embedding_forward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, batch.ids.data(),
-                    P(params_, p_embed_), e.data());
-  tp_leave_forward(tp_, e.data(), x_[0].data(), N, d);
+                    P(params_, p_embed_), e);
+  tp_leave_forward(tp_, e, x_[0].data(), N, d);
   for (int l = 0; l < shape_.layers; ++l) {
     Acts& a = *acts_[keep_acts && !config_.train.recompute ? static_cast<size_t>(l) : 0];
     layer_forward(l, x_[static_cast<size_t>(l)].data(), x_[static_cast<size_t>(l) + 1].data(), a);
@@ -268,23 +291,26 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
 
   // Head: output projection (vocab-parallel) and final norm.
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
-  std::vector<float> full(static_cast<size_t>(N * d)), held(static_cast<size_t>(H * d)), dx(static_cast<size_t>(H * d));
-  linear_backward(logits_.data(), hf_.data(), P(params_, head), full.data(), G(params_, head), static_cast<int>(N),
+  Work& w = *work_;
+  float* full = scratch(w.full, N * d);
+  float* held = scratch(w.held, H * d);
+  float* dx = scratch(w.dx, H * d);
+  linear_backward(logits_.data(), hf_.data(), P(params_, head), full, G(params_, head), static_cast<int>(N),
                   static_cast<int>(d), vocab_.size);
-  tp_enter_backward(tp_, full.data(), held.data(), N, d);
-  rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held.data(),
-                   x_.back().data(), P(params_, p_final_norm_), nf_rstd_.data(), dx.data(), G(params_, p_final_norm_));
+  tp_enter_backward(tp_, full, held, N, d);
+  rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held,
+                   x_.back().data(), P(params_, p_final_norm_), nf_rstd_.data(), dx, G(params_, p_final_norm_));
   if (ready) ready(p_final_norm_, p_lm_head_ >= 0 ? p_lm_head_ : p_final_norm_);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     Acts& a = *acts_[config_.train.recompute ? 0 : static_cast<size_t>(l)];
-    layer_backward(l, x_[static_cast<size_t>(l)].data(), dx.data(), a);
+    layer_backward(l, x_[static_cast<size_t>(l)].data(), dx, a);
     const Layer& L = layers_[static_cast<size_t>(l)];
     if (ready) ready(L.ln1, L.down);
   }
-  tp_leave_backward(tp_, dx.data(), full.data(), N, d);
+  tp_leave_backward(tp_, dx, full, N, d);
   embedding_backward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, batch.ids.data(),
-                     full.data(), G(params_, p_embed_));
+                     full, G(params_, p_embed_));
   if (ready) ready(p_embed_, p_embed_);
   return loss;
 }

@@ -81,6 +81,7 @@ class LlamaModel {
  private:
   struct Layer;
   struct Acts;
+  struct Work;
   void layer_forward(int l, const float* x_in, float* x_out, Acts& a);
   void layer_backward(int l, const float* x_in, float* dx, Acts& a);
   void setup_batch(const LocalBatch& batch);
@@ -105,6 +106,9 @@ class LlamaModel {
   std::vector<std::unique_ptr<Acts>> acts_;
   std::vector<std::vector<float>> x_;  // layer inputs: x_[l] for layer l, x_[L] trunk output
   std::vector<float> nf_, nf_rstd_, hf_, logits_, row_loss_, row_lse_;
+  // Step temporaries (gradient buffers, norm/projection scratch), sized on the first step and
+  // reused: a steady-state step allocates none of them.
+  std::unique_ptr<Work> work_;
 };
 
 }  // namespace ringtrain

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "parallel/mesh.h"
@@ -147,13 +149,28 @@ StepResult Trainer::step() {
   RT_INPUT_CHECK(counts[0] > 0, "step ", state_.step, ": the global batch has no scored tokens");
   const float scale = static_cast<float>(1.0 / counts[0]);
 
+  // Test-only hook (tests/faults/test_nonfinite.sh): RINGTRAIN_TEST_NAN_STEP=N poisons step N
+  // (1-based) on every rank; RINGTRAIN_TEST_NAN_WHAT=loss makes the loss NaN, anything else a
+  // NaN in the first gradient element of the last parameter (set before its reduction starts).
+  const char* nan_env = std::getenv("RINGTRAIN_TEST_NAN_STEP");
+  const bool poison = nan_env && std::atoll(nan_env) == state_.step + 1;
+  const char* nan_what = std::getenv("RINGTRAIN_TEST_NAN_WHAT");
+  const bool poison_loss = poison && nan_what && std::string(nan_what) == "loss";
+  const int poison_param = poison && !poison_loss ? static_cast<int>(model_->params().params().size()) - 1 : -1;
+
   double loss_sum = 0.0;
   for (int a = 0; a < t.grad_accum; ++a) {
     const bool last = a + 1 == t.grad_accum;
-    loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale,
-                                         [&](int first, int lastp) { optimizer_->grads_ready(first, lastp, last); });
+    loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale, [&](int first, int lastp) {
+      if (last && poison_param >= first && poison_param <= lastp) {
+        Param& p = model_->params().params()[static_cast<size_t>(poison_param)];
+        if (p.numel > 0) p.grad.f32()[0] = std::numeric_limits<float>::quiet_NaN();
+      }
+      optimizer_->grads_ready(first, lastp, last);
+    });
   }
   mesh_.dp_cp().all_reduce(&loss_sum, 1, DType::kF64, ReduceOp::kSum);
+  if (poison_loss) loss_sum = std::numeric_limits<double>::quiet_NaN();
 
   StepResult r;
   r.loss = loss_sum / counts[0];
