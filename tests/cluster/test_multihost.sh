@@ -27,7 +27,7 @@ teardown() {
     for pid in $(ip netns pids "$ns" 2> /dev/null); do kill -9 "$pid" 2> /dev/null; done
     ip netns del "$ns" 2> /dev/null
   done
-  for l in $(ip -o link show 2> /dev/null | sed -n "s/^[0-9]*: \($P[a-z0-9]*\)[@:].*/\1/p"); do ip link del "$l" 2> /dev/null; done
+  for l in $(ip -o link show 2> /dev/null | sed -n "s/^[0-9]*: \(${P}[a-z0-9]*\)[@:].*/\1/p"); do ip link del "$l" 2> /dev/null; done
   rm -rf "$W"
   elapsed
   exit $rc

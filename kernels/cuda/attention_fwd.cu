@@ -1,0 +1,283 @@
+// FlashAttention-2 forward on tensor cores through the GPU layer (kernels/cuda/attention_cuda.h).
+//
+// One CTA = 64 query rows of one (batch, head) = 4 warps x 16 rows. Key tiles of 64 keys stream
+// through shared memory with cp.async double buffering (the next tile's copy is in flight while
+// this one is used). Per tile and warp: S = Q Kᵀ on mma.sync m16n8k16 (Q fragments by ldmatrix.x4,
+// K fragments by ldmatrix.x4 from the row-major [key][d] tile, which is Kᵀ column-major), the
+// online softmax in registers (each row lives in the 4 lanes of a quad: max by two xor shuffles,
+// the row sum kept per lane and reduced once at the end), then O += P V with P converted from the
+// S accumulators to A fragments in registers and V fragments by ldmatrix.x4.trans.
+//
+// Masking: positions are global (q_pos, k_pos). A tile whose every key is later than every query
+// of the CTA is skipped; a tile wholly in the past and inside s_k runs unmasked; only tiles that
+// straddle the diagonal or the end of the keys evaluate the mask per element.
+//
+// Budgets (per CTA, 128 threads): dynamic shared memory 46,080 B (d = 64) / 87,040 B (d = 128);
+// no static shared memory. Registers per thread: O accumulators d/2 fp32 (32 / 64), S 32 fp32,
+// fragments 8-16; ptxas reports no spills (scripts/check-gpu-static, sm_80 and sm_90a).
+// On an H100 (228 KiB smem/SM) that is 4 CTAs per SM at d = 64 and 2 at d = 128.
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/cuda/attention_cuda.h"
+#include "src/core/error.h"
+#include "src/device/kernel.h"
+
+namespace ringtrain::cuda {
+
+namespace {
+
+constexpr int kBM = kAttnFwdRows, kBN = kAttnFwdKeys, kThreads = kAttnFwdThreads;
+
+template <typename T>
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) gpu::mma_m16n8k16_bf16(d, a, b, d);
+  else gpu::mma_m16n8k16_f16(d, a, b, d);
+}
+
+__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __nv_bfloat16*) {
+  return gpu::pack2(__float2bfloat16(lo), __float2bfloat16(hi));
+}
+__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __half*) {
+  return gpu::pack2(__float2half(lo), __float2half(hi));
+}
+
+struct FwdParams {
+  int s_q, s_k, h, h_kv, group;
+  bool causal;
+  float scale_log2;  // scale * log2(e): softmax in base 2
+  float scale;
+  const int32_t* q_pos;
+  const int32_t* k_pos;
+};
+
+__device__ __forceinline__ int qpos_at(const FwdParams& p, int i) { return p.q_pos ? p.q_pos[i] : i; }
+__device__ __forceinline__ int kpos_at(const FwdParams& p, int j) { return p.k_pos ? p.k_pos[j] : j; }
+
+// Whether key tile kt is needed (not wholly in the future of every query of the CTA) and
+// whether it needs the per-element mask. Every thread computes the same answer.
+__device__ __forceinline__ void classify_tile(const FwdParams& p, int kt, int qmin, int qmax, bool& needed,
+                                              bool& masked) {
+  const int k0 = kt * kBN, k1 = min(p.s_k, k0 + kBN);
+  masked = k1 - k0 < kBN;
+  needed = true;
+  if (!p.causal) return;
+  int kmin = kpos_at(p, k0), kmax = kmin;
+  for (int j = k0 + 1; j < k1; ++j) {
+    const int kp = kpos_at(p, j);
+    kmin = min(kmin, kp);
+    kmax = max(kmax, kp);
+  }
+  needed = kmin <= qmax;
+  masked = masked || kmax > qmin;
+}
+
+}  // namespace
+
+// static-check: attention_fwd_kernel smem=0 hmma
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, const T* Q, const T* K, const T* V,
+                                                                 T* O, float* L) {
+  constexpr int kLd = D + 8;  // padded shared row (elements): 16-byte aligned, rows in different banks
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  T* Qs = gpu::dynamic_smem<T>();  // [kBM][kLd]
+  T* Ks = Qs + kBM * kLd;          // [2][kBN][kLd]
+  T* Vs = Ks + 2 * kBN * kLd;      // [2][kBN][kLd]
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  const int q0 = blockIdx.x * kBM, hh = blockIdx.y, bi = blockIdx.z, kvh = hh / p.group;
+  const int64_t q_stride = static_cast<int64_t>(p.h) * D, kv_stride = static_cast<int64_t>(p.h_kv) * D;
+  const T* Qb = Q + static_cast<int64_t>(bi) * p.s_q * q_stride + hh * D;
+  T* Ob = O + static_cast<int64_t>(bi) * p.s_q * q_stride + hh * D;
+  const T* Kb = K + static_cast<int64_t>(bi) * p.s_k * kv_stride + kvh * D;
+  const T* Vb = V + static_cast<int64_t>(bi) * p.s_k * kv_stride + kvh * D;
+  const int q_rows = min(kBM, p.s_q - q0);
+  const int n_tiles = (p.s_k + kBN - 1) / kBN;
+
+  // The CTA's query position range (for skipping and the unmasked fast path).
+  int qmin = qpos_at(p, q0), qmax = qmin;
+  for (int i = 1; i < q_rows; ++i) {
+    const int qp = qpos_at(p, q0 + i);
+    qmin = min(qmin, qp);
+    qmax = max(qmax, qp);
+  }
+  auto next_tile = [&](int from, bool& masked) {
+    for (int kt = from; kt < n_tiles; ++kt) {
+      bool needed;
+      classify_tile(p, kt, qmin, qmax, needed, masked);
+      if (needed) return kt;
+    }
+    return n_tiles;
+  };
+
+  // This thread's two rows (r0, r0 + 8 of the warp's 16) and their positions.
+  const int r0 = warp * 16 + lane / 4;
+  const bool row_ok[2] = {r0 < q_rows, r0 + 8 < q_rows};
+  const int row_pos[2] = {row_ok[0] ? qpos_at(p, q0 + r0) : 0, row_ok[1] ? qpos_at(p, q0 + r0 + 8) : 0};
+
+  float acc[D / 8][4];
+  for (int n = 0; n < D / 8; ++n)
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  bool masked_cur = false, masked_next = false;
+  int kt = next_tile(0, masked_cur);
+  auto load_kv = [&](int stage, int tile) {
+    const int k0 = tile * kBN;
+    for (int c = t; c < kBN * kChunks; c += kThreads) {
+      const int r = c / kChunks, col = (c % kChunks) * 8;
+      const bool ok = k0 + r < p.s_k;
+      const int64_t off = ok ? (k0 + r) * kv_stride + col : 0;
+      gpu::cp_async<16>(Ks + (stage * kBN + r) * kLd + col, Kb + off, ok ? 16 : 0);
+      gpu::cp_async<16>(Vs + (stage * kBN + r) * kLd + col, Vb + off, ok ? 16 : 0);
+    }
+  };
+  if (kt < n_tiles) {
+    for (int c = t; c < kBM * kChunks; c += kThreads) {
+      const int r = c / kChunks, col = (c % kChunks) * 8;
+      const bool ok = r < q_rows;
+      gpu::cp_async<16>(Qs + r * kLd + col, ok ? Qb + (q0 + r) * q_stride + col : Qb, ok ? 16 : 0);
+    }
+    load_kv(0, kt);
+    gpu::cp_async_commit();
+  }
+  for (int stage = 0; kt < n_tiles; stage ^= 1) {
+    const int kt_next = next_tile(kt + 1, masked_next);
+    if (kt_next < n_tiles) {
+      load_kv(stage ^ 1, kt_next);  // streams in while this tile is used
+      gpu::cp_async_commit();
+      gpu::cp_async_wait<1>();
+    } else {
+      gpu::cp_async_wait<0>();
+    }
+    __syncthreads();
+    const T* ks = Ks + stage * kBN * kLd;
+    const T* vs = Vs + stage * kBN * kLd;
+
+    // S = Q Kᵀ: 16 rows x 64 keys per warp = 8 n-tiles of 8 keys.
+    float s[kBN / 8][4];
+    for (int n = 0; n < kBN / 8; ++n)
+      for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t a[4];
+      gpu::ldmatrix_x4(a, Qs + (warp * 16 + lane % 16) * kLd + kk * 16 + (lane / 16) * 8);
+      for (int np = 0; np < kBN / 16; ++np) {
+        // Matrices: (keys 0-7, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 0-7), (keys 8-15, d 8-15).
+        uint32_t r[4];
+        gpu::ldmatrix_x4(r, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * kLd + kk * 16 + ((lane / 8) & 1) * 8);
+        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+        mma<T>(s[2 * np], a, b0);
+        mma<T>(s[2 * np + 1], a, b1);
+      }
+    }
+    if (masked_cur) {
+      const int k0 = kt * kBN;
+      for (int n = 0; n < kBN / 8; ++n)
+        for (int e = 0; e < 2; ++e) {
+          const int j = k0 + n * 8 + 2 * (lane % 4) + e;
+          const bool in = j < p.s_k;
+          const int kp = in ? kpos_at(p, j) : 0;
+          for (int half = 0; half < 2; ++half)
+            if (!in || (p.causal && kp > row_pos[half])) s[n][2 * half + e] = -INFINITY;
+        }
+    }
+
+    // Online softmax, base 2, per row half (elements 0,1: row r0; 2,3: row r0 + 8).
+    for (int half = 0; half < 2; ++half) {
+      float mx = m[half];
+      for (int n = 0; n < kBN / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * half], s[n][2 * half + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      // A row that has seen no key yet keeps m = -inf; shift by 0 then (every p is 0).
+      const float shift = mx == -INFINITY ? 0.0f : mx * p.scale_log2;
+      const float alpha = exp2f(m[half] * p.scale_log2 - shift);  // 0 when m was -inf
+      m[half] = mx;
+      float sum = 0.0f;
+      for (int n = 0; n < kBN / 8; ++n)
+        for (int e = 0; e < 2; ++e) {
+          const float pe = exp2f(s[n][2 * half + e] * p.scale_log2 - shift);
+          s[n][2 * half + e] = pe;
+          sum += pe;
+        }
+      l[half] = l[half] * alpha + sum;
+      for (int n = 0; n < D / 8; ++n) {
+        acc[n][2 * half] *= alpha;
+        acc[n][2 * half + 1] *= alpha;
+      }
+    }
+
+    // O += P V: P's accumulators become A fragments (keys 16j..16j+15 = n-tiles 2j, 2j+1).
+    for (int j = 0; j < kBN / 16; ++j) {
+      const uint32_t a[4] = {pack_float2(s[2 * j][0], s[2 * j][1], static_cast<T*>(nullptr)),
+                             pack_float2(s[2 * j][2], s[2 * j][3], static_cast<T*>(nullptr)),
+                             pack_float2(s[2 * j + 1][0], s[2 * j + 1][1], static_cast<T*>(nullptr)),
+                             pack_float2(s[2 * j + 1][2], s[2 * j + 1][3], static_cast<T*>(nullptr))};
+      for (int np = 0; np < D / 16; ++np) {
+        // Matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15).
+        uint32_t r[4];
+        gpu::ldmatrix_x4_trans(r, vs + (j * 16 + lane % 8 + ((lane / 8) & 1) * 8) * kLd + np * 16 + (lane / 16) * 8);
+        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+        mma<T>(acc[2 * np], a, b0);
+        mma<T>(acc[2 * np + 1], a, b1);
+      }
+    }
+    __syncthreads();  // the next iteration's copy overwrites this stage
+    kt = kt_next;
+    masked_cur = masked_next;
+  }
+
+  // Epilogue: reduce the row sums over the quad, normalize, store out and lse.
+  for (int half = 0; half < 2; ++half) {
+    float sum = l[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int r = r0 + 8 * half;
+    if (!row_ok[half]) continue;
+    T* orow = Ob + (q0 + r) * q_stride;
+    for (int n = 0; n < D / 8; ++n) {
+      const uint32_t packed = pack_float2(acc[n][2 * half] * inv, acc[n][2 * half + 1] * inv, static_cast<T*>(nullptr));
+      *reinterpret_cast<uint32_t*>(orow + n * 8 + 2 * (lane % 4)) = packed;
+    }
+    if (L != nullptr && lane % 4 == 0)
+      L[(static_cast<int64_t>(bi) * p.h + hh) * p.s_q + q0 + r] = sum > 0.0f ? m[half] * p.scale + logf(sum) : -INFINITY;
+  }
+}
+
+template <typename T>
+gpu::Status attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
+                                   gpu::Stream stream) {
+  RT_CHECK(a.d == 64 || a.d == 128, "attention_forward_cuda: head dim ", a.d, " is not supported (64 or 128)");
+  RT_CHECK(a.b >= 1 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0,
+           "attention_forward_cuda: bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  RT_CHECK(aligned(q) && aligned(k) && aligned(v) && aligned(out),
+           "attention_forward_cuda: q, k, v and out must be 16-byte aligned");
+  if (a.s_q == 0) return gpu::Status::kSuccess;
+  FwdParams p{};
+  p.s_q = a.s_q;
+  p.s_k = a.s_k;
+  p.h = a.h;
+  p.h_kv = a.h_kv;
+  p.group = a.h / a.h_kv;
+  p.causal = a.causal;
+  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
+  p.scale_log2 = p.scale * 1.4426950408889634f;
+  p.q_pos = a.q_pos;
+  p.k_pos = a.k_pos;
+  const dim3 grid((a.s_q + kBM - 1) / kBM, a.h, a.b);
+  const int smem = attention_fwd_smem_bytes(a.d);
+  auto run = [&](auto kernel) {
+    gpu::Status s = gpu::func_set_max_dynamic_smem(kernel, smem);
+    if (s != gpu::Status::kSuccess) return s;
+    return gpu::launch(kernel, grid, kThreads, smem, stream, p, q, k, v, out, lse);
+  };
+  return a.d == 64 ? run(attention_fwd_kernel<T, 64>) : run(attention_fwd_kernel<T, 128>);
+}
+
+template gpu::Status attention_forward_cuda<__nv_bfloat16>(const AttentionArgs&, const __nv_bfloat16*,
+                                                           const __nv_bfloat16*, const __nv_bfloat16*,
+                                                           __nv_bfloat16*, float*, gpu::Stream);
+template gpu::Status attention_forward_cuda<__half>(const AttentionArgs&, const __half*, const __half*, const __half*,
+                                                    __half*, float*, gpu::Stream);
+
+}  // namespace ringtrain::cuda

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# srun examples for ringtrain (issue 16): copy the line you need; this file is not meant to be
+# run as a whole. docs/CLUSTER.md explains the environment variables.
+exit 0
+
+# Interactive: 2 nodes x 8 GPUs, one rank per GPU. Open MPI's ranks wire up through Slurm's
+# PMIx (`srun --mpi=list` shows pmix / pmix_v4); there is no mpirun. The local rank (the GPU a
+# rank takes) comes from MPI's shared-memory communicator, so it is right for any placement.
+salloc --nodes=2 --ntasks-per-node=8 --gpus-per-node=8 --time=1:00:00
+srun --mpi=pmix --kill-on-bad-exit=1 build/ringtrain train configs/text-small.yaml \
+  --set parallel.cp=4 --set parallel.tp=4
+
+# Check the placement first: each rank's host, local rank and GPU (no training).
+srun --mpi=pmix --nodes=2 --ntasks-per-node=8 build/ringtrain train configs/text-small.yaml \
+  --set parallel.cp=16 --dry-run
+
+# One step within a running sbatch allocation, with a checkpoint directory and resume.
+srun --mpi=pmix --kill-on-bad-exit=1 build/ringtrain train configs/text-small.yaml \
+  --set checkpoint.dir=checkpoints/$SLURM_JOB_ID --set checkpoint.resume=auto
+
+# CPU-only test node, more ranks than cores (what tests/cluster/test_slurm.sh runs): -O
+# overcommits, and Open MPI must be told to yield or the ranks spin against each other.
+OMPI_MCA_mpi_yield_when_idle=1 srun --mpi=pmix -n 4 -O build/ringtrain train configs/test-tiny.yaml \
+  --set train.seq_len=128 --set parallel.cp=4
+
+# Preempt a running batch job as its time limit would: SIGUSR1 to the batch script only
+# (scripts/slurm/ringtrain.sbatch forwards it to the ranks, which save and stop; the script then
+# requeues the job, which resumes from the checkpoint).
+scancel --signal=USR1 --batch JOBID
+# Requeue by hand (a job that stopped without requeueing itself, RT_REQUEUE=0):
+scontrol requeue JOBID
