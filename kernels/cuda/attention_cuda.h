@@ -36,4 +36,24 @@ extern template gpu::Status attention_forward_cuda<__nv_bfloat16>(const Attentio
 extern template gpu::Status attention_forward_cuda<__half>(const AttentionArgs&, const __half*, const __half*,
                                                            const __half*, __half*, float*, gpu::Stream);
 
+// Backward (kernels/cuda/attention_bwd.cu), deterministic (bitwise the same on every run):
+//   delta[b, h, s_q] = rowsum(dout * out) (fp32), computed first when `out` is non-null; with
+//   out == null, `delta` must already hold it (a ring step: delta of the final merged output);
+//   dq [b, s_q, h, d], dk and dv [b, s_k, h_kv, d]: fp32, OVERWRITTEN with this block of keys'
+//   gradients (the CPU op accumulates; a ring step adds them to its running sums itself).
+//   lse is the final row log-sum-exp [b, h, s_q] from the forward.
+template <typename T>
+gpu::Status attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* out,
+                                    const T* dout, const float* lse, float* delta, float* dq, float* dk, float* dv,
+                                    gpu::Stream stream);
+
+extern template gpu::Status attention_backward_cuda<__nv_bfloat16>(const AttentionArgs&, const __nv_bfloat16*,
+                                                                   const __nv_bfloat16*, const __nv_bfloat16*,
+                                                                   const __nv_bfloat16*, const __nv_bfloat16*,
+                                                                   const float*, float*, float*, float*, float*,
+                                                                   gpu::Stream);
+extern template gpu::Status attention_backward_cuda<__half>(const AttentionArgs&, const __half*, const __half*,
+                                                            const __half*, const __half*, const __half*, const float*,
+                                                            float*, float*, float*, float*, gpu::Stream);
+
 }  // namespace ringtrain::cuda

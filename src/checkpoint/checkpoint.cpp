@@ -615,8 +615,16 @@ std::vector<float> read_checkpoint_tensor(const std::string& path, const std::st
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
   if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   shape->assign(dims.begin(), dims.end());
+  // fp32 chunks are stored uncompressed, so a tensor larger than its file is a damaged header
+  // (found by tests/fuzz/fuzz_checkpoint.cpp: a 2^61-element shape), not a reason to allocate.
+  std::error_code size_ec;
+  const uint64_t file_bytes = std::filesystem::file_size(path, size_ec);
   size_t n = 1;
-  for (hsize_t d : dims) n *= static_cast<size_t>(d);
+  for (hsize_t d : dims) {
+    if (d != 0 && n > (size_ec ? SIZE_MAX / sizeof(float) : file_bytes / sizeof(float)) / d)
+      input_error("checkpoint ", path, ": tensor ", dataset, " claims a shape larger than the file (the file is damaged)");
+    n *= static_cast<size_t>(d);
+  }
   std::vector<float> out(n);
   if (n > 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
     const bool checksum = h5::stack_has_checksum_error();

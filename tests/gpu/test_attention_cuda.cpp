@@ -1,4 +1,4 @@
-// The CUDA flash-attention forward (kernels/cuda/attention_fwd.cu) against the CPU double
+// The CUDA flash attention, forward and backward (kernels/cuda/attention_{fwd,bwd}.cu), against the CPU double
 // reference, on the emulated device under every schedule (bitwise equal across them) and
 // unchanged on a real GPU. Inputs are random, rounded to the input type; the reference sees the
 // rounded values. Output and lse are poisoned (0xFF = NaN) before each run.
@@ -159,6 +159,83 @@ TEST(AttentionCuda, ForwardRingStepKeyRange) {
   check_forward<__nv_bfloat16>({1, 70, 70, 2, 2, 64, true, qp, kp}, 4300);
   check_forward<__nv_bfloat16>({1, 70, 70, 2, 2, 64, true, kp, qp}, 4301);
 }
+
+// Backward: dq, dk, dv (fp32, overwritten) against the double reference's gradients of
+// sum(out * dout), from the kernel's own forward output and lse; delta, dq, dk, dv poisoned
+// before every run and bitwise equal across runs (schedules on the emulator, reruns on a GPU).
+// Catches: wrong transposed fragments (Kᵀ/Qᵀ/dOᵀ), a wrong delta, P recomputed with the wrong
+// lse or mask, a GQA group not summed (or summed into the wrong kv head), tail keys/queries.
+template <typename T>
+void check_backward(const Case& c, uint64_t seed) {
+  SCOPED_TRACE(std::string("backward ") + type_name<T>() + " " + describe(c) + " seed " + std::to_string(seed));
+  const size_t nq = static_cast<size_t>(c.b) * c.s_q * c.h * c.d, nk = static_cast<size_t>(c.b) * c.s_k * c.h_kv * c.d;
+  const size_t nl = static_cast<size_t>(c.b) * c.h * c.s_q;
+  const auto qf = random_floats(nq, seed, -2.0f, 2.0f), kf = random_floats(nk, seed + 1, -2.0f, 2.0f),
+             vf = random_floats(nk, seed + 2), gf = random_floats(nq, seed + 3);
+  std::vector<T> qh(nq), kh(nk), vh(nk), gh(nq);
+  std::vector<double> qd(nq), kd(nk), vd(nk), gd(nq);
+  for (size_t i = 0; i < nq; ++i) {
+    qd[i] = to_f(qh[i] = to_t<T>(qf[i]));
+    gd[i] = to_f(gh[i] = to_t<T>(gf[i]));
+  }
+  for (size_t i = 0; i < nk; ++i) {
+    kd[i] = to_f(kh[i] = to_t<T>(kf[i]));
+    vd[i] = to_f(vh[i] = to_t<T>(vf[i]));
+  }
+  AttentionArgs a;
+  a.b = c.b;
+  a.s_q = c.s_q;
+  a.s_k = c.s_k;
+  a.h = c.h;
+  a.h_kv = c.h_kv;
+  a.d = c.d;
+  a.causal = c.causal;
+  a.q_pos = c.q_pos.empty() ? nullptr : c.q_pos.data();
+  a.k_pos = c.k_pos.empty() ? nullptr : c.k_pos.data();
+  std::vector<double> ref_dq(nq), ref_dk(nk), ref_dv(nk);
+  attention_reference_backward(a, qd.data(), kd.data(), vd.data(), gd.data(), ref_dq.data(), ref_dk.data(),
+                               ref_dv.data());
+
+  DeviceBuffer<T> dq_in(qh), dk_in(kh), dv_in(vh), dg(gh), dout(nq);
+  DeviceBuffer<float> dlse(nl), ddelta(nl), gq(nq), gk(nk), gv(nk);
+  DeviceBuffer<int32_t> dqp(c.q_pos.empty() ? std::vector<int32_t>{0} : c.q_pos),
+      dkp(c.k_pos.empty() ? std::vector<int32_t>{0} : c.k_pos);
+  AttentionArgs ad = a;
+  ad.q_pos = c.q_pos.empty() ? nullptr : dqp.get();
+  ad.k_pos = c.k_pos.empty() ? nullptr : dkp.get();
+  CUDA_CHECK(cuda::attention_forward_cuda<T>(ad, dq_in.get(), dk_in.get(), dv_in.get(), dout.get(), dlse.get(), nullptr));
+  const auto got = same_under_all_schedules<float>([&] {
+    for (auto* buf : {&ddelta, &gq, &gk, &gv}) buf->poison();
+    CUDA_CHECK(cuda::attention_backward_cuda<T>(ad, dq_in.get(), dk_in.get(), dv_in.get(), dout.get(), dg.get(),
+                                                dlse.get(), ddelta.get(), gq.get(), gk.get(), gv.get(), nullptr));
+    std::vector<float> r;
+    for (auto* buf : {&gq, &gk, &gv}) {
+      const auto x = buf->download();
+      r.insert(r.end(), x.begin(), x.end());
+    }
+    return r;
+  }, "attention backward");
+  EXPECT_EQ(compare(got.data(), ref_dq.data(), static_cast<int64_t>(nq), tol<T>(), "dq"), "");
+  EXPECT_EQ(compare(got.data() + nq, ref_dk.data(), static_cast<int64_t>(nk), tol<T>(), "dk"), "");
+  EXPECT_EQ(compare(got.data() + nq + nk, ref_dv.data(), static_cast<int64_t>(nk), tol<T>(), "dv"), "");
+}
+
+template <typename T>
+void backward_cases(uint64_t seed) {
+  const std::vector<Case> cases = {
+      {1, 1, 1, 2, 2, 64, true, {}, {}},        // length 1
+      {2, 17, 17, 4, 1, 64, true, {}, {}},      // GQA 4, tails
+      {1, 64, 64, 8, 1, 128, false, {}, {}},    // GQA 8, d 128
+      {1, 100, 100, 4, 4, 128, true, {}, {}},   // straddling + tail tiles
+      {1, 100, 37, 8, 2, 64, false, {}, {}},    // s_k != s_q
+      {1, 64, 64, 4, 1, 64, true, zigzag(256, 4, 1), zigzag(256, 4, 2)},  // ring step
+      {1, 64, 64, 4, 1, 128, true, zigzag(256, 4, 2), zigzag(256, 4, 1)},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) check_backward<T>(cases[i], seed + 10 * i);
+}
+
+TEST(AttentionCuda, BackwardBf16MatchesReference) { backward_cases<__nv_bfloat16>(5100); }
+TEST(AttentionCuda, BackwardF16MatchesReference) { backward_cases<__half>(6100); }
 
 // A head dim the kernel has no tiles for fails loudly instead of computing garbage.
 TEST(AttentionCuda, RejectsUnsupportedHeadDim) {
