@@ -1,12 +1,13 @@
 // CUDA flash-attention benchmark (kernels/cuda): forward TFLOP/s for b x h x s = 16x16x2k ...
 // 1x16x32k (32k tokens per row of the table), head dims 64 and 128, causal and not, beside the
-// cuBLAS bf16 GEMM rate of the same device in the same run (the ceiling). FLOPs as
-// FlashAttention counts them: forward 4 b h s^2 d, halved for causal. Times: median of --reps
+// cuBLAS bf16 GEMM rate of the same device in the same run (the ceiling); backward (delta, dK/dV
+// and dQ passes, deterministic) likewise. FLOPs as FlashAttention counts them: forward
+// 4 b h s^2 d, backward 2.5x that, halved for causal. Times: median of --reps
 // runs by device events after one warm-up.
 //
 // Without a GPU it says so and exits 0; in the emulated build it says "emulated device: no
-// timing" and exits 0 (the emulator has no clock worth timing). Not yet here: the backward
-// kernel and the PyTorch scaled_dot_product_attention (flash / cuDNN) columns.
+// timing" and exits 0 (the emulator has no clock worth timing). Not yet here: the PyTorch
+// scaled_dot_product_attention (flash / cuDNN) columns.
 //
 //   bench_attention_cuda [--reps 10] [--max-seq 32768]
 #include <algorithm>
@@ -70,19 +71,27 @@ int run(int reps, int max_seq) {
     gpu::device_free(c);
   }
 
-  std::printf("%4s %4s %6s %4s %-10s %10s %12s\n", "b", "h", "s", "d", "mask", "fwd ms", "fwd TFLOP/s");
+  std::printf("%4s %4s %6s %4s %-10s %10s %12s %10s %12s\n", "b", "h", "s", "d", "mask", "fwd ms", "fwd TFLOP/s", "bwd ms",
+              "bwd TFLOP/s");
   const int h = 16;
   for (int d : {64, 128})
     for (int s = 2048; s <= max_seq; s *= 2) {
       const int b = std::max(1, 32768 / s);
       const size_t n = size_t(b) * s * h * d;
       __nv_bfloat16 *q, *k, *v, *o;
-      float* lse;
+      __nv_bfloat16* g;
+      float *lse, *delta, *dq, *dk, *dv;
       CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&q), n * 2));
       CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&k), n * 2));
       CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&v), n * 2));
       CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&o), n * 2));
       CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&lse), size_t(b) * h * s * 4));
+      CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&g), n * 2));
+      CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&delta), size_t(b) * h * s * 4));
+      CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&dq), n * 4));
+      CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&dk), n * 4));
+      CUDA_CHECK(gpu::device_alloc(reinterpret_cast<void**>(&dv), n * 4));
+      CUDA_CHECK(gpu::memset(g, 0x3C, n * 2));
       // 0x3C00 bf16 pairs: small finite values.
       CUDA_CHECK(gpu::memset(q, 0x3C, n * 2));
       CUDA_CHECK(gpu::memset(k, 0x3C, n * 2));
@@ -95,15 +104,23 @@ int run(int reps, int max_seq) {
         a.d = d;
         a.causal = causal;
         const float ms = time_ms(reps, [&] { CUDA_CHECK(cuda::attention_forward_cuda(a, q, k, v, o, lse, nullptr)); });
+        const float bms = time_ms(reps, [&] {
+          CUDA_CHECK(cuda::attention_backward_cuda(a, q, k, v, o, g, lse, delta, dq, dk, dv, nullptr));
+        });
         const double flops = 4.0 * b * h * double(s) * s * d / (causal ? 2.0 : 1.0);
-        std::printf("%4d %4d %6d %4d %-10s %10.3f %12.1f\n", b, h, s, d, causal ? "causal" : "full", ms,
-                    flops / (ms * 1e-3) / 1e12);
+        std::printf("%4d %4d %6d %4d %-10s %10.3f %12.1f %10.3f %12.1f\n", b, h, s, d, causal ? "causal" : "full", ms,
+                    flops / (ms * 1e-3) / 1e12, bms, 2.5 * flops / (bms * 1e-3) / 1e12);
       }
       gpu::device_free(q);
       gpu::device_free(k);
       gpu::device_free(v);
       gpu::device_free(o);
       gpu::device_free(lse);
+      gpu::device_free(g);
+      gpu::device_free(delta);
+      gpu::device_free(dq);
+      gpu::device_free(dk);
+      gpu::device_free(dv);
     }
   return 0;
 }

@@ -9,7 +9,8 @@
 // rows that see no key (must be out = 0, lse = -inf).
 //
 // Sizes (emulator ~5 µs per warp mma): the cases below take a few seconds in all on 2 cores;
-// length 1000 runs for one bf16 (d = 128, GQA 2) and one fp16 (d = 64) case.
+// length 1000 runs for one bf16 (d = 128, GQA 2) and one fp16 (d = 64) forward case and one
+// bf16 (d = 64, GQA 2, causal) backward case.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -236,6 +237,9 @@ void backward_cases(uint64_t seed) {
 
 TEST(AttentionCuda, BackwardBf16MatchesReference) { backward_cases<__nv_bfloat16>(5100); }
 TEST(AttentionCuda, BackwardF16MatchesReference) { backward_cases<__half>(6100); }
+TEST(AttentionCuda, BackwardLength1000) {
+  check_backward<__nv_bfloat16>({1, 1000, 1000, 2, 1, 64, true, {}, {}}, 7100);
+}
 
 // A head dim the kernel has no tiles for fails loudly instead of computing garbage.
 TEST(AttentionCuda, RejectsUnsupportedHeadDim) {
