@@ -68,10 +68,11 @@ int run_train(const CommandLine& cl) {
     return 0;
   }
   if (mesh.rank() == 0) {
-    std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device cpu\n--- resolved config ---\n%s---\n",
-                RINGTRAIN_VERSION, mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp,
-                c.parallel.cp_mode.c_str(), dump_config(c).c_str());
+    std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device cpu\n", RINGTRAIN_VERSION,
+                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str());
     announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
+    std::printf("--- resolved config ---\n%s---\n", dump_config(c).c_str());
+    std::fflush(stdout);
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
