@@ -35,7 +35,7 @@ rt_mpi_env() {
 # Configures and builds into $1 with the extra CMake arguments that follow.
 rt_build() {
   local dir=$1; shift
-  cmake -S "$RT_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; return 1; }
+  cmake -S "$RT_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$(nproc)"
 }
