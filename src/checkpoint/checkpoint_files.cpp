@@ -26,6 +26,18 @@ namespace fs = std::filesystem;
 namespace ringtrain {
 namespace {
 
+// A lock holder on this host is gone when its pid no longer exists, or exists only as a zombie
+// (exited, not yet reaped: a rank whose launcher died is reparented to an init that may never
+// reap it, as in containers).
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t close = line.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 constexpr const char* kPartialSuffix = ".partial";
 
 // Parses "step-000100.h5" -> 100; -1 for anything else.
@@ -242,7 +254,7 @@ void CheckpointLock::acquire(const std::string& dir, Mesh& mesh) {
       long long pid = -1;
       in >> host >> pid;
       bool dead = false;
-      if (host == me && pid > 0) dead = ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      if (host == me && pid > 0) dead = process_gone(static_cast<pid_t>(pid));
       const char* take = std::getenv("RINGTRAIN_TAKE_OVER_LOCK");
       const bool forced = take && std::string(take) == "1";
       if (dead || forced || host.empty()) {
