@@ -49,6 +49,9 @@ void set_threads(const Config& c, const Mesh& mesh) {
 Config load_checked(const CommandLine& cl) {
   Config c = load_config(cl.config_path, cl.overrides);
   validate_for_world(c, world_size());
+  // The trainer runs on the CPU backend only until the CUDA backend lands (issue 12): never
+  // let `device: cuda` fall back to the CPU silently.
+  RT_INPUT_CHECK(c.device != "cuda", "device: cuda: this build's trainer has no CUDA backend yet; use device: cpu or auto");
   return c;
 }
 

@@ -19,6 +19,8 @@ expect_exit 2 "seq_len" "$RINGTRAIN_BIN" train "$cfg" --set parallel.cp=3 --set 
 expect_exit 2 "ulysses" mpirun -np 8 "$RINGTRAIN_BIN" train "$cfg" --set parallel.cp=8 --set parallel.cp_mode=ulysses --set train.seq_len=128
 # tp must divide the kv heads.
 expect_exit 2 "n_kv_heads" mpirun -np 4 "$RINGTRAIN_BIN" train "$cfg" --set parallel.tp=4 --set train.seq_len=128
+# device: cuda without a CUDA backend is refused, never silently run on the CPU.
+expect_exit 2 "device: cuda" "$RINGTRAIN_BIN" train "$cfg" --set device=cuda --set train.seq_len=128
 # Missing config file, unknown subcommand, unknown flag.
 expect_exit 2 "nope.yaml" "$RINGTRAIN_BIN" train "$tmp/nope.yaml"
 expect_exit 2 "trian" "$RINGTRAIN_BIN" trian "$cfg"
