@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/cuda/attention_tiles.cuh"
 #include "src/core/error.h"
 #include "src/device/kernel.h"
 
@@ -37,20 +38,6 @@ constexpr int kKeys = 64;      // keys per CTA (dK/dV) and per key tile (dQ)
 constexpr int kQTile = 32;     // query rows per tile in the dK/dV pass
 constexpr int kQRows = 64;     // query rows per CTA in the dQ pass
 constexpr float kLog2e = 1.4426950408889634f;
-
-template <typename T>
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) gpu::mma_m16n8k16_bf16(d, a, b, d);
-  else gpu::mma_m16n8k16_f16(d, a, b, d);
-}
-__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __nv_bfloat16*) {
-  return gpu::pack2(__float2bfloat16(lo), __float2bfloat16(hi));
-}
-__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __half*) {
-  return gpu::pack2(__float2half(lo), __float2half(hi));
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 
 struct BwdParams {
   int s_q, s_k, h, h_kv, group;
@@ -214,14 +201,10 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
       }
     // dV += Pᵀ dO and dK += dSᵀ Q (k = the 32 queries, 2 steps of 16).
     for (int j = 0; j < kQTile / 16; ++j) {
-      const uint32_t ap[4] = {pack_float2(s[2 * j][0], s[2 * j][1], static_cast<T*>(nullptr)),
-                              pack_float2(s[2 * j][2], s[2 * j][3], static_cast<T*>(nullptr)),
-                              pack_float2(s[2 * j + 1][0], s[2 * j + 1][1], static_cast<T*>(nullptr)),
-                              pack_float2(s[2 * j + 1][2], s[2 * j + 1][3], static_cast<T*>(nullptr))};
-      const uint32_t ad[4] = {pack_float2(dp[2 * j][0], dp[2 * j][1], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j][2], dp[2 * j][3], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j + 1][0], dp[2 * j + 1][1], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j + 1][2], dp[2 * j + 1][3], static_cast<T*>(nullptr))};
+      uint32_t ap[4];
+      a_fragment_from_acc<T>(ap, s[2 * j], s[2 * j + 1]);
+      uint32_t ad[4];
+      a_fragment_from_acc<T>(ad, dp[2 * j], dp[2 * j + 1]);
       for (int np = 0; np < D / 16; ++np) {
         const int row = j * 16 + lane % 8 + ((lane / 8) & 1) * 8, col = np * 16 + (lane / 16) * 8;
         uint32_t rg[4], rq[4];
@@ -367,10 +350,8 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p,
       }
     // dQ += dS K (k = the 64 keys).
     for (int j = 0; j < kKeys / 16; ++j) {
-      const uint32_t ad[4] = {pack_float2(dp[2 * j][0], dp[2 * j][1], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j][2], dp[2 * j][3], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j + 1][0], dp[2 * j + 1][1], static_cast<T*>(nullptr)),
-                              pack_float2(dp[2 * j + 1][2], dp[2 * j + 1][3], static_cast<T*>(nullptr))};
+      uint32_t ad[4];
+      a_fragment_from_acc<T>(ad, dp[2 * j], dp[2 * j + 1]);
       for (int np = 0; np < D / 16; ++np) {
         uint32_t r[4];
         gpu::ldmatrix_x4_trans(r, ks + (j * 16 + lane % 8 + ((lane / 8) & 1) * 8) * kLd + np * 16 + (lane / 16) * 8);

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/cuda/attention_tiles.cuh"
 #include "src/core/error.h"
 #include "src/device/kernel.h"
 
@@ -28,19 +29,6 @@ namespace ringtrain::cuda {
 namespace {
 
 constexpr int kBM = kAttnFwdRows, kBN = kAttnFwdKeys, kThreads = kAttnFwdThreads;
-
-template <typename T>
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) gpu::mma_m16n8k16_bf16(d, a, b, d);
-  else gpu::mma_m16n8k16_f16(d, a, b, d);
-}
-
-__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __nv_bfloat16*) {
-  return gpu::pack2(__float2bfloat16(lo), __float2bfloat16(hi));
-}
-__device__ __forceinline__ uint32_t pack_float2(float lo, float hi, __half*) {
-  return gpu::pack2(__float2half(lo), __float2half(hi));
-}
 
 struct FwdParams {
   int s_q, s_k, h, h_kv, group;
@@ -207,10 +195,8 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, co
 
     // O += P V: P's accumulators become A fragments (keys 16j..16j+15 = n-tiles 2j, 2j+1).
     for (int j = 0; j < kBN / 16; ++j) {
-      const uint32_t a[4] = {pack_float2(s[2 * j][0], s[2 * j][1], static_cast<T*>(nullptr)),
-                             pack_float2(s[2 * j][2], s[2 * j][3], static_cast<T*>(nullptr)),
-                             pack_float2(s[2 * j + 1][0], s[2 * j + 1][1], static_cast<T*>(nullptr)),
-                             pack_float2(s[2 * j + 1][2], s[2 * j + 1][3], static_cast<T*>(nullptr))};
+      uint32_t a[4];
+      a_fragment_from_acc<T>(a, s[2 * j], s[2 * j + 1]);
       for (int np = 0; np < D / 16; ++np) {
         // Matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15).
         uint32_t r[4];
