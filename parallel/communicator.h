@@ -44,7 +44,8 @@ class Communicator {
   // send[count * size] -> recv[count]: rank r gets op over ranks of block r.
   virtual void reduce_scatter(const void* send, void* recv, size_t count, DType dtype,
                               ReduceOp op) = 0;
-  // send[count] -> recv[count * size], blocks in rank order.
+  // send[count] -> recv[count * size], blocks in rank order. In place when send is this
+  // rank's block of recv (recv + rank * count), as NCCL allows.
   virtual void all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;
   // send[count * size] -> recv[count * size]: block j of rank i lands as block i of rank j.
   virtual void all_to_all(const void* send, void* recv, size_t count, DType dtype) = 0;

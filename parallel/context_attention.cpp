@@ -1,10 +1,5 @@
 #include "parallel/context_attention.h"
 
-#include <algorithm>
-
-#include "parallel/ring_attention.h"
-#include "parallel/ulysses.h"
-#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -12,49 +7,12 @@ namespace {
 
 int ulysses_size(const ContextAttention& ctx) { return ctx.ulysses ? ctx.ulysses->size() : 1; }
 
-// The calling thread's buffers, reused from call to call: the frame positions and, under
-// Ulysses, the head-sharded frame tensors.
-struct FrameBuffers {
-  std::vector<std::vector<int32_t>> positions;
-  std::vector<float> qf, kf, vf, dof, dqf, dkf, dvf, delta;
-};
-FrameBuffers& frame_buffers() {
-  thread_local FrameBuffers b;
-  return b;
-}
-
-// Positions of every ring member's frame: member j's frame is the union (in ulysses-rank
-// order) of the tokens of cp ranks j*u .. j*u+u-1. Without Ulysses, the members' own.
-const std::vector<std::vector<int32_t>>& frame_positions(const ContextAttention& ctx) {
-  const int u = ulysses_size(ctx);
-  if (u == 1) return ctx.member_positions;
-  const int n = static_cast<int>(ctx.member_positions.size()) / u;
-  std::vector<std::vector<int32_t>>& out = frame_buffers().positions;
-  if (out.size() != static_cast<size_t>(n)) {
-    ws::note_workspace_growth();
-    out.resize(static_cast<size_t>(n));
-  }
-  for (int j = 0; j < n; ++j) {
-    size_t len = 0;
-    for (int i = 0; i < u; ++i) len += ctx.member_positions[static_cast<size_t>(j * u + i)].size();
-    std::vector<int32_t>& dst = out[static_cast<size_t>(j)];
-    ws::ensure_size(dst, len);
-    size_t at = 0;
-    for (int i = 0; i < u; ++i) {
-      const auto& p = ctx.member_positions[static_cast<size_t>(j * u + i)];
-      std::copy(p.begin(), p.end(), dst.begin() + static_cast<std::ptrdiff_t>(at));
-      at += p.size();
-    }
-  }
-  return out;
-}
-
 int own_member(const ContextAttention& ctx) {
   return ctx.ring->rank() * ulysses_size(ctx) + (ctx.ulysses ? ctx.ulysses->rank() : 0);
 }
 
 AttentionArgs local_args(const ContextAttention& ctx, const LocalAttentionShape& s) {
-  const auto& p = ctx.member_positions[static_cast<size_t>(own_member(ctx))];
+  const int32_t* p = ctx.member_positions_dev[static_cast<size_t>(own_member(ctx))].data<int32_t>();
   AttentionArgs a;
   a.b = s.b;
   a.s_q = a.s_k = s.s_local;
@@ -62,95 +20,115 @@ AttentionArgs local_args(const ContextAttention& ctx, const LocalAttentionShape&
   a.h_kv = s.h_kv;
   a.d = s.d;
   a.causal = ctx.causal;
-  a.q_pos = p.data();
-  a.k_pos = p.data();
+  a.q_pos = p;
+  a.k_pos = p;
   return a;
+}
+
+RingPositions ring_positions(const ContextAttention& ctx) {
+  RingPositions p;
+  p.host = &ctx.frame_positions;
+  for (const Tensor& t : ctx.frame_positions_dev) p.device.push_back(t.data<int32_t>());
+  return p;
+}
+
+Tensor upload_positions(Backend& be, const std::vector<int32_t>& p) {
+  Tensor t = be.alloc(static_cast<int64_t>(p.size()), DType::kI32);
+  be.upload(t.raw(), p.data(), p.size() * sizeof(int32_t));
+  return t;
 }
 
 }  // namespace
 
-void context_attention_forward(const ContextAttention& ctx, const LocalAttentionShape& s,
-                               const float* q, const float* k, const float* v, float* out,
-                               ContextAttentionSaved* saved) {
+void context_attention_prepare(ContextAttention& ctx, Backend& be) {
   RT_CHECK(ctx.ring != nullptr, "context attention without a ring communicator");
+  ctx.backend = &be;
+  // Member j of the ring attends with the union (in ulysses-rank order) of the tokens of cp
+  // ranks j*u .. j*u+u-1.
   const int u = ulysses_size(ctx);
-  const size_t q_elems = static_cast<size_t>(s.b) * s.s_local * s.h * s.d;
-  if (!ctx.cross_rank) {  // control: each rank attends to its own tokens only
-    ws::ensure_size(saved->lse, static_cast<size_t>(s.b) * s.h * s.s_local);
-    attention_forward(local_args(ctx, s), q, k, v, out, saved->lse.data());
-    saved->out.clear();
-    return;
-  }
-  const auto& positions = frame_positions(ctx);
-  RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
-  ws::ensure_size(saved->lse, static_cast<size_t>(rs.b) * rs.h * rs.s);
-  if (u == 1) {
-    ring_attention_forward(*ctx.ring, rs, positions, ctx.ring->size(), q, k, v, out, saved->lse.data());
-    saved->out.clear();
-    return;
-  }
-  const size_t kv_elems = static_cast<size_t>(s.b) * s.s_local * s.h_kv * s.d;
-  FrameBuffers& fb = frame_buffers();
-  ws::ensure_size(fb.qf, q_elems);
-  ws::ensure_size(fb.kf, kv_elems);
-  ws::ensure_size(fb.vf, kv_elems);
-  std::vector<float>& qf = fb.qf;
-  std::vector<float>& kf = fb.kf;
-  std::vector<float>& vf = fb.vf;
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, q, qf.data());
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, k, kf.data());
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, v, vf.data());
-  ws::ensure_size(saved->out, q_elems);
-  ring_attention_forward(*ctx.ring, rs, positions, ctx.ring->size(), qf.data(), kf.data(), vf.data(),
-                         saved->out.data(), saved->lse.data());
-  ulysses_from_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, saved->out.data(), out);
+  const int n = static_cast<int>(ctx.member_positions.size()) / u;
+  ctx.frame_positions.assign(static_cast<size_t>(n), {});
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < u; ++i) {
+      const auto& p = ctx.member_positions[static_cast<size_t>(j * u + i)];
+      ctx.frame_positions[static_cast<size_t>(j)].insert(ctx.frame_positions[static_cast<size_t>(j)].end(), p.begin(),
+                                                         p.end());
+    }
+  ctx.frame_positions_dev.clear();
+  ctx.member_positions_dev.clear();
+  for (const auto& p : ctx.frame_positions) ctx.frame_positions_dev.push_back(upload_positions(be, p));
+  for (const auto& p : ctx.member_positions) ctx.member_positions_dev.push_back(upload_positions(be, p));
 }
 
-void context_attention_backward(const ContextAttention& ctx, const LocalAttentionShape& s,
-                                const float* q, const float* k, const float* v, const float* out,
-                                const float* dout, const ContextAttentionSaved& saved, float* dq,
-                                float* dk, float* dv) {
+void context_attention_forward(ContextAttention& ctx, const LocalAttentionShape& s, const float* q, const float* k,
+                               const float* v, float* out, ContextAttentionSaved* saved) {
+  RT_CHECK(ctx.backend != nullptr, "context attention used before context_attention_prepare");
+  Backend& be = *ctx.backend;
   const int u = ulysses_size(ctx);
-  const size_t q_elems = static_cast<size_t>(s.b) * s.s_local * s.h * s.d;
-  const size_t kv_elems = static_cast<size_t>(s.b) * s.s_local * s.h_kv * s.d;
+  const int64_t q_elems = static_cast<int64_t>(s.b) * s.s_local * s.h * s.d;
+  if (!ctx.cross_rank) {  // control: each rank attends to its own tokens only
+    ensure_buffer(be, saved->lse, static_cast<int64_t>(s.b) * s.h * s.s_local);
+    be.attention_forward(local_args(ctx, s), q, k, v, out, saved->lse.f32());
+    return;
+  }
+  const RingPositions positions = ring_positions(ctx);
+  RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
+  ensure_buffer(be, saved->lse, static_cast<int64_t>(rs.b) * rs.h * rs.s);
+  if (u == 1) {
+    ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), q, k, v, out,
+                           saved->lse.f32());
+    return;
+  }
+  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s_local * s.h_kv * s.d;
+  ensure_buffer(be, ctx.qf, q_elems);
+  ensure_buffer(be, ctx.kf, kv_elems);
+  ensure_buffer(be, ctx.vf, kv_elems);
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, q, ctx.qf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, k, ctx.kf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, v, ctx.vf.f32());
+  ensure_buffer(be, saved->out, q_elems);
+  ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), ctx.qf.f32(),
+                         ctx.kf.f32(), ctx.vf.f32(), saved->out.f32(), saved->lse.f32());
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, saved->out.f32(), out);
+}
+
+void context_attention_backward(ContextAttention& ctx, const LocalAttentionShape& s, const float* q,
+                                const float* k, const float* v, const float* out, const float* dout,
+                                const ContextAttentionSaved& saved, float* dq, float* dk, float* dv) {
+  RT_CHECK(ctx.backend != nullptr, "context attention used before context_attention_prepare");
+  Backend& be = *ctx.backend;
+  const int u = ulysses_size(ctx);
+  const int64_t q_elems = static_cast<int64_t>(s.b) * s.s_local * s.h * s.d;
+  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s_local * s.h_kv * s.d;
   if (!ctx.cross_rank) {
     const AttentionArgs a = local_args(ctx, s);
-    std::vector<float>& delta = frame_buffers().delta;
-    ws::ensure_size(delta, static_cast<size_t>(s.b) * s.h * s.s_local);
-    attention_backward_delta(a, out, dout, delta.data());
-    std::fill(dq, dq + q_elems, 0.0f);
-    std::fill(dk, dk + kv_elems, 0.0f);
-    std::fill(dv, dv + kv_elems, 0.0f);
-    attention_backward(a, q, k, v, dout, saved.lse.data(), delta.data(), dq, dk, dv);
+    ensure_buffer(be, ctx.delta, static_cast<int64_t>(s.b) * s.h * s.s_local);
+    be.attention_backward_delta(a, out, dout, ctx.delta.f32());
+    be.fill(dq, 0.0f, q_elems);
+    be.fill(dk, 0.0f, kv_elems);
+    be.fill(dv, 0.0f, kv_elems);
+    be.attention_backward(a, q, k, v, dout, saved.lse.f32(), ctx.delta.f32(), dq, dk, dv);
     return;
   }
-  const auto& positions = frame_positions(ctx);
+  const RingPositions positions = ring_positions(ctx);
   RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
   if (u == 1) {
-    ring_attention_backward(*ctx.ring, rs, positions, ctx.ring->size(), q, k, v, out, dout,
-                            saved.lse.data(), dq, dk, dv);
+    ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), q, k, v, out, dout,
+                            saved.lse.f32(), dq, dk, dv);
     return;
   }
-  FrameBuffers& fb = frame_buffers();
-  for (auto* buf : {&fb.qf, &fb.dof, &fb.dqf}) ws::ensure_size(*buf, q_elems);
-  for (auto* buf : {&fb.kf, &fb.vf, &fb.dkf, &fb.dvf}) ws::ensure_size(*buf, kv_elems);
-  std::vector<float>& qf = fb.qf;
-  std::vector<float>& kf = fb.kf;
-  std::vector<float>& vf = fb.vf;
-  std::vector<float>& dof = fb.dof;
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, q, qf.data());
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, k, kf.data());
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, v, vf.data());
-  ulysses_to_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, dout, dof.data());
-  std::vector<float>& dqf = fb.dqf;
-  std::vector<float>& dkf = fb.dkf;
-  std::vector<float>& dvf = fb.dvf;
-  ring_attention_backward(*ctx.ring, rs, positions, ctx.ring->size(), qf.data(), kf.data(), vf.data(),
-                          saved.out.data(), dof.data(), saved.lse.data(), dqf.data(), dkf.data(),
-                          dvf.data());
-  ulysses_from_frame(*ctx.ulysses, s.b, s.s_local, s.h, s.d, dqf.data(), dq);
-  ulysses_from_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, dkf.data(), dk);
-  ulysses_from_frame(*ctx.ulysses, s.b, s.s_local, s.h_kv, s.d, dvf.data(), dv);
+  for (Tensor* buf : {&ctx.qf, &ctx.dof, &ctx.dqf}) ensure_buffer(be, *buf, q_elems);
+  for (Tensor* buf : {&ctx.kf, &ctx.vf, &ctx.dkf, &ctx.dvf}) ensure_buffer(be, *buf, kv_elems);
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, q, ctx.qf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, k, ctx.kf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, v, ctx.vf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, dout, ctx.dof.f32());
+  ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), ctx.qf.f32(),
+                          ctx.kf.f32(), ctx.vf.f32(), saved.out.f32(), ctx.dof.f32(), saved.lse.f32(),
+                          ctx.dqf.f32(), ctx.dkf.f32(), ctx.dvf.f32());
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, ctx.dqf.f32(), dq);
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dkf.f32(), dk);
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dvf.f32(), dv);
 }
 
 }  // namespace ringtrain

@@ -61,6 +61,10 @@ Mesh::~Mesh() {
     if (*comm != MPI_COMM_NULL) MPI_Comm_free(comm);
 }
 
+TensorGroups Mesh::host_groups() {
+  return TensorGroups{tp_.get(), cp_.get(), dp_.get(), dp_cp_.get(), ulysses_.get(), ring_.get()};
+}
+
 std::string Mesh::describe_rank(int rank) const {
   MeshCoord c = mesh_coord(shape_, rank);
   std::ostringstream os;

@@ -24,6 +24,18 @@ struct MeshCoord {
   int dp = 0, cp = 0, tp = 0, ulysses = 0, ring = 0;
 };
 
+// The communicators that carry tensors of the compute device, one per group: the mesh's own
+// (host memory) for the CPU backend, NCCL or staged-MPI ones made by the trainer for a CUDA
+// backend. Scalars the host reads (loss sums, norms, flags) always use the mesh's.
+struct TensorGroups {
+  Communicator* tp = nullptr;
+  Communicator* cp = nullptr;
+  Communicator* dp = nullptr;
+  Communicator* dp_cp = nullptr;
+  Communicator* ulysses = nullptr;
+  Communicator* ring = nullptr;
+};
+
 // Coordinates of global rank `rank` (pure function, used by --dry-run and tests).
 MeshCoord mesh_coord(const MeshShape& shape, int rank);
 int mesh_rank(const MeshShape& shape, const MeshCoord& coord);
@@ -60,6 +72,9 @@ class Mesh {
   MPI_Comm dp_cp_comm() const { return dp_cp_comm_; }
   MPI_Comm cp_ulysses_comm() const { return ulysses_comm_; }
   MPI_Comm cp_ring_comm() const { return ring_comm_; }
+
+  // The mesh's own communicators as TensorGroups (the CPU backend's).
+  TensorGroups host_groups();
 
   // "rank 5: dp 1 cp 0 tp 1 (node rank 1 of 8)"
   std::string describe_rank(int rank) const;

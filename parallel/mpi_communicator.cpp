@@ -83,6 +83,9 @@ class MpiCommunicator final : public Communicator {
     MPI_CHECK(MPI_Reduce_scatter_block(send, recv, checked_count(count), mpi_dtype(dtype), mpi_op(op), comm_));
   }
   void all_gather(const void* send, void* recv, size_t count, DType dtype) override {
+    // NCCL's in-place form (send is this rank's block of recv) is MPI_IN_PLACE in MPI.
+    if (send == static_cast<const char*>(recv) + static_cast<size_t>(rank_) * count * dtype_size(dtype))
+      send = MPI_IN_PLACE;
     MPI_CHECK(MPI_Allgather(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count),
                             mpi_dtype(dtype), comm_));
   }

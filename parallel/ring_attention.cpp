@@ -15,13 +15,16 @@
 // sum of the ranks before it is in flight, adds the two, and passes the sum on in the next
 // step. After the last step one more hop brings each block's complete dK/dV home. Each hop is
 // posted before the step's compute and waited on after it, as in the forward.
+//
+// On a GPU the transfers run on the communicator's stream: exchange() makes that stream wait
+// for the compute issued so far (the block to send is complete), and wait() makes the compute
+// stream wait for the transfer, so the kernel issued in between overlaps it.
 #include "parallel/ring_attention.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
+#include <utility>
 
-#include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -29,14 +32,12 @@ namespace {
 
 int wrap(int i, int n) { return ((i % n) + n) % n; }
 
-bool block_fully_masked(const RingShape& s, const std::vector<int32_t>& qp,
-                        const std::vector<int32_t>& kp) {
+bool block_fully_masked(const RingShape& s, const std::vector<int32_t>& qp, const std::vector<int32_t>& kp) {
   if (!s.causal || qp.empty() || kp.empty()) return false;
   return *std::min_element(kp.begin(), kp.end()) > *std::max_element(qp.begin(), qp.end());
 }
 
-AttentionArgs block_args(const RingShape& s, const std::vector<int32_t>& qp,
-                         const std::vector<int32_t>& kp) {
+AttentionArgs block_args(const RingShape& s, const int32_t* qp, const int32_t* kp) {
   AttentionArgs a;
   a.b = s.b;
   a.s_q = s.s;
@@ -45,164 +46,142 @@ AttentionArgs block_args(const RingShape& s, const std::vector<int32_t>& qp,
   a.h_kv = s.h_kv;
   a.d = s.d;
   a.causal = s.causal;
-  a.q_pos = qp.data();
-  a.k_pos = kp.data();
+  a.q_pos = qp;
+  a.k_pos = kp;
   return a;
 }
 
-// The calling thread's ring buffers, reused from call to call (a steady-state training step
-// allocates none): two K|V blocks (the visiting one and the next in flight), a block's
-// partial output, and in the backward the dK|dV accumulators.
-struct RingBuffers {
-  std::vector<float> kv[2], block_out, block_lse, delta, mine, acc_out, acc_in;
-  std::vector<P2POp> ops;
-};
-RingBuffers& ring_buffers() {
-  thread_local RingBuffers b;
-  return b;
+void check(const Communicator& ring, const RingPositions& p, int steps) {
+  const int n = ring.size();
+  RT_CHECK(p.host && static_cast<int>(p.host->size()) == n && static_cast<int>(p.device.size()) == n,
+           "ring: positions for ", p.host ? p.host->size() : 0, " members, ring of ", n);
+  RT_CHECK(steps >= 1 && steps <= n, "ring: steps ", steps, " of ", n);
 }
 
 }  // namespace
 
-void ring_attention_forward(Communicator& ring, const RingShape& s,
-                            const std::vector<std::vector<int32_t>>& key_positions, int steps,
-                            const float* q, const float* k, const float* v, float* out,
-                            float* lse) {
+void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
+                            const RingPositions& pos, int steps, const float* q, const float* k, const float* v,
+                            float* out, float* lse) {
+  check(ring, pos, steps);
   const int n = ring.size(), r = ring.rank();
-  RT_CHECK(static_cast<int>(key_positions.size()) == n, "ring: positions for ", key_positions.size(),
-           " members, ring of ", n);
-  RT_CHECK(steps >= 1 && steps <= n, "ring: steps ", steps, " of ", n);
-  const size_t kv_elems = static_cast<size_t>(s.b) * s.s * s.h_kv * s.d;
-  const size_t q_elems = static_cast<size_t>(s.b) * s.s * s.h * s.d;
-  const size_t lse_elems = static_cast<size_t>(s.b) * s.h * s.s;
-  RingBuffers& rb = ring_buffers();
+  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s * s.h_kv * s.d;
+  const int64_t q_elems = static_cast<int64_t>(s.b) * s.s * s.h * s.d;
+  const int64_t lse_elems = static_cast<int64_t>(s.b) * s.h * s.s;
+  const size_t kv_bytes = static_cast<size_t>(kv_elems) * sizeof(float);
   // Two K|V buffers: the visiting block and the next one in flight (one block alone: no copy).
-  std::vector<float>* kv = rb.kv;
   const bool travels = steps > 1;
   if (travels) {
-    ws::ensure_size(kv[0], 2 * kv_elems);
-    ws::ensure_size(kv[1], 2 * kv_elems);
-    std::copy(k, k + kv_elems, kv[0].begin());
-    std::copy(v, v + kv_elems, kv[0].begin() + static_cast<std::ptrdiff_t>(kv_elems));
-    ws::ensure_size(rb.block_out, q_elems);
-    ws::ensure_size(rb.block_lse, lse_elems);
+    ensure_buffer(be, rb.kv[0], 2 * kv_elems);
+    ensure_buffer(be, rb.kv[1], 2 * kv_elems);
+    be.copy(rb.kv[0].f32(), k, kv_bytes);
+    be.copy(rb.kv[0].f32() + kv_elems, v, kv_bytes);
+    ensure_buffer(be, rb.block_out, q_elems);
+    ensure_buffer(be, rb.block_lse, lse_elems);
   }
-  std::vector<float>& block_out = rb.block_out;
-  std::vector<float>& block_lse = rb.block_lse;
-  std::fill(out, out + q_elems, 0.0f);
-  std::fill(lse, lse + lse_elems, -std::numeric_limits<float>::infinity());
-  const std::vector<int32_t>& qp = key_positions[static_cast<size_t>(r)];
+  be.fill(out, 0.0f, q_elems);
+  be.fill(lse, -std::numeric_limits<float>::infinity(), lse_elems);
+  const std::vector<int32_t>& qp = (*pos.host)[static_cast<size_t>(r)];
 
   for (int t = 0; t < steps; ++t) {
     const int src = wrap(r - t, n);
-    float* cur = travels ? kv[t % 2].data() : nullptr;
+    float* cur = travels ? rb.kv[t % 2].f32() : nullptr;
     Pending next;
-    if (t + 1 < steps) {
+    if (t + 1 < steps) {  // post the next block's transfer before this step's compute
       rb.ops.clear();
-      rb.ops.push_back({P2POp::kSend, cur, 2 * kv_elems, wrap(r + 1, n)});
-      rb.ops.push_back({P2POp::kRecv, kv[(t + 1) % 2].data(), 2 * kv_elems, wrap(r - 1, n)});
+      rb.ops.push_back({P2POp::kSend, cur, static_cast<size_t>(2 * kv_elems), wrap(r + 1, n)});
+      rb.ops.push_back({P2POp::kRecv, rb.kv[(t + 1) % 2].f32(), static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
       next = ring.exchange(rb.ops, DType::kF32);
     }
-    const std::vector<int32_t>& kp = key_positions[static_cast<size_t>(src)];
-    if (!block_fully_masked(s, qp, kp)) {
-      const AttentionArgs a = block_args(s, qp, kp);
+    if (!block_fully_masked(s, qp, (*pos.host)[static_cast<size_t>(src)])) {
+      const AttentionArgs a = block_args(s, pos.device[static_cast<size_t>(r)], pos.device[static_cast<size_t>(src)]);
       if (!travels) {
-        attention_forward(a, q, k, v, out, lse);
+        be.attention_forward(a, q, k, v, out, lse);
       } else if (t == 0) {
-        attention_forward(a, q, cur, cur + kv_elems, out, lse);
+        be.attention_forward(a, q, cur, cur + kv_elems, out, lse);
       } else {
-        attention_forward(a, q, cur, cur + kv_elems, block_out.data(), block_lse.data());
-        attention_merge(s.b, s.s, s.h, s.d, out, lse, block_out.data(), block_lse.data());
+        be.attention_forward(a, q, cur, cur + kv_elems, rb.block_out.f32(), rb.block_lse.f32());
+        be.attention_merge(s.b, s.s, s.h, s.d, out, lse, rb.block_out.f32(), rb.block_lse.f32());
       }
     }
     if (next) next->wait();
   }
 }
 
-void ring_attention_backward(Communicator& ring, const RingShape& s,
-                             const std::vector<std::vector<int32_t>>& key_positions, int steps,
-                             const float* q, const float* k, const float* v, const float* out,
-                             const float* dout, const float* lse, float* dq, float* dk, float* dv) {
+void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
+                             const RingPositions& pos, int steps, const float* q, const float* k, const float* v,
+                             const float* out, const float* dout, const float* lse, float* dq, float* dk,
+                             float* dv) {
+  check(ring, pos, steps);
   const int n = ring.size(), r = ring.rank();
-  RT_CHECK(static_cast<int>(key_positions.size()) == n && steps >= 1 && steps <= n,
-           "ring backward: bad positions or steps");
-  const size_t kv_elems = static_cast<size_t>(s.b) * s.s * s.h_kv * s.d;
-  const size_t q_elems = static_cast<size_t>(s.b) * s.s * s.h * s.d;
-  const std::vector<int32_t>& qp = key_positions[static_cast<size_t>(r)];
+  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s * s.h_kv * s.d;
+  const int64_t q_elems = static_cast<int64_t>(s.b) * s.s * s.h * s.d;
+  const size_t kv_bytes = static_cast<size_t>(kv_elems) * sizeof(float);
+  const std::vector<int32_t>& qp = (*pos.host)[static_cast<size_t>(r)];
+  const int32_t* qp_dev = pos.device[static_cast<size_t>(r)];
 
-  RingBuffers& rb = ring_buffers();
-  std::vector<float>& delta = rb.delta;
-  ws::ensure_size(delta, static_cast<size_t>(s.b) * s.h * s.s);
-  {
-    const AttentionArgs a = block_args(s, qp, qp);
-    attention_backward_delta(a, out, dout, delta.data());
-  }
-  std::fill(dq, dq + q_elems, 0.0f);
+  ensure_buffer(be, rb.delta, static_cast<int64_t>(s.b) * s.h * s.s);
+  be.attention_backward_delta(block_args(s, qp_dev, qp_dev), out, dout, rb.delta.f32());
+  be.fill(dq, 0.0f, q_elems);
 
   if (steps == 1) {  // one block, this rank's own: no copies, no travel
-    std::fill(dk, dk + kv_elems, 0.0f);
-    std::fill(dv, dv + kv_elems, 0.0f);
+    be.fill(dk, 0.0f, kv_elems);
+    be.fill(dv, 0.0f, kv_elems);
     if (!block_fully_masked(s, qp, qp))
-      attention_backward(block_args(s, qp, qp), q, k, v, dout, lse, delta.data(), dq, dk, dv);
+      be.attention_backward(block_args(s, qp_dev, qp_dev), q, k, v, dout, lse, rb.delta.f32(), dq, dk, dv);
     return;
   }
 
-  std::vector<float>* kv = rb.kv;
-  ws::ensure_size(kv[0], 2 * kv_elems);
-  ws::ensure_size(kv[1], 2 * kv_elems);
-  std::copy(k, k + kv_elems, kv[0].begin());
-  std::copy(v, v + kv_elems, kv[0].begin() + static_cast<std::ptrdiff_t>(kv_elems));
-  // mine: this step's contribution; acc[2]: the accumulated dK|dV sent on last step and the
-  // partial sum arriving for this step's block.
-  std::vector<float>& mine = rb.mine;
-  std::vector<float>& acc_out = rb.acc_out;
-  std::vector<float>& acc_in = rb.acc_in;
-  ws::ensure_size(mine, 2 * kv_elems);
-  ws::ensure_size(acc_out, 2 * kv_elems);
-  ws::ensure_size(acc_in, 2 * kv_elems);
+  ensure_buffer(be, rb.kv[0], 2 * kv_elems);
+  ensure_buffer(be, rb.kv[1], 2 * kv_elems);
+  be.copy(rb.kv[0].f32(), k, kv_bytes);
+  be.copy(rb.kv[0].f32() + kv_elems, v, kv_bytes);
+  // mine: this step's contribution; acc_out: the sum sent on last step; acc_in: the partial
+  // sum arriving for this step's block.
+  ensure_buffer(be, rb.mine, 2 * kv_elems);
+  ensure_buffer(be, rb.acc_out, 2 * kv_elems);
+  ensure_buffer(be, rb.acc_in, 2 * kv_elems);
 
   for (int t = 0; t < steps; ++t) {
     const int src = wrap(r - t, n);
-    float* cur = kv[t % 2].data();
+    float* cur = rb.kv[t % 2].f32();
     std::vector<P2POp>& ops = rb.ops;
     ops.clear();
     if (t + 1 < steps) {
-      ops.push_back({P2POp::kSend, cur, 2 * kv_elems, wrap(r + 1, n)});
-      ops.push_back({P2POp::kRecv, kv[(t + 1) % 2].data(), 2 * kv_elems, wrap(r - 1, n)});
+      ops.push_back({P2POp::kSend, cur, static_cast<size_t>(2 * kv_elems), wrap(r + 1, n)});
+      ops.push_back({P2POp::kRecv, rb.kv[(t + 1) % 2].f32(), static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
     }
     if (t > 0) {  // pass on last step's sum, receive the partial sum for this step's block
-      ops.push_back({P2POp::kSend, acc_out.data(), 2 * kv_elems, wrap(r + 1, n)});
-      ops.push_back({P2POp::kRecv, acc_in.data(), 2 * kv_elems, wrap(r - 1, n)});
+      ops.push_back({P2POp::kSend, rb.acc_out.f32(), static_cast<size_t>(2 * kv_elems), wrap(r + 1, n)});
+      ops.push_back({P2POp::kRecv, rb.acc_in.f32(), static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
     }
     Pending pending = ops.empty() ? nullptr : ring.exchange(ops, DType::kF32);
 
-    std::fill(mine.begin(), mine.end(), 0.0f);
-    const std::vector<int32_t>& kp = key_positions[static_cast<size_t>(src)];
-    if (!block_fully_masked(s, qp, kp)) {
-      const AttentionArgs a = block_args(s, qp, kp);
-      attention_backward(a, q, cur, cur + kv_elems, dout, lse, delta.data(), dq, mine.data(),
-                         mine.data() + kv_elems);
+    float* mine = rb.mine.f32();
+    be.fill(mine, 0.0f, 2 * kv_elems);
+    if (!block_fully_masked(s, qp, (*pos.host)[static_cast<size_t>(src)])) {
+      const AttentionArgs a = block_args(s, qp_dev, pos.device[static_cast<size_t>(src)]);
+      be.attention_backward(a, q, cur, cur + kv_elems, dout, lse, rb.delta.f32(), dq, mine, mine + kv_elems);
     }
     if (pending) pending->wait();
-    if (t > 0)
-      for (size_t i = 0; i < mine.size(); ++i) mine[i] += acc_in[i];
-    std::swap(mine, acc_out);
+    if (t > 0) be.add(mine, rb.acc_in.f32(), 2 * kv_elems);
+    std::swap(rb.mine, rb.acc_out);
   }
   // acc_out holds the complete gradient of the block last visited, (r - steps + 1); with a
   // full ring that block's home is r + 1, one hop away. With a partial ring (steps < n, the
   // eval-only control) blocks do not complete their round, so only steps == 1 is allowed.
-  float* home = acc_in.data();
+  float* home = rb.acc_in.f32();
   if (steps == n && n > 1) {
     rb.ops.clear();
-    rb.ops.push_back({P2POp::kSend, acc_out.data(), 2 * kv_elems, wrap(r + 1, n)});
-    rb.ops.push_back({P2POp::kRecv, home, 2 * kv_elems, wrap(r - 1, n)});
+    rb.ops.push_back({P2POp::kSend, rb.acc_out.f32(), static_cast<size_t>(2 * kv_elems), wrap(r + 1, n)});
+    rb.ops.push_back({P2POp::kRecv, home, static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
     ring.exchange(rb.ops, DType::kF32)->wait();
   } else {
     RT_CHECK(steps == n || steps == 1, "ring backward over a partial ring");
-    home = acc_out.data();
+    home = rb.acc_out.f32();
   }
-  std::copy(home, home + kv_elems, dk);
-  std::copy(home + kv_elems, home + 2 * kv_elems, dv);
+  be.copy(dk, home, kv_bytes);
+  be.copy(dv, home + kv_elems, kv_bytes);
 }
 
 }  // namespace ringtrain

@@ -13,12 +13,14 @@
 
 #include <cstdint>
 
+#include "kernels/backend.h"
 #include "parallel/communicator.h"
 
 namespace ringtrain {
 
 struct TpGroup {
-  Communicator* comm = nullptr;  // the tp group (size 1: no tensor parallelism)
+  Communicator* comm = nullptr;  // the tp group (size 1: no tensor parallelism), on the backend's memory
+  Backend* backend = nullptr;    // copies between the held and full buffers
   bool sequence_parallel = false;
   int size() const { return comm ? comm->size() : 1; }
   // Rows held outside the linear layers for N full rows.

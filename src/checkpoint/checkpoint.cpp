@@ -436,6 +436,8 @@ void bcast_string(std::string* s, int root, MPI_Comm comm) {
 void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, const ParamStore& params,
                            Optimizer& optimizer, const CheckpointState& state) {
   h5::quiet();
+  params.pull_values();  // device -> the host copies written below
+  optimizer.pull_state();
   const std::string partial = path + ".partial";
   const MeshCoord& at = mesh.coord();
   const MeshShape& shape = mesh.shape();
@@ -477,14 +479,14 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     for (const Param& p : params.params()) {
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
       const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
-      write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), p.value.f32(), dxpl);
+      write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), params.host_values() + p.offset, dxpl);
       // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
       const Piece mine = moment_writer ? piece(p, b - p.offset, e - p.offset) : piece(p, 0, 0);
       const size_t off = moment_writer ? static_cast<size_t>(b - lo) : 0;
-      write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, optimizer.exp_avg().data() + off, dxpl);
-      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, optimizer.exp_avg_sq().data() + off, dxpl);
+      write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, optimizer.exp_avg_host() + off, dxpl);
+      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, optimizer.exp_avg_sq_host() + off, dxpl);
     }
     H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }  // collective close
@@ -526,15 +528,15 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     const int64_t hi = optimizer ? lo + optimizer->shard_size() : 0;
     for (const Param& p : params.params()) {
       if (!error.empty()) break;
-      error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), p.value.f32());
+      error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), params.host_values() + p.offset);
       if (!error.empty() || !optimizer) continue;
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       if (b >= e) continue;
       const Piece mine = piece(p, b - p.offset, e - p.offset);
-      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, optimizer->exp_avg().data() + (b - lo));
+      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, optimizer->exp_avg_host() + (b - lo));
       if (error.empty())
         error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine,
-                           optimizer->exp_avg_sq().data() + (b - lo));
+                           optimizer->exp_avg_sq_host() + (b - lo));
     }
   }
   // Agree: the lowest rank that saw a problem tells everyone.
@@ -544,6 +546,8 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     bcast_string(&error, bad, comm);
     collective_input_error(error);
   }
+  params.push_values();  // the host copies read above -> the device
+  if (optimizer) optimizer->push_state();
   CheckpointState s;
   s.step = hv[0];
   s.tokens_seen = hv[1];

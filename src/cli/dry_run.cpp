@@ -10,6 +10,7 @@
 #include "parallel/mesh.h"
 #include "src/core/error.h"
 #include "src/model/llama.h"
+#include "src/train/compute.h"
 
 namespace ringtrain {
 
@@ -23,7 +24,8 @@ void print_dry_run(const Config& c, Mesh& mesh) {
   MPI_CHECK(MPI_Gather(host, kHost, MPI_CHAR, hosts.data(), kHost, MPI_CHAR, 0, mesh.world_comm()));
   MPI_CHECK(MPI_Gather(&local, 1, MPI_INT, locals.data(), 1, MPI_INT, 0, mesh.world_comm()));
 
-  LlamaModel model(c, mesh);  // shapes only: weights are never initialized
+  Compute compute(c, mesh, /*force_cpu=*/true);  // shapes only: weights are never initialized
+  LlamaModel model(c, mesh, compute.backend(), compute.groups());
   double local_params = static_cast<double>(model.params().used()), global_params = 0;
   for (const Param& p : model.params().params()) global_params += static_cast<double>(shape_numel(p.info.global_shape));
   if (mesh.rank() != 0) return;

@@ -24,6 +24,9 @@
 #include "src/core/process.h"
 #include "src/eval/needle.h"
 #include "src/train/trainer.h"
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+#include "kernels/cuda/backend_cuda.h"
+#endif
 
 using namespace ringtrain;
 
@@ -49,9 +52,7 @@ void set_threads(const Config& c, const Mesh& mesh) {
 Config load_checked(const CommandLine& cl) {
   Config c = load_config(cl.config_path, cl.overrides);
   validate_for_world(c, world_size());
-  // The trainer runs on the CPU backend only until the CUDA backend lands (issue 12): never
-  // let `device: cuda` fall back to the CPU silently.
-  RT_INPUT_CHECK(c.device != "cuda", "device: cuda: this build's trainer has no CUDA backend yet; use device: cpu or auto");
+  resolve_device(c);  // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run
   return c;
 }
 
@@ -71,8 +72,9 @@ int run_train(const CommandLine& cl) {
     return 0;
   }
   if (mesh.rank() == 0) {
-    std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device cpu\n", RINGTRAIN_VERSION,
-                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str());
+    std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device %s, %s\n", RINGTRAIN_VERSION,
+                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str(),
+                resolve_device(c).c_str(), c.train.precision.c_str());
     announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
     std::printf("--- resolved config ---\n%s---\n", dump_config(c).c_str());
     std::fflush(stdout);
@@ -163,6 +165,9 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+  ringtrain::register_cuda_runtime();  // device: cuda (a real GPU, or the emulated one)
+#endif
   MpiSession mpi(&argc, &argv);
   return run_guarded([&] { return dispatch(argc, argv); });
 }

@@ -39,6 +39,7 @@ struct ParallelConfig {
   int ulysses_degree = 1;        // hybrid: cp = ulysses_degree x ring; ulysses mode: = cp
   bool sequence_parallel = false;
   bool zero1 = false;
+  std::string device_comm = "auto";  // auto | nccl | staged (device: cuda)
 };
 
 struct TrainConfig {

@@ -127,6 +127,11 @@ std::vector<ConfigField> make_fields() {
                     "Ulysses group size. ring: must be 1. ulysses: 1 or cp, resolved to cp. "
                     "hybrid: > 1, < cp and divides cp. It must divide n_heads / tp and "
                     "n_kv_heads / tp."));
+  f.push_back(choice("parallel", "device_comm", &C::parallel, &ParallelConfig::device_comm,
+                     {"auto", "nccl", "staged"},
+                     "How a GPU job's ranks exchange device tensors: nccl (one process per GPU), "
+                     "staged (copies through host memory and MPI: several processes may share a "
+                     "GPU), auto (nccl when every process has its own GPU). Ignored on the CPU."));
   f.push_back(field("parallel", "sequence_parallel", &C::parallel,
                     &ParallelConfig::sequence_parallel, kAny,
                     "Split norms and residuals over the sequence across tp ranks (all-gather "

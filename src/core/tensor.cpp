@@ -92,6 +92,7 @@ Allocator& allocator_for(DeviceKind kind) {
 
 size_t host_bytes_in_use() { return g_host_in_use.load(); }
 size_t host_bytes_peak() { return g_host_peak.load(); }
+void reset_host_bytes_peak() { g_host_peak.store(g_host_in_use.load()); }
 
 Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   for (int64_t d : shape) RT_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));

@@ -38,6 +38,7 @@ Allocator& allocator_for(DeviceKind kind);
 // Bytes currently held and the high-water mark of host tensor storage.
 size_t host_bytes_in_use();
 size_t host_bytes_peak();
+void reset_host_bytes_peak();  // the peak restarts from what is in use now
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);

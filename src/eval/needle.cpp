@@ -21,6 +21,7 @@
 #include "src/core/error.h"
 #include "src/core/process.h"
 #include "src/model/llama.h"
+#include "src/train/compute.h"
 
 namespace ringtrain {
 namespace {
@@ -188,13 +189,14 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
   const int batch_max = std::max(1, std::min(opt.samples, config.train.micro_batch));
   std::vector<NeedleCell> cells;
   double acc_sum = 0.0, acc_min = 1.0;
+  Compute compute(config, mesh);
   for (int64_t len64 : opt.lengths) {
     const int len = static_cast<int>(len64);
     // A model built for this length (its zigzag positions), with the checkpoint's weights.
     Config lc = config;
     lc.train.seq_len = len;
     lc.train.micro_batch = batch_max;
-    LlamaModel model(lc, mesh);
+    LlamaModel model(lc, mesh, compute.backend(), compute.groups());
     model.init_weights(config.run.seed);
     read_checkpoint_file(path, lc, mesh, model.params(), nullptr);
     model.set_cross_rank(opt.cross_rank);

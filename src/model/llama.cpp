@@ -4,12 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/embedding.h"
-#include "kernels/cpu/workspace.h"
-#include "kernels/gemm.h"
-#include "kernels/rmsnorm.h"
-#include "kernels/rope.h"
-#include "kernels/swiglu.h"
+#include "kernels/backend.h"
 #include "parallel/mesh.h"
 #include "parallel/zigzag.h"
 #include "src/core/error.h"
@@ -22,40 +17,34 @@ struct LlamaModel::Layer {
 };
 
 // Activations one layer's backward needs (kept per layer, or rebuilt by recompute).
+// Device buffers, each sized where it is used and reused while the sizes stay.
 struct LlamaModel::Acts {
-  std::vector<float> rstd1, h1, q, k, v, ao, x_mid, rstd2, h2, g, u, act;
+  Tensor rstd1, h1, q, k, v, ao, x_mid, rstd2, h2, g, u, act;
   ContextAttentionSaved att;
 };
 
 // Temporaries of one step, reused across steps (each sized where it is used).
 struct LlamaModel::Work {
-  std::vector<float> tmp;                     // layer_forward: [N, d] before tp enter/leave
-  std::vector<float> recompute_out;           // layer_backward under recompute: [H, d]
-  std::vector<float> full, held, dnorm, dx;   // [N, d], [H, d], [H, d], [H, d]
-  std::vector<float> da, dg, du;              // [N, ffn_local]
-  std::vector<float> dao, dq, dk, dv;         // [N, h_local*hd], [N, kv_local*hd]
-  std::vector<float> embed;                   // [N, d]
+  Tensor tmp;                    // layer_forward: [N, d] before tp enter/leave
+  Tensor recompute_out;          // layer_backward under recompute: [H, d]
+  Tensor full, held, dnorm, dx;  // [N, d], [H, d], [H, d], [H, d]
+  Tensor da, dg, du;             // [N, ffn_local]
+  Tensor dao, dq, dk, dv;        // [N, h_local*hd], [N, kv_local*hd]
+  Tensor embed;                  // [N, d]
 };
 
 namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
-void add_into(float* dst, const float* src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
-// v holds n zeroed elements after a size change; reuses its capacity (a growth is counted).
-template <typename T>
-void ensure(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) != n) ws::ensure_size(v, static_cast<size_t>(n), true);
-}
-// Scratch of n elements, contents unspecified.
-float* scratch(std::vector<float>& v, int64_t n) {
-  ws::ensure_size(v, static_cast<size_t>(n));
-  return v.data();
-}
 }  // namespace
 
-LlamaModel::LlamaModel(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh) {
+float* LlamaModel::buf(Tensor& t, int64_t n) {
+  ensure_buffer(be_, t, n);
+  return t.f32();
+}
+
+LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups)
+    : config_(config), mesh_(mesh), be_(backend) {
   const ModelConfig& m = config.model;
   const int tp = mesh.shape().tp;
   shape_ = ModelShape{m.vocab_size, m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_dim(), tp};
@@ -63,7 +52,8 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh) : config_(config), mesh
                      m.vocab_size % tp == 0,
                  "parallel.tp = ", tp, " must divide model.n_heads (", m.n_heads, "), n_kv_heads (",
                  m.n_kv_heads, "), the MLP width (", shape_.ffn, ") and vocab_size (", m.vocab_size, ")");
-  tp_.comm = &mesh.tp();
+  tp_.comm = groups.tp;
+  tp_.backend = &be_;
   tp_.sequence_parallel = config.parallel.sequence_parallel && tp > 1;
   const int tp_rank = mesh.coord().tp;
   vocab_ = VocabShard{tp_rank * shape_.vocab_local(), shape_.vocab_local()};
@@ -75,9 +65,10 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh) : config_(config), mesh
   attention_.mode = config.parallel.cp_mode == "ulysses" ? CpMode::kUlysses
                     : config.parallel.cp_mode == "hybrid" ? CpMode::kHybrid
                                                           : CpMode::kRing;
-  attention_.ring = &mesh.cp_ring();
-  attention_.ulysses = mesh.shape().ulysses > 1 ? &mesh.cp_ulysses() : nullptr;
+  attention_.ring = groups.ring;
+  attention_.ulysses = mesh.shape().ulysses > 1 ? groups.ulysses : nullptr;
   attention_.causal = true;
+  context_attention_prepare(attention_, be_);
 
   // Parameters in forward order (backward completes them in reverse).
   const int64_t d = shape_.d, hd = shape_.head_dim;
@@ -111,7 +102,7 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh) : config_(config), mesh
   }
   p_final_norm_ = norm("model.norm.weight", -1);
   if (!m.tie_embeddings) p_lm_head_ = col("lm_head.weight", shape_.vocab, d, -1);
-  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1);
+  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1, &be_);
   x_.resize(static_cast<size_t>(shape_.layers) + 1);
   work_ = std::make_unique<Work>();
 }
@@ -120,7 +111,7 @@ LlamaModel::~LlamaModel() = default;
 
 void LlamaModel::init_weights(uint64_t seed) {
   for (Param& p : params_.params()) {
-    float* w = p.value.f32();
+    float* w = params_.host_values() + p.offset;
     if (!p.info.decay) {  // RMSNorm weights start at one
       for (int64_t i = 0; i < p.numel; ++i) w[i] = 1.0f;
       continue;
@@ -136,6 +127,7 @@ void LlamaModel::init_weights(uint64_t seed) {
                                              normal_at(key, static_cast<uint64_t>(gr * gcols + gc)));
       }
   }
+  params_.push_values();
 }
 
 double LlamaModel::flops_per_token(int seq_len) const {
@@ -158,47 +150,66 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
   held_ = tp_.held_rows(rows_);
   const auto& pos = attention_.member_positions[static_cast<size_t>(mesh_.coord().cp)];
   RT_CHECK(static_cast<int>(pos.size()) == s_local_, "batch of ", s_local_, " local tokens, layout of ", pos.size());
-  ensure(row_pos_, rows_);
+  RT_CHECK(static_cast<int64_t>(batch.ids.size()) == rows_ && static_cast<int64_t>(batch.targets.size()) == rows_,
+           "batch of ", batch.ids.size(), " ids and ", batch.targets.size(), " targets for ", rows_, " rows");
+  if (static_cast<int64_t>(row_pos_.size()) != rows_) row_pos_.resize(static_cast<size_t>(rows_));
   for (int64_t r = 0; r < rows_; ++r) row_pos_[static_cast<size_t>(r)] = pos[static_cast<size_t>(r % s_local_)];
+  ensure_buffer(be_, row_pos_dev_, rows_, DType::kI32);
+  be_.upload(row_pos_dev_.raw(), row_pos_.data(), row_pos_.size() * sizeof(int32_t));
+  ensure_buffer(be_, ids_, rows_, DType::kI32);
+  ensure_buffer(be_, targets_, rows_, DType::kI32);
+  be_.upload(ids_.raw(), batch.ids.data(), batch.ids.size() * sizeof(int32_t));
+  be_.upload(targets_.raw(), batch.targets.data(), batch.targets.size() * sizeof(int32_t));
   const size_t want = config_.train.recompute ? 1 : static_cast<size_t>(shape_.layers);
   while (acts_.size() < want) acts_.push_back(std::make_unique<Acts>());
-  for (auto& x : x_) ensure(x, held_ * shape_.d);
+  for (auto& x : x_) ensure_buffer(be_, x, held_ * shape_.d);
 }
 
 void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
   const int64_t N = rows_, H = held_, d = shape_.d, hd = shape_.head_dim;
+  const int n = static_cast<int>(N), di = static_cast<int>(d);
   const int hl = shape_.heads_local(), kvl = shape_.kv_local(), ffl = shape_.ffn_local();
+  const int qw = hl * static_cast<int>(hd), kvw = kvl * static_cast<int>(hd);
   const float eps = static_cast<float>(config_.model.norm_eps);
-  ensure(a.rstd1, H); ensure(a.h1, N * d); ensure(a.q, N * hl * hd); ensure(a.k, N * kvl * hd);
-  ensure(a.v, N * kvl * hd); ensure(a.ao, N * hl * hd); ensure(a.x_mid, H * d); ensure(a.rstd2, H);
-  ensure(a.h2, N * d); ensure(a.g, N * ffl); ensure(a.u, N * ffl); ensure(a.act, N * ffl);
-  float* tmp = scratch(work_->tmp, N * d);
+  const double theta = config_.model.rope_theta;
+  const int32_t* pos = row_pos_dev_.data<int32_t>();
+  float* tmp = buf(work_->tmp, N * d);
+  float* rstd1 = buf(a.rstd1, H);
+  float* h1 = buf(a.h1, N * d);
+  float* q = buf(a.q, N * qw);
+  float* k = buf(a.k, N * kvw);
+  float* v = buf(a.v, N * kvw);
+  float* ao = buf(a.ao, N * qw);
+  float* x_mid = buf(a.x_mid, H * d);
+  float* rstd2 = buf(a.rstd2, H);
+  float* h2 = buf(a.h2, N * d);
+  float* g = buf(a.g, N * ffl);
+  float* u = buf(a.u, N * ffl);
+  float* act = buf(a.act, N * ffl);
 
   // Attention half.
-  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, x_in, P(params_, L.ln1), tmp, a.rstd1.data());
-  tp_enter_forward(tp_, tmp, a.h1.data(), N, d);
-  linear_forward(a.h1.data(), P(params_, L.q), a.q.data(), static_cast<int>(N), static_cast<int>(d), hl * static_cast<int>(hd));
-  linear_forward(a.h1.data(), P(params_, L.k), a.k.data(), static_cast<int>(N), static_cast<int>(d), kvl * static_cast<int>(hd));
-  linear_forward(a.h1.data(), P(params_, L.v), a.v.data(), static_cast<int>(N), static_cast<int>(d), kvl * static_cast<int>(hd));
-  const double theta = config_.model.rope_theta;
-  rope_forward({static_cast<int>(N), hl, static_cast<int>(hd), theta, row_pos_.data()}, a.q.data());
-  rope_forward({static_cast<int>(N), kvl, static_cast<int>(hd), theta, row_pos_.data()}, a.k.data());
-  context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.data(), a.k.data(),
-                            a.v.data(), a.ao.data(), &a.att);
-  linear_forward(a.ao.data(), P(params_, L.o), tmp, static_cast<int>(N), hl * static_cast<int>(hd), static_cast<int>(d));
-  tp_leave_forward(tp_, tmp, a.x_mid.data(), N, d);
-  add_into(a.x_mid.data(), x_in, H * d);
+  be_.rmsnorm_forward({static_cast<int>(H), di, eps}, x_in, P(params_, L.ln1), tmp, rstd1);
+  tp_enter_forward(tp_, tmp, h1, N, d);
+  be_.linear_forward(h1, P(params_, L.q), q, n, di, qw);
+  be_.linear_forward(h1, P(params_, L.k), k, n, di, kvw);
+  be_.linear_forward(h1, P(params_, L.v), v, n, di, kvw);
+  be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos}, q);
+  be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos}, k);
+  context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, v, ao, &a.att);
+  be_.linear_forward(ao, P(params_, L.o), tmp, n, qw, di);
+  tp_leave_forward(tp_, tmp, x_mid, N, d);
+  be_.add(x_mid, x_in, H * d);
 
   // MLP half.
-  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), eps}, a.x_mid.data(), P(params_, L.ln2), tmp, a.rstd2.data());
-  tp_enter_forward(tp_, tmp, a.h2.data(), N, d);
-  linear_forward(a.h2.data(), P(params_, L.gate), a.g.data(), static_cast<int>(N), static_cast<int>(d), ffl);
-  linear_forward(a.h2.data(), P(params_, L.up), a.u.data(), static_cast<int>(N), static_cast<int>(d), ffl);
-  swiglu_forward(a.g.data(), a.u.data(), a.act.data(), N * ffl);
-  linear_forward(a.act.data(), P(params_, L.down), tmp, static_cast<int>(N), ffl, static_cast<int>(d));
+  be_.rmsnorm_forward({static_cast<int>(H), di, eps}, x_mid, P(params_, L.ln2), tmp, rstd2);
+  tp_enter_forward(tp_, tmp, h2, N, d);
+  be_.linear_forward(h2, P(params_, L.gate), g, n, di, ffl);
+  be_.linear_forward(h2, P(params_, L.up), u, n, di, ffl);
+  be_.swiglu_forward(g, u, act, N * ffl);
+  be_.linear_forward(act, P(params_, L.down), tmp, n, ffl, di);
   tp_leave_forward(tp_, tmp, x_out, N, d);
-  add_into(x_out, a.x_mid.data(), H * d);
+  be_.add(x_out, x_mid, H * d);
 }
 
 void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
@@ -206,74 +217,73 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   const int64_t N = rows_, H = held_, d = shape_.d, hd = shape_.head_dim;
   const int n = static_cast<int>(N), di = static_cast<int>(d);
   const int hl = shape_.heads_local(), kvl = shape_.kv_local(), ffl = shape_.ffn_local();
+  const int qw = hl * static_cast<int>(hd), kvw = kvl * static_cast<int>(hd);
   const float eps = static_cast<float>(config_.model.norm_eps);
+  const double theta = config_.model.rope_theta;
+  const int32_t* pos = row_pos_dev_.data<int32_t>();
   if (config_.train.recompute) {  // rebuild this layer's activations from its saved input
-    layer_forward(l, x_in, scratch(work_->recompute_out, H * d), a);
+    layer_forward(l, x_in, buf(work_->recompute_out, H * d), a);
   }
   Work& w = *work_;
-  float* full = scratch(w.full, N * d);
-  float* held = scratch(w.held, H * d);
-  float* dnorm = scratch(w.dnorm, H * d);
+  float* full = buf(w.full, N * d);
+  float* held = buf(w.held, H * d);
+  float* dnorm = buf(w.dnorm, H * d);
 
   // MLP half: dx is d(x_out); the residual passes it to x_mid unchanged.
-  float* da = scratch(w.da, N * ffl);
-  float* dg = scratch(w.dg, N * ffl);
-  float* du = scratch(w.du, N * ffl);
+  float* da = buf(w.da, N * ffl);
+  float* dg = buf(w.dg, N * ffl);
+  float* du = buf(w.du, N * ffl);
   tp_leave_backward(tp_, dx, full, N, d);
-  linear_backward(full, a.act.data(), P(params_, L.down), da, G(params_, L.down), n, ffl, di);
-  swiglu_backward(da, a.g.data(), a.u.data(), dg, du, N * ffl);
-  linear_backward(dg, a.h2.data(), P(params_, L.gate), full, G(params_, L.gate), n, di, ffl);
-  linear_backward(du, a.h2.data(), P(params_, L.up), full, G(params_, L.up), n, di, ffl, true);
+  be_.linear_backward(full, a.act.f32(), P(params_, L.down), da, G(params_, L.down), n, ffl, di, false);
+  be_.swiglu_backward(da, a.g.f32(), a.u.f32(), dg, du, N * ffl);
+  be_.linear_backward(dg, a.h2.f32(), P(params_, L.gate), full, G(params_, L.gate), n, di, ffl, false);
+  be_.linear_backward(du, a.h2.f32(), P(params_, L.up), full, G(params_, L.up), n, di, ffl, true);
   tp_enter_backward(tp_, full, held, N, d);
-  rmsnorm_backward({static_cast<int>(H), di, eps}, held, a.x_mid.data(), P(params_, L.ln2), a.rstd2.data(),
-                   dnorm, G(params_, L.ln2));
-  add_into(dx, dnorm, H * d);  // dx is now d(x_mid)
+  be_.rmsnorm_backward({static_cast<int>(H), di, eps}, held, a.x_mid.f32(), P(params_, L.ln2), a.rstd2.f32(), dnorm,
+                       G(params_, L.ln2));
+  be_.add(dx, dnorm, H * d);  // dx is now d(x_mid)
 
   // Attention half.
-  float* dao = scratch(w.dao, N * hl * hd);
-  float* dq = scratch(w.dq, N * hl * hd);
-  float* dk = scratch(w.dk, N * kvl * hd);
-  float* dv = scratch(w.dv, N * kvl * hd);
+  float* dao = buf(w.dao, N * qw);
+  float* dq = buf(w.dq, N * qw);
+  float* dk = buf(w.dk, N * kvw);
+  float* dv = buf(w.dv, N * kvw);
   tp_leave_backward(tp_, dx, full, N, d);
-  linear_backward(full, a.ao.data(), P(params_, L.o), dao, G(params_, L.o), n, hl * static_cast<int>(hd), di);
-  context_attention_backward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.data(), a.k.data(),
-                             a.v.data(), a.ao.data(), dao, a.att, dq, dk, dv);
-  const double theta = config_.model.rope_theta;
-  rope_backward({n, hl, static_cast<int>(hd), theta, row_pos_.data()}, dq);
-  rope_backward({n, kvl, static_cast<int>(hd), theta, row_pos_.data()}, dk);
-  linear_backward(dq, a.h1.data(), P(params_, L.q), full, G(params_, L.q), n, di, hl * static_cast<int>(hd));
-  linear_backward(dk, a.h1.data(), P(params_, L.k), full, G(params_, L.k), n, di, kvl * static_cast<int>(hd), true);
-  linear_backward(dv, a.h1.data(), P(params_, L.v), full, G(params_, L.v), n, di, kvl * static_cast<int>(hd), true);
+  be_.linear_backward(full, a.ao.f32(), P(params_, L.o), dao, G(params_, L.o), n, qw, di, false);
+  context_attention_backward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.f32(), a.k.f32(),
+                             a.v.f32(), a.ao.f32(), dao, a.att, dq, dk, dv);
+  be_.rope_backward({n, hl, static_cast<int>(hd), theta, pos}, dq);
+  be_.rope_backward({n, kvl, static_cast<int>(hd), theta, pos}, dk);
+  be_.linear_backward(dq, a.h1.f32(), P(params_, L.q), full, G(params_, L.q), n, di, qw, false);
+  be_.linear_backward(dk, a.h1.f32(), P(params_, L.k), full, G(params_, L.k), n, di, kvw, true);
+  be_.linear_backward(dv, a.h1.f32(), P(params_, L.v), full, G(params_, L.v), n, di, kvw, true);
   tp_enter_backward(tp_, full, held, N, d);
-  rmsnorm_backward({static_cast<int>(H), di, eps}, held, x_in, P(params_, L.ln1), a.rstd1.data(), dnorm,
-                   G(params_, L.ln1));
-  add_into(dx, dnorm, H * d);  // dx is now d(x_in)
+  be_.rmsnorm_backward({static_cast<int>(H), di, eps}, held, x_in, P(params_, L.ln1), a.rstd1.f32(), dnorm,
+                       G(params_, L.ln1));
+  be_.add(dx, dnorm, H * d);  // dx is now d(x_in)
 }
 
 void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
   setup_batch(batch);
   const int64_t N = rows_, H = held_, d = shape_.d;
-  float* e = scratch(work_->embed, N * d);
-  embedding_forward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, batch.ids.data(),
-                    P(params_, p_embed_), e);
-  tp_leave_forward(tp_, e, x_[0].data(), N, d);
+  float* e = buf(work_->embed, N * d);
+  be_.embedding_forward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, ids_.data<int32_t>(),
+                        P(params_, p_embed_), e);
+  tp_leave_forward(tp_, e, x_[0].f32(), N, d);
   for (int l = 0; l < shape_.layers; ++l) {
     Acts& a = *acts_[keep_acts && !config_.train.recompute ? static_cast<size_t>(l) : 0];
-    layer_forward(l, x_[static_cast<size_t>(l)].data(), x_[static_cast<size_t>(l) + 1].data(), a);
+    layer_forward(l, x_[static_cast<size_t>(l)].f32(), x_[static_cast<size_t>(l) + 1].f32(), a);
   }
-  ensure(nf_, H * d);
-  ensure(nf_rstd_, H);
-  ensure(hf_, N * d);
-  rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)},
-                  x_.back().data(), P(params_, p_final_norm_), nf_.data(), nf_rstd_.data());
-  tp_enter_forward(tp_, nf_.data(), hf_.data(), N, d);
+  be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)},
+                      x_.back().f32(), P(params_, p_final_norm_), buf(nf_, H * d), buf(nf_rstd_, H));
+  tp_enter_forward(tp_, nf_.f32(), buf(hf_, N * d), N, d);
   head_logits();
 }
 
 void LlamaModel::head_logits() {
-  ensure(logits_, rows_ * vocab_.size);
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
-  linear_forward(hf_.data(), P(params_, head), logits_.data(), static_cast<int>(rows_), shape_.d, vocab_.size);
+  be_.linear_forward(hf_.f32(), P(params_, head), buf(logits_, rows_ * vocab_.size), static_cast<int>(rows_),
+                     shape_.d, vocab_.size);
 }
 
 double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready) {
@@ -282,36 +292,41 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
     fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
   forward_trunk(batch, true);
   const int64_t N = rows_, H = held_, d = shape_.d;
-  ensure(row_loss_, N);
-  ensure(row_lse_, N);
-  vocab_parallel_ce_forward(tp_, vocab_, N, logits_.data(), batch.targets.data(), row_loss_.data(), row_lse_.data());
-  double loss = 0;
-  for (float x : row_loss_) loss += x;
-  vocab_parallel_ce_backward(tp_, vocab_, N, logits_.data(), batch.targets.data(), row_lse_.data(), loss_scale);
+  float* row_loss = buf(row_loss_, N);
+  float* row_lse = buf(row_lse_, N);
+  const int32_t* targets = targets_.data<int32_t>();
+  vocab_parallel_ce_forward(tp_, vocab_buffers_, vocab_, N, logits_.f32(), targets, row_loss, row_lse);
+  vocab_parallel_ce_backward(tp_, vocab_, N, logits_.f32(), targets, row_lse, loss_scale);
 
   // Head: output projection (vocab-parallel) and final norm.
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
   Work& w = *work_;
-  float* full = scratch(w.full, N * d);
-  float* held = scratch(w.held, H * d);
-  float* dx = scratch(w.dx, H * d);
-  linear_backward(logits_.data(), hf_.data(), P(params_, head), full, G(params_, head), static_cast<int>(N),
-                  static_cast<int>(d), vocab_.size);
+  float* full = buf(w.full, N * d);
+  float* held = buf(w.held, H * d);
+  float* dx = buf(w.dx, H * d);
+  be_.linear_backward(logits_.f32(), hf_.f32(), P(params_, head), full, G(params_, head), static_cast<int>(N),
+                      static_cast<int>(d), vocab_.size, false);
   tp_enter_backward(tp_, full, held, N, d);
-  rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held,
-                   x_.back().data(), P(params_, p_final_norm_), nf_rstd_.data(), dx, G(params_, p_final_norm_));
+  be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held,
+                       x_.back().f32(), P(params_, p_final_norm_), nf_rstd_.f32(), dx, G(params_, p_final_norm_));
   if (ready) ready(p_final_norm_, p_lm_head_ >= 0 ? p_lm_head_ : p_final_norm_);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     Acts& a = *acts_[config_.train.recompute ? 0 : static_cast<size_t>(l)];
-    layer_backward(l, x_[static_cast<size_t>(l)].data(), dx, a);
+    layer_backward(l, x_[static_cast<size_t>(l)].f32(), dx, a);
     const Layer& L = layers_[static_cast<size_t>(l)];
     if (ready) ready(L.ln1, L.down);
   }
   tp_leave_backward(tp_, dx, full, N, d);
-  embedding_backward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, batch.ids.data(),
-                     full, G(params_, p_embed_));
+  be_.embedding_backward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, ids_.data<int32_t>(),
+                         full, G(params_, p_embed_));
   if (ready) ready(p_embed_, p_embed_);
+
+  // The loss is read on the host here, after the whole backward was issued.
+  if (static_cast<int64_t>(row_loss_host_.size()) != N) row_loss_host_.resize(static_cast<size_t>(N));
+  be_.download(row_loss_host_.data(), row_loss, row_loss_host_.size() * sizeof(float));
+  double loss = 0;
+  for (float x : row_loss_host_) loss += x;
   return loss;
 }
 
@@ -319,9 +334,10 @@ void LlamaModel::forward_eval(const LocalBatch& batch, std::vector<float>* row_l
   forward_trunk(batch, false);
   row_loss->assign(static_cast<size_t>(rows_), 0.0f);
   argmax->assign(static_cast<size_t>(rows_), 0);
-  ensure(row_lse_, rows_);
-  vocab_parallel_ce_forward(tp_, vocab_, rows_, logits_.data(), batch.targets.data(), row_loss->data(), row_lse_.data());
-  vocab_parallel_argmax(tp_, vocab_, rows_, logits_.data(), argmax->data());
+  vocab_parallel_ce_forward(tp_, vocab_buffers_, vocab_, rows_, logits_.f32(), targets_.data<int32_t>(),
+                            buf(row_loss_, rows_), buf(row_lse_, rows_));
+  be_.download(row_loss->data(), row_loss_.f32(), row_loss->size() * sizeof(float));
+  vocab_parallel_argmax(tp_, vocab_buffers_, vocab_, rows_, logits_.f32(), argmax->data());
 }
 
 }  // namespace ringtrain

@@ -24,6 +24,7 @@
 namespace ringtrain {
 
 class Mesh;
+struct TensorGroups;
 
 // This rank's share of one micro-batch: b samples, the s_local tokens of its zigzag chunks.
 struct LocalBatch {
@@ -45,14 +46,16 @@ struct ModelShape {
 
 class LlamaModel {
  public:
-  // tp_rank/tp group and cp context come from the mesh; `zero1_dp` pads the flat buffers so
-  // they split evenly over dp.
-  LlamaModel(const Config& config, Mesh& mesh);
+  // Coordinates come from the mesh; tensors live on `backend`'s device and travel over
+  // `groups` (the mesh's host groups for the CPU backend). With ZeRO-1 the flat buffers are
+  // padded to split evenly over dp.
+  LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups);
   ~LlamaModel();
 
   const ModelShape& shape() const { return shape_; }
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
+  Backend& backend() { return be_; }
   // Global-shape-deterministic initialization: element i of a parameter depends only on
   // (seed, name, i), so every layout starts from the same global weights.
   void init_weights(uint64_t seed);
@@ -65,7 +68,7 @@ class LlamaModel {
   // Every non-ignored target contributes loss_scale * its loss (pass 1 / tokens of the global
   // batch). Returns the sum of this rank's token losses (identical over tp).
   double forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready);
-  // Forward only: per-row losses (0 for ignored) and greedy predictions.
+  // Forward only: per-row losses (0 for ignored) and greedy predictions, on the host.
   void forward_eval(const LocalBatch& batch, std::vector<float>* row_loss,
                     std::vector<int32_t>* argmax);
 
@@ -84,6 +87,7 @@ class LlamaModel {
   struct Work;
   void layer_forward(int l, const float* x_in, float* x_out, Acts& a);
   void layer_backward(int l, const float* x_in, float* dx, Acts& a);
+  float* buf(Tensor& t, int64_t n);  // t sized to n floats on the device
   void setup_batch(const LocalBatch& batch);
   void forward_trunk(const LocalBatch& batch, bool keep_acts);
   void head_logits();
@@ -91,9 +95,11 @@ class LlamaModel {
   Config config_;
   ModelShape shape_;
   Mesh& mesh_;
+  Backend& be_;
   TpGroup tp_;
   ContextAttention attention_;
   VocabShard vocab_;
+  VocabLossBuffers vocab_buffers_;
   ParamStore params_;
   int p_embed_ = -1, p_final_norm_ = -1, p_lm_head_ = -1;
   std::vector<Layer> layers_;
@@ -102,10 +108,12 @@ class LlamaModel {
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;
   int b_ = 0, s_local_ = 0;
-  std::vector<int32_t> row_pos_;
+  std::vector<int32_t> row_pos_;      // host: global position of each token row
+  Tensor row_pos_dev_, ids_, targets_;  // device: positions, token ids, targets of the batch
   std::vector<std::unique_ptr<Acts>> acts_;
-  std::vector<std::vector<float>> x_;  // layer inputs: x_[l] for layer l, x_[L] trunk output
-  std::vector<float> nf_, nf_rstd_, hf_, logits_, row_loss_, row_lse_;
+  std::vector<Tensor> x_;  // layer inputs: x_[l] for layer l, x_[L] trunk output
+  Tensor nf_, nf_rstd_, hf_, logits_, row_loss_, row_lse_;
+  std::vector<float> row_loss_host_;
   // Step temporaries (gradient buffers, norm/projection scratch), sized on the first step and
   // reused: a steady-state step allocates none of them.
   std::unique_ptr<Work> work_;

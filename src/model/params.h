@@ -12,6 +12,8 @@
 
 namespace ringtrain {
 
+class Backend;
+
 struct ParamInfo {
   std::string name;     // Hugging Face Llama name, e.g. model.layers.3.self_attn.q_proj.weight
   Shape global_shape;   // the unsharded tensor
@@ -35,22 +37,32 @@ class ParamStore {
  public:
   // Registers a parameter; buffers are allocated by finalize(). Returns its index.
   int add(ParamInfo info);
-  // Allocates the flat buffers, padded to a multiple of `pad_to` elements (ZeRO-1 shards).
-  void finalize(int64_t pad_to = 1);
+  // Allocates the flat buffers on the backend's device (host memory without one), padded to a
+  // multiple of `pad_to` elements (ZeRO-1 shards), values and gradients zeroed.
+  void finalize(int64_t pad_to = 1, Backend* backend = nullptr);
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   Param& operator[](int i) { return params_[static_cast<size_t>(i)]; }
   const Param* find(const std::string& name) const;
+  // Device memory (host memory on the CPU backend).
   float* values() const { return values_.f32(); }
   float* grads() const { return grads_.f32(); }
   int64_t size() const { return padded_; }  // flat length incl. padding
   int64_t used() const { return used_; }
-  void zero_grads() { grads_.zero_(); }
+  void zero_grads();
+
+  // The values as the host sees them (initialization, checkpoints, export): the device buffer
+  // itself on the CPU backend, else a host copy that pull_values() refreshes from the device
+  // and push_values() sends back.
+  float* host_values() const { return host_values_.f32(); }
+  void pull_values() const;
+  void push_values();
 
  private:
   std::vector<Param> params_;
-  Tensor values_, grads_;
+  Backend* backend_ = nullptr;
+  Tensor values_, grads_, host_values_;
   int64_t used_ = 0, padded_ = 0;
 };
 

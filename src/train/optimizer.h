@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/adamw.h"
+#include "kernels/backend.h"
 #include "parallel/communicator.h"
 #include "src/config/config.h"
 #include "src/model/params.h"
@@ -21,10 +22,14 @@
 namespace ringtrain {
 
 class Mesh;
+struct TensorGroups;
 
 class Optimizer {
  public:
-  Optimizer(const Config& config, Mesh& mesh, ParamStore& params, std::vector<int> tp_partial);
+  // Moments and updates on `backend`'s device; gradients travel over `groups`, scalars over
+  // the mesh's host communicators.
+  Optimizer(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups, ParamStore& params,
+            std::vector<int> tp_partial);
 
   // For the model's GradReady callback; only the last micro-step of a step passes sync=true.
   void grads_ready(int first, int last, bool sync);
@@ -38,8 +43,12 @@ class Optimizer {
   // The flat range of moments held here: [shard_begin, shard_begin + shard_size).
   int64_t shard_begin() const { return shard_begin_; }
   int64_t shard_size() const { return shard_size_; }
-  std::vector<float>& exp_avg() { return m_; }
-  std::vector<float>& exp_avg_sq() { return v_; }
+  // The moments as the host sees them (checkpoints): the device buffers themselves on the CPU
+  // backend, else host copies that pull_state() refreshes and push_state() sends back.
+  float* exp_avg_host() { return host_m_.f32(); }
+  float* exp_avg_sq_host() { return host_v_.f32(); }
+  void pull_state();
+  void push_state();
   // Name of the first parameter with a non-finite gradient ("" if none).
   std::string first_nonfinite_grad() const;
 
@@ -47,11 +56,16 @@ class Optimizer {
   float* grad_shard();
   Config config_;
   Mesh& mesh_;
+  Backend& be_;
+  Communicator* tp_;
+  Communicator* cp_;
+  Communicator* dp_;
+  Communicator* dp_cp_;
   ParamStore& params_;
   std::vector<int> tp_partial_;
   bool zero1_ = false;
   int64_t shard_begin_ = 0, shard_size_ = 0;
-  std::vector<float> m_, v_, grad_shard_;
+  Tensor m_, v_, grad_shard_, host_m_, host_v_;
   std::vector<Pending> pending_;
 };
 

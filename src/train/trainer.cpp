@@ -54,9 +54,11 @@ Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh
   RT_INPUT_CHECK(train_data_->min_vocab() <= config.model.vocab_size, "vocabulary mismatch: data.",
                  config.data.task, " needs model.vocab_size >= ", train_data_->min_vocab(), " but it is ",
                  config.model.vocab_size);
-  model_ = std::make_unique<LlamaModel>(config, mesh);
+  compute_ = std::make_unique<Compute>(config, mesh);
+  model_ = std::make_unique<LlamaModel>(config, mesh, compute_->backend(), compute_->groups());
   model_->init_weights(config.run.seed);
-  optimizer_ = std::make_unique<Optimizer>(config, mesh, model_->params(), model_->tp_partial_params());
+  optimizer_ = std::make_unique<Optimizer>(config, mesh, compute_->backend(), compute_->groups(), model_->params(),
+                                           model_->tp_partial_params());
   if (mesh.rank() == 0) {
     std::filesystem::create_directories(config.run.out_dir);
     metrics_path_ = config.run.out_dir + "/metrics.jsonl";
@@ -164,7 +166,7 @@ StepResult Trainer::step() {
     loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale, [&](int first, int lastp) {
       if (last && poison_param >= first && poison_param <= lastp) {
         Param& p = model_->params().params()[static_cast<size_t>(poison_param)];
-        if (p.numel > 0) p.grad.f32()[0] = std::numeric_limits<float>::quiet_NaN();
+        if (p.numel > 0) compute_->backend().fill(p.grad.f32(), std::numeric_limits<float>::quiet_NaN(), 1);
       }
       optimizer_->grads_ready(first, lastp, last);
     });

@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "src/config/config.h"
 #include "src/model/llama.h"
+#include "src/train/compute.h"
 #include "src/train/optimizer.h"
 
 namespace ringtrain {
@@ -67,6 +68,7 @@ class Trainer {
   TrainState& state() { return state_; }
   const Config& config() const { return config_; }
   Mesh& mesh() { return mesh_; }
+  Compute& compute() { return *compute_; }
 
  private:
   void log_step(const StepResult& r, double seconds);  // every step; a line at log steps
@@ -76,6 +78,7 @@ class Trainer {
 
   Config config_;
   Mesh& mesh_;
+  std::unique_ptr<Compute> compute_;  // outlives the model and optimizer (their buffers)
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Dataset> train_data_, val_data_;

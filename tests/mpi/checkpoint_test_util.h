@@ -71,9 +71,12 @@ struct Snapshot {
 inline Snapshot snapshot(Trainer& t) {
   Snapshot s;
   ParamStore& p = t.model().params();
-  s.values.assign(p.values(), p.values() + p.size());
-  s.m = t.optimizer().exp_avg();
-  s.v = t.optimizer().exp_avg_sq();
+  p.pull_values();
+  s.values.assign(p.host_values(), p.host_values() + p.size());
+  Optimizer& o = t.optimizer();
+  o.pull_state();
+  s.m.assign(o.exp_avg_host(), o.exp_avg_host() + o.shard_size());
+  s.v.assign(o.exp_avg_sq_host(), o.exp_avg_sq_host() + o.shard_size());
   return s;
 }
 

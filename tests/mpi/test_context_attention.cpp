@@ -72,6 +72,8 @@ void run_case(const Case& c) {
   ctx.ring = &mesh.cp_ring();
   ctx.ulysses = c.ulysses > 1 ? &mesh.cp_ulysses() : nullptr;
   for (int m = 0; m < cp; ++m) ctx.member_positions.push_back(zz.positions(m));
+  auto backend = make_cpu_backend(Precision::kF32);
+  context_attention_prepare(ctx, *backend);
   const LocalAttentionShape ls{c.b, zz.local_len(), c.h, c.h_kv, c.d};
   const auto lq = shard_tokens(zz, r, c.b, c.h, c.d, q), lk = shard_tokens(zz, r, c.b, c.h_kv, c.d, k),
              lv = shard_tokens(zz, r, c.b, c.h_kv, c.d, v), ldo = shard_tokens(zz, r, c.b, c.h, c.d, dout);
@@ -88,13 +90,13 @@ void run_case(const Case& c) {
   EXPECT_EQ(compare(ldk.data(), shard_tokens(zz, r, c.b, c.h_kv, c.d, dk).data(), static_cast<int64_t>(ldk.size()), kF32, "dk"), "");
   EXPECT_EQ(compare(ldv.data(), shard_tokens(zz, r, c.b, c.h_kv, c.d, dv).data(), static_cast<int64_t>(ldv.size()), kF32, "dv"), "");
   if (c.ulysses == 1) {  // the ring keeps the lse in the local layout [b, h, s_local]
-    std::vector<float> want(saved.lse.size());
+    std::vector<float> want(static_cast<size_t>(saved.lse.numel()));
     const int sl = zz.local_len();
     for (int bi = 0; bi < c.b; ++bi)
       for (int hh = 0; hh < c.h; ++hh)
         for (int t = 0; t < sl; ++t)
           want[(static_cast<size_t>(bi) * c.h + hh) * sl + t] = lse[(static_cast<size_t>(bi) * c.h + hh) * c.s + zz.position(r, t)];
-    EXPECT_EQ(compare(saved.lse.data(), want.data(), static_cast<int64_t>(want.size()), kF32, "lse"), "");
+    EXPECT_EQ(compare(saved.lse.f32(), want.data(), static_cast<int64_t>(want.size()), kF32, "lse"), "");
   }
 }
 

@@ -40,9 +40,10 @@ struct TrainedRun {
 // The global tensor of every parameter: each rank places its shard, tp ranks sum.
 std::map<std::string, std::vector<float>> global_weights(LlamaModel& model, Mesh& mesh) {
   std::map<std::string, std::vector<float>> out;
+  model.params().pull_values();
   for (const Param& p : model.params().params()) {
     std::vector<float> g(static_cast<size_t>(shape_numel(p.info.global_shape)), 0.0f);
-    const float* w = p.value.f32();
+    const float* w = model.params().host_values() + p.offset;
     if (p.info.shard_dim < 0) {
       if (mesh.coord().tp == 0) std::copy(w, w + p.numel, g.begin());
     } else {

@@ -32,6 +32,7 @@
 #include "src/core/error.h"
 #include "src/core/process.h"
 #include "src/model/llama.h"
+#include "src/train/compute.h"
 #include "src/train/optimizer.h"
 
 namespace ringtrain {
@@ -132,12 +133,13 @@ class DumpWriter {
   uint32_t count_ = 0;
 };
 
-void dump_params(DumpWriter& w, const ParamStore& store, const std::string& prefix, bool grads) {
+void dump_params(DumpWriter& w, Backend& be, const ParamStore& store, const std::string& prefix, bool grads) {
+  std::vector<float> host(static_cast<size_t>(store.size()));  // the flat buffer, from the device
+  be.download(host.data(), grads ? store.grads() : store.values(), host.size() * sizeof(float));
   for (const Param& p : store.params()) {
     RT_CHECK(p.local_shape == p.info.global_shape, "reference_dump runs on one rank: ", p.info.name,
              " must be unsharded");
-    const float* src = grads ? p.grad.f32() : p.value.f32();
-    w.add(prefix + p.info.name, DumpType::kF32, p.info.global_shape, src,
+    w.add(prefix + p.info.name, DumpType::kF32, p.info.global_shape, host.data() + p.offset,
           static_cast<size_t>(p.numel) * sizeof(float));
   }
 }
@@ -163,16 +165,19 @@ int run(int argc, char** argv) {
   set_collective_phase(false);
 
   Mesh mesh(MPI_COMM_WORLD, MeshShape{});
-  LlamaModel model(config, mesh);
+  Compute compute(config, mesh);  // device: cpu, or cuda (a real or the emulated GPU)
+  Backend& be = compute.backend();
+  LlamaModel model(config, mesh, be, compute.groups());
   model.init_weights(config.run.seed);
   // RMSNorm weights start at exactly one, which would hide a norm that ignores its weight or
   // applies it along the wrong axis; perturb them (the reference loads whatever is dumped).
   SplitMix rng{config.run.seed ^ 0x5eedULL};
   for (Param& p : model.params().params())
     if (p.info.global_shape.size() == 1) {
-      float* w = p.value.f32();
+      float* w = model.params().host_values() + p.offset;
       for (int64_t i = 0; i < p.numel; ++i) w[i] = static_cast<float>(1.0 + 0.2 * (rng.uniform() - 0.5));
     }
+  model.params().push_values();
 
   // One deterministic batch: random ids; targets are the next id (the last position random),
   // with a few positions ignored (-1) to exercise ignore_index.
@@ -212,9 +217,9 @@ int run(int argc, char** argv) {
   w.add("meta", DumpType::kU8, {static_cast<int64_t>(meta_text.size())}, meta_text.data(), meta_text.size());
   w.add("batch.ids", DumpType::kI32, {b, s}, batch.ids.data(), batch.ids.size() * sizeof(int32_t));
   w.add("batch.targets", DumpType::kI32, {b, s}, batch.targets.data(), batch.targets.size() * sizeof(int32_t));
-  dump_params(w, model.params(), "before/", false);
+  dump_params(w, be, model.params(), "before/", false);
 
-  Optimizer opt(config, mesh, model.params(), model.tp_partial_params());
+  Optimizer opt(config, mesh, be, compute.groups(), model.params(), model.tp_partial_params());
   model.params().zero_grads();
   const float loss_scale = static_cast<float>(1.0 / static_cast<double>(scored));
   const double loss_sum = model.forward_backward(
@@ -223,9 +228,9 @@ int run(int argc, char** argv) {
   const double loss = loss_sum / static_cast<double>(scored);
   w.add("loss", DumpType::kF64, {}, &loss, sizeof loss);
   w.add("grad_norm", DumpType::kF64, {}, &grad_norm, sizeof grad_norm);
-  dump_params(w, model.params(), "grad/", true);
+  dump_params(w, be, model.params(), "grad/", true);
   opt.update(tc.lr, 1);
-  dump_params(w, model.params(), "after/", false);
+  dump_params(w, be, model.params(), "after/", false);
   w.save(out);
   std::printf("reference_dump: %s: loss %.7f grad norm %.7f (%lld scored targets, tie_embeddings %s)\n",
               out.c_str(), loss, grad_norm, static_cast<long long>(scored), m.tie_embeddings ? "true" : "false");

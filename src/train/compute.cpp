@@ -1,0 +1,61 @@
+#include "src/train/compute.h"
+
+#include "src/core/error.h"
+
+namespace ringtrain {
+namespace {
+const GpuRuntime* g_runtime = nullptr;
+}  // namespace
+
+void set_gpu_runtime(const GpuRuntime* runtime) { g_runtime = runtime; }
+const GpuRuntime* gpu_runtime() { return g_runtime; }
+
+std::string resolve_device(const Config& config) {
+  const GpuRuntime* rt = g_runtime;
+  const int count = rt ? rt->device_count() : 0;
+  if (config.device == "cpu") return "cpu";
+  if (config.device == "auto") return rt && !rt->emulated && count > 0 ? "cuda" : "cpu";
+  RT_INPUT_CHECK(rt != nullptr, "device: cuda, but this binary was built without the GPU layer "
+                                "(configure with -DRINGTRAIN_GPU=cuda, or emulate for the emulated device)");
+  RT_INPUT_CHECK(count > 0, "device: cuda, but no CUDA device is visible to this process");
+  return "cuda";
+}
+
+Compute::Compute(const Config& config, Mesh& mesh, bool force_cpu) {
+  const Precision precision = parse_precision(config.train.precision);
+  const std::string device = force_cpu ? "cpu" : resolve_device(config);
+  if (device == "cpu") {
+    backend_ = make_cpu_backend(precision);
+    groups_ = mesh.host_groups();
+    description_ = "cpu";
+    return;
+  }
+  const GpuRuntime& rt = *g_runtime;
+  const int count = rt.device_count();
+  backend_ = rt.make_backend(precision, mesh.local_rank() % count);
+  // NCCL allows one process per GPU; when the node has more processes than GPUs, the
+  // communicators stage through host memory and MPI instead.
+  const std::string& choice = config.parallel.device_comm;
+  const bool one_per_gpu = rt.emulated || mesh.local_size() <= count;
+  RT_INPUT_CHECK(choice != "nccl" || one_per_gpu, "parallel.device_comm: nccl needs one process per GPU, but ",
+                 mesh.local_size(), " processes share this node's ", count, " GPU(s); use staged or auto");
+  const bool nccl = choice == "nccl" || (choice == "auto" && one_per_gpu);
+  auto make = [&](MPI_Comm comm) {
+    comms_.push_back(rt.make_communicator(comm, *backend_, nccl));
+    return comms_.back().get();
+  };
+  groups_.tp = make(mesh.tp_comm());
+  groups_.cp = make(mesh.cp_comm());
+  groups_.dp = make(mesh.dp_comm());
+  groups_.dp_cp = make(mesh.dp_cp_comm());
+  groups_.ulysses = make(mesh.cp_ulysses_comm());
+  groups_.ring = make(mesh.cp_ring_comm());
+  description_ = backend_->describe() + (nccl ? " via NCCL" : " via staged MPI");
+}
+
+Compute::~Compute() {
+  if (backend_) backend_->synchronize();
+  comms_.clear();
+}
+
+}  // namespace ringtrain
