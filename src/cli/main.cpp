@@ -145,7 +145,11 @@ int dispatch(int argc, char** argv) {
       if (world_rank() == 0) std::cout << usage_text() << '\n';
       return 0;
     case Command::kVersion:
-      if (world_rank() == 0) std::cout << "ringtrain " << RINGTRAIN_VERSION << '\n';
+      if (world_rank() == 0) {
+        const GpuRuntime* rt = gpu_runtime();
+        std::cout << "ringtrain " << RINGTRAIN_VERSION << " (GPU backend: "
+                  << (rt == nullptr ? "none" : rt->emulated ? "emulated CUDA device" : "CUDA") << ")\n";
+      }
       return 0;
     case Command::kTrain: return run_train(cl);
     case Command::kEval: return run_eval(cl);

@@ -17,7 +17,7 @@
 #include "src/config/config.h"
 #include "src/core/process.h"
 #include "src/train/trainer.h"
-#include "tolerance.h"
+#include "layout_runs.h"
 
 using namespace ringtrain;
 
@@ -32,69 +32,10 @@ data: {task: passkey, passkey_digits: 3}
 log: {every: 100, tensorboard: false}
 )";
 
-struct TrainedRun {
-  std::vector<double> losses;
-  std::map<std::string, std::vector<float>> weights;  // global tensors
-};
-
-// The global tensor of every parameter: each rank places its shard, tp ranks sum.
-std::map<std::string, std::vector<float>> global_weights(LlamaModel& model, Mesh& mesh) {
-  std::map<std::string, std::vector<float>> out;
-  model.params().pull_values();
-  for (const Param& p : model.params().params()) {
-    std::vector<float> g(static_cast<size_t>(shape_numel(p.info.global_shape)), 0.0f);
-    const float* w = model.params().host_values() + p.offset;
-    if (p.info.shard_dim < 0) {
-      if (mesh.coord().tp == 0) std::copy(w, w + p.numel, g.begin());
-    } else {
-      const int64_t rows = p.local_shape[0], cols = p.local_shape[1], gcols = p.info.global_shape[1];
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
-          const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
-          g[static_cast<size_t>(gr * gcols + gc)] = w[r * cols + c];
-        }
-    }
-    mesh.tp().all_reduce(g.data(), g.size(), DType::kF32, ReduceOp::kSum);
-    out[p.info.name] = std::move(g);
-  }
-  return out;
-}
-
-TrainedRun train(MPI_Comm comm, const std::vector<std::string>& overrides) {
-  std::vector<std::string> o = overrides;
-  int wr = world_rank(), n = 0;
-  MPI_Comm_size(comm, &n);
-  o.push_back("run.out_dir=/tmp/ringtrain-test-layouts/" + std::to_string(n) + "-" + std::to_string(wr));
-  const Config c = parse_config(kBase, "test_layouts", o);
-  MeshShape shape{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") shape.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") shape.ulysses = c.parallel.ulysses_degree;
-  Mesh mesh(comm, shape);
-  Trainer t(c, mesh);
-  TrainedRun run;
-  for (int s = 0; s < c.train.steps; ++s) run.losses.push_back(t.step().loss);
-  run.weights = global_weights(t.model(), mesh);
-  return run;
-}
-
-void expect_same(const TrainedRun& got, const TrainedRun& ref, const std::string& what, bool weights = true) {
-  ASSERT_EQ(got.losses.size(), ref.losses.size());
-  for (size_t i = 0; i < ref.losses.size(); ++i)
-    EXPECT_EQ(test::compare(&got.losses[i], &ref.losses[i], 1, test::kF32Layout, "loss"), "")
-        << what << " step " << i + 1;
-  if (!weights) return;
-  for (const auto& [name, w] : ref.weights)
-    EXPECT_EQ(test::compare_norm(got.weights.at(name).data(), w.data(), static_cast<int64_t>(w.size()),
-                                 test::kAdamWeightsNormRtol, name.c_str()), "")
-        << what;
-}
-
-std::string layout_name(const std::vector<std::string>& o) {
-  std::string s;
-  for (const auto& x : o) s += x + " ";
-  return s;
-}
+using test::expect_same;
+using test::layout_name;
+using test::TrainedRun;
+TrainedRun train(MPI_Comm comm, const std::vector<std::string>& overrides) { return test::train(kBase, comm, overrides); }
 
 }  // namespace
 

@@ -1,0 +1,81 @@
+// ctest-ranks: 2 4 8
+// Every layout on the CUDA backend (the emulated device with emulated NCCL in CI) trains the
+// same numbers as the CPU backend on the same layout and as one CPU rank: the loss of each of
+// 3 steps and the global weights after them. Each communicator kind is covered: NCCL ordered
+// against the compute stream, and staged MPI (device -> host -> MPI -> device). Catches a device
+// buffer handed to a collective before the kernel that writes it finished (or read before the
+// collective that fills it did), a count in bytes where elements are meant, a ring step whose
+// K/V or dK/dV buffers are reused under an in-flight transfer, and any CUDA op that differs from
+// its CPU version under tensor, context or data parallelism.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/backend_cuda.h"
+#include "layout_runs.h"
+
+using namespace ringtrain;
+
+namespace {
+
+// eps 1e-6: see tests/gpu/test_cuda_step.cpp (AdamW's first steps on near-zero gradients).
+constexpr const char* kBase = R"(
+device: cpu
+run: {seed: 7, threads: 1}
+model: {vocab_size: 128, d_model: 64, n_layers: 2, n_heads: 8, n_kv_heads: 4, d_ff: 96}
+train: {seq_len: 64, micro_batch: 2, grad_accum: 1, steps: 3, lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0, eps: 1.0e-6, eval_batches: 1}
+data: {task: passkey, passkey_digits: 2}
+log: {every: 100, tensorboard: false}
+)";
+
+std::vector<std::string> layout(int dp, int cp, int tp, std::vector<std::string> extra) {
+  const int mb = dp >= 2 ? 1 : 2, accum = 4 / (dp * mb);  // 4 samples per global batch everywhere
+  std::vector<std::string> o = {"parallel.dp=" + std::to_string(dp), "parallel.cp=" + std::to_string(cp),
+                                "parallel.tp=" + std::to_string(tp), "train.micro_batch=" + std::to_string(mb),
+                                "train.grad_accum=" + std::to_string(accum)};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+
+std::vector<std::string> with(std::vector<std::string> o, const std::vector<std::string>& more) {
+  o.insert(o.end(), more.begin(), more.end());
+  return o;
+}
+
+}  // namespace
+
+TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
+  register_cuda_runtime();
+  const int world = world_size();
+  std::vector<std::vector<std::string>> layouts;
+  auto add = [&](int dp, int cp, int tp, std::vector<std::string> extra = {}) {
+    if (dp * cp * tp == world) layouts.push_back(layout(dp, cp, tp, std::move(extra)));
+  };
+  add(1, 2, 1);
+  add(1, 2, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=2"});
+  add(1, 1, 2, {"parallel.sequence_parallel=true"});
+  add(2, 1, 1, {"parallel.zero1=true"});
+  add(1, 4, 1);
+  add(1, 4, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=4"});
+  add(1, 4, 1, {"parallel.cp_mode=hybrid", "parallel.ulysses_degree=2"});
+  add(1, 2, 2);
+  add(2, 2, 2);
+  ASSERT_FALSE(layouts.empty());
+
+  const test::TrainedRun one_rank = test::train(kBase, MPI_COMM_SELF, {"train.micro_batch=2", "train.grad_accum=2"});
+  for (const auto& o : layouts) {
+    SCOPED_TRACE(test::layout_name(o));
+    const test::TrainedRun cpu = test::train(kBase, MPI_COMM_WORLD, o);
+    test::expect_same(cpu, one_rank, "cpu " + test::layout_name(o));
+    for (const char* comm : {"nccl", "staged"}) {
+      const test::TrainedRun dev =
+          test::train(kBase, MPI_COMM_WORLD, with(o, {"device=cuda", std::string("parallel.device_comm=") + comm}));
+      EXPECT_NE(dev.device.find(std::string(comm) == "nccl" ? "via NCCL" : "via staged MPI"), std::string::npos)
+          << dev.device;  // never a silent CPU run
+      test::expect_same(dev, cpu, std::string("cuda/") + comm + " vs cpu, " + test::layout_name(o));
+      test::expect_same(dev, one_rank, std::string("cuda/") + comm + " vs one rank, " + test::layout_name(o));
+    }
+  }
+}
