@@ -83,7 +83,7 @@ std::string tensorboard_tag(const std::string& key) {
   if (key == "accuracy") return "eval/accuracy";
   if (key == "eval_tokens") return "eval/tokens";
   if (key == "tokens_per_s" || key == "mfu" || key == "elapsed_s") return "perf/" + key;
-  if (key == "peak_host_mib" || key == "rss_peak_mib") return "memory/" + key;
+  if (key == "peak_host_mib" || key == "rss_peak_mib" || key == "peak_device_mib") return "memory/" + key;
   return "train/" + key;  // loss, lr, grad_norm, tokens
 }
 
@@ -161,7 +161,8 @@ std::string MetricsLog::step_line(const StepMetrics& m, double tps, bool full) c
   add(" | %.0f tok/s", tps);
   const double u = mfu(tps);
   if (u >= 0) add(" | mfu %.1f%%", 100.0 * u);
-  if (full) add(" | mem %.0f MiB", host_bytes_peak() / kMiB);
+  if (full && device_peak_) add(" | mem %.0f MiB device", static_cast<double>(device_peak_()) / kMiB);
+  if (full && !device_peak_) add(" | mem %.0f MiB", host_bytes_peak() / kMiB);
   add(" | elapsed %s | eta %s", format_duration(now_s() - start_time_).c_str(), format_duration(eta).c_str());
   if (m.skipped) add(" | skipped");
   return buf;
@@ -205,6 +206,7 @@ void MetricsLog::step(const StepMetrics& m, bool logged) {
     f.emplace_back("elapsed_s", now_s() - start_time_);
     f.emplace_back("peak_host_mib", host_bytes_peak() / kMiB);
     f.emplace_back("rss_peak_mib", process_rss_peak() / kMiB);
+    if (device_peak_) f.emplace_back("peak_device_mib", static_cast<double>(device_peak_()) / kMiB);
     write_record(m.step, f, m.skipped ? ", \"skipped\": true" : "");
     return;
   }
@@ -252,6 +254,8 @@ void MetricsLog::summary(const RunEnd& end) {
     std::printf("throughput   %.0f tokens/s (MFU: set log.peak_tflops; %.3g GFLOP/token)\n", tps,
                 flops_per_token_ / 1e9);
   std::printf("memory       peak %.0f MiB in tensors, peak RSS %.0f MiB (rank 0)\n", host_mib, rss_mib);
+  if (device_peak_)
+    std::printf("device       peak %.0f MiB in tensors (rank 0)\n", static_cast<double>(device_peak_()) / kMiB);
   std::printf("loss         train %.4f (step %lld)", last_.loss, static_cast<long long>(last_.step));
   if (end.has_eval) {
     std::printf(", eval %.4f", end.eval.loss);
@@ -271,6 +275,7 @@ void MetricsLog::summary(const RunEnd& end) {
   if (u >= 0) j << ", \"mfu\": " << json_num(u);
   j << ", \"flops_per_token\": " << json_num(flops_per_token_) << ", \"peak_host_mib\": " << json_num(host_mib)
     << ", \"rss_peak_mib\": " << json_num(rss_mib) << ", \"train_loss\": " << json_num(last_.loss);
+  if (device_peak_) j << ", \"peak_device_mib\": " << json_num(static_cast<double>(device_peak_()) / kMiB);
   if (end.has_eval) {
     j << ", \"eval_loss\": " << json_num(end.eval.loss);
     if (end.eval.accuracy >= 0) j << ", \"accuracy\": " << json_num(end.eval.accuracy);

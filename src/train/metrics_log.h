@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -80,6 +81,10 @@ class MetricsLog {
   // Prints the end-of-run summary (text, then the JSON line) and writes summary.json.
   void summary(const RunEnd& end);
 
+  // A GPU run's peak device memory (bytes held by tensors, this rank) joins the line, the
+  // records and the summary as peak_device_mib; unset on the CPU.
+  void set_device_peak(std::function<size_t()> peak_bytes) { device_peak_ = std::move(peak_bytes); }
+
   // Model FLOPs utilization of a global throughput; < 0 when log.peak_tflops is not set.
   double mfu(double tokens_per_s) const;
   const std::string& metrics_path() const { return metrics_path_; }
@@ -91,6 +96,7 @@ class MetricsLog {
   std::string step_line(const StepMetrics& m, double tokens_per_s, bool full) const;
 
   Config config_;
+  std::function<size_t()> device_peak_;
   int world_size_;
   double flops_per_token_;
   int64_t start_step_, start_tokens_;

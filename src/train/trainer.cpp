@@ -262,8 +262,12 @@ EvalResult Trainer::train() {
   begin_checkpoints();
   const bool checkpoints = !config_.checkpoint.dir.empty();
   if (mesh_.rank() == 0)
+  {
     metrics_ = std::make_unique<MetricsLog>(config_, mesh_.size(), model_->flops_per_token(t.seq_len), state_.step,
                                             state_.tokens_seen);
+    if (!compute_->backend().on_host())
+      metrics_->set_device_peak([this] { return compute_->backend().memory_peak(); });
+  }
   RunEnd end;
   while (state_.step < t.steps) {
     const auto t0 = clock::now();
