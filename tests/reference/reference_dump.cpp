@@ -33,6 +33,9 @@
 #include "src/core/process.h"
 #include "src/model/llama.h"
 #include "src/train/compute.h"
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+#include "kernels/cuda/backend_cuda.h"
+#endif
 #include "src/train/optimizer.h"
 
 namespace ringtrain {
@@ -232,8 +235,9 @@ int run(int argc, char** argv) {
   opt.update(tc.lr, 1);
   dump_params(w, be, model.params(), "after/", false);
   w.save(out);
-  std::printf("reference_dump: %s: loss %.7f grad norm %.7f (%lld scored targets, tie_embeddings %s)\n",
-              out.c_str(), loss, grad_norm, static_cast<long long>(scored), m.tie_embeddings ? "true" : "false");
+  std::printf("reference_dump: %s: loss %.7f grad norm %.7f (%lld scored targets, tie_embeddings %s, on %s)\n",
+              out.c_str(), loss, grad_norm, static_cast<long long>(scored), m.tie_embeddings ? "true" : "false",
+              compute.describe().c_str());
   return 0;
 }
 
@@ -241,6 +245,9 @@ int run(int argc, char** argv) {
 }  // namespace ringtrain
 
 int main(int argc, char** argv) {
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+  ringtrain::register_cuda_runtime();
+#endif
   ringtrain::MpiSession mpi(&argc, &argv);
   return ringtrain::run_guarded([&] { return ringtrain::run(argc, argv); });
 }
