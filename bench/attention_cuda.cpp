@@ -6,8 +6,9 @@
 // runs by device events after one warm-up.
 //
 // Without a GPU it says so and exits 0; in the emulated build it says "emulated device: no
-// timing" and exits 0 (the emulator has no clock worth timing). Not yet here: the PyTorch
-// scaled_dot_product_attention (flash / cuDNN) columns.
+// timing" and exits 0 (the emulator has no clock worth timing). The PyTorch peer, the same
+// shapes through scaled_dot_product_attention with its flash and cuDNN back ends, is
+// bench/attention_sdpa.py; the GPU bundle (scripts/gpu-run) runs both in one session.
 //
 //   bench_attention_cuda [--reps 10] [--max-seq 32768]
 #include <algorithm>
