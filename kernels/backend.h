@@ -5,7 +5,7 @@
 //
 // Pointers are memory of the backend's device (host memory for the CPU backend): buffers come
 // from alloc(), host data moves with upload()/download(). Work is issued in order on the
-// backend's compute stream; only download(), sum_squares() and synchronize() wait for it.
+// backend's compute stream; only upload(), download() and synchronize() wait for it.
 // Shapes and semantics are those of the CPU headers each group names.
 //
 // Precision (train.precision): fp32 computes everything in fp32. bf16 is mixed precision as
@@ -64,8 +64,9 @@ class Backend {
   virtual void scale(float* x, float s, int64_t n) = 0;
   // src[A][B][C] -> dst[B][A][C]: the Ulysses all-to-all packing.
   virtual void swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C) = 0;
-  // Sum of squares in double; waits for the result (the gradient norm is read on the host).
-  virtual double sum_squares(const float* x, int64_t n) = 0;
+  // *out = sum of x[i]^2 in double, out in device memory (the optimizer issues one per
+  // parameter and downloads them together: one wait for the gradient norm).
+  virtual void sum_squares(const float* x, int64_t n, double* out) = 0;
   // kernels/swiglu.h
   virtual void swiglu_forward(const float* gate, const float* up, float* h, int64_t n) = 0;
   virtual void swiglu_backward(const float* dh, const float* gate, const float* up, float* dgate, float* dup,

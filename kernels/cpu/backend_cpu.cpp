@@ -68,7 +68,7 @@ class CpuBackend final : public Backend {
       for (int64_t b = 0; b < B; ++b)
         std::memcpy(dst + (b * A + a) * C, src + (a * B + b) * C, static_cast<size_t>(C) * sizeof(float));
   }
-  double sum_squares(const float* x, int64_t n) override { return ringtrain::sum_squares(x, n); }
+  void sum_squares(const float* x, int64_t n, double* out) override { *out = ringtrain::sum_squares(x, n); }
   void swiglu_forward(const float* g, const float* u, float* h, int64_t n) override {
     ringtrain::swiglu_forward(g, u, h, n);
   }

@@ -30,7 +30,7 @@ class CudaBackend final : public Backend {
     gpu::install_caching_allocator();
     CUDA_CHECK(gpu::stream_create(&stream_));
     gpu::set_caching_allocator_stream(stream_);  // emulation: reused blocks poisoned in stream order
-    norm_work_ = Tensor::empty({cuda::kSumSquaresBlocks + 1}, DType::kF64, device());
+    norm_work_ = Tensor::empty({cuda::kSumSquaresBlocks}, DType::kF64, device());
   }
   ~CudaBackend() override {
     norm_work_ = Tensor();
@@ -70,12 +70,8 @@ class CudaBackend final : public Backend {
   void swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C) override {
     CUDA_CHECK(cuda::swap01(src, dst, A, B, C, stream_));
   }
-  double sum_squares(const float* x, int64_t n) override {
-    double* w = norm_work_.data<double>();
-    CUDA_CHECK(cuda::sum_squares(x, n, w, w + 1, stream_));
-    double out = 0;
-    download(&out, w, sizeof out);
-    return out;
+  void sum_squares(const float* x, int64_t n, double* out) override {
+    CUDA_CHECK(cuda::sum_squares(x, n, out, norm_work_.data<double>(), stream_));  // work: stream-ordered reuse
   }
   void swiglu_forward(const float* g, const float* u, float* h, int64_t n) override {
     CUDA_CHECK(cuda::swiglu_forward(g, u, h, n, stream_));

@@ -76,14 +76,21 @@ double Optimizer::finish_gradients() {
   // under ZeRO-1 each dp rank holds a disjoint slice, summed over dp. The two sums are host
   // scalars (read for clipping and the non-finite check) and travel over the mesh's host
   // communicators.
-  double sq[2] = {0.0, 0.0};  // [sharded over tp, replicated over tp]
+  // One sum per parameter on the device, downloaded together, added here in parameter order.
+  const auto& ps = params_.params();
+  const int64_t np = static_cast<int64_t>(ps.size());
+  ensure_buffer(be_, sq_, np, DType::kF64);
+  if (static_cast<int64_t>(sq_host_.size()) != np) sq_host_.resize(static_cast<size_t>(np));
   const float* g = grad_shard();
   const int64_t lo = shard_begin_, hi = shard_begin_ + shard_size_;
-  for (const Param& p : params_.params()) {
+  for (int64_t i = 0; i < np; ++i) {
+    const Param& p = ps[static_cast<size_t>(i)];
     const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
-    if (b >= e) continue;
-    sq[p.info.shard_dim >= 0 ? 0 : 1] += be_.sum_squares(g + (b - lo), e - b);
+    be_.sum_squares(e > b ? g + (b - lo) : g, std::max<int64_t>(0, e - b), sq_.data<double>() + i);
   }
+  be_.download(sq_host_.data(), sq_.raw(), sq_host_.size() * sizeof(double));
+  double sq[2] = {0.0, 0.0};  // [sharded over tp, replicated over tp]
+  for (int64_t i = 0; i < np; ++i) sq[ps[static_cast<size_t>(i)].info.shard_dim >= 0 ? 0 : 1] += sq_host_[static_cast<size_t>(i)];
   if (zero1_) mesh_.dp().all_reduce(sq, 2, DType::kF64, ReduceOp::kSum);
   mesh_.tp().all_reduce(sq, 1, DType::kF64, ReduceOp::kSum);
   const double norm = std::sqrt(sq[0] + sq[1]);

@@ -66,6 +66,8 @@ class Optimizer {
   bool zero1_ = false;
   int64_t shard_begin_ = 0, shard_size_ = 0;
   Tensor m_, v_, grad_shard_, host_m_, host_v_;
+  Tensor sq_;                      // per parameter: its gradient's sum of squares (device)
+  std::vector<double> sq_host_;
   std::vector<Pending> pending_;
 };
 
