@@ -1,13 +1,17 @@
 // CudaBackend: every op of kernels/backend.h as kernels of kernels/cuda (ops_cuda.h, the fp32
 // attention and the bf16 flash attention) and cuBLASLt GEMMs, issued on one compute stream.
 //
-// bf16 precision: GEMM operands are cast to bf16 into scratch (fp32 accumulate, fp32 output);
+// bf16 precision: GEMM operands are cast to bf16 (fp32 accumulate, fp32 output): activations
+// into scratch per call, weights once per update into a bf16 copy kept per weight (refreshed
+// after adamw_step or an upload, the only backend ops that change weights);
 // attention with head dim 64 or 128 runs the bf16 flash kernels (tensor cores), other head
 // dims round q/k/v (and dout) to bf16 and run the fp32 kernels, so the same numbers are
 // computed either way up to accumulation order. Everything else stays fp32.
 #include "kernels/cuda/backend_cuda.h"
 
 #include <mpi.h>
+
+#include <unordered_map>
 
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/ops_cuda.h"
@@ -34,7 +38,8 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     norm_work_ = Tensor();
-    for (Tensor* t : {&s16_a_, &s16_b_, &s16_c_, &s16_d_, &s16_o_, &s32_a_, &s32_b_, &s32_c_}) *t = Tensor();
+    for (Tensor* t : {&s16_a_, &s16_b_, &s16_c_, &s16_d_, &s16_o_, &s32_a_, &s32_b_, &s32_c_, &s32_d_}) *t = Tensor();
+    weight_copies_.clear();
     gpu::stream_synchronize(stream_);
     gpu::stream_destroy(stream_);
   }
@@ -47,6 +52,7 @@ class CudaBackend final : public Backend {
   // buffer being replaced), then copy synchronously, so the host buffer is free on return.
   void upload(void* dst, const void* host, size_t bytes) override {
     if (bytes == 0) return;
+    ++weights_generation_;  // may have replaced weights (initialization, a checkpoint)
     CUDA_CHECK(gpu::stream_synchronize(stream_));
     CUDA_CHECK(gpu::memcpy(dst, host, bytes, gpu::CopyKind::kHostToDevice));
   }
@@ -82,7 +88,7 @@ class CudaBackend final : public Backend {
 
   void linear_forward(const float* x, const float* w, float* y, int n, int in, int out) override {
     const Operand X = operand(s16_a_, x, static_cast<int64_t>(n) * in);
-    const Operand W = operand(s16_b_, w, static_cast<int64_t>(out) * in);
+    const Operand W = weight_operand(w, static_cast<int64_t>(out) * in);
     CUDA_CHECK(gpu::gemm(stream_, false, true, n, out, in, 1.0f, X.ptr, X.type, in, W.ptr, W.type, in, 0.0f, y,
                          DType::kF32, out));
   }
@@ -90,7 +96,7 @@ class CudaBackend final : public Backend {
                        int out, bool accumulate_dx) override {
     const Operand DY = operand(s16_a_, dy, static_cast<int64_t>(n) * out);
     if (dx) {  // dx[n, in] = dy[n, out] W[out, in]
-      const Operand W = operand(s16_b_, w, static_cast<int64_t>(out) * in);
+      const Operand W = weight_operand(w, static_cast<int64_t>(out) * in);
       CUDA_CHECK(gpu::gemm(stream_, false, false, n, in, out, 1.0f, DY.ptr, DY.type, out, W.ptr, W.type, in,
                            accumulate_dx ? 1.0f : 0.0f, dx, DType::kF32, in));
     }
@@ -193,6 +199,7 @@ class CudaBackend final : public Backend {
 
   void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) override {
     CUDA_CHECK(cuda::adamw_step(a, param, grad, m, v, n, stream_));
+    ++weights_generation_;
   }
 
  private:
@@ -220,12 +227,28 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cuda::cast_from_bf16(y, r, n, stream_));
     return r;
   }
+  // A weight as a GEMM operand: in bf16, its cached bf16 copy, recast when the weights changed.
+  Operand weight_operand(const float* w, int64_t n) {
+    if (precision() == Precision::kF32) return {w, DType::kF32};
+    WeightCopy& c = weight_copies_[w];
+    if (c.generation != weights_generation_ || !c.bf16.defined() || c.bf16.numel() < n) {
+      to_bf16(c.bf16, w, n);
+      c.generation = weights_generation_;
+    }
+    return {c.bf16.raw(), DType::kBF16};
+  }
   // A GEMM operand in the backend's precision.
   Operand operand(Tensor& scratch, const float* x, int64_t n) {
     if (precision() == Precision::kF32) return {x, DType::kF32};
     return {to_bf16(scratch, x, n), DType::kBF16};
   }
 
+  struct WeightCopy {
+    Tensor bf16;
+    uint64_t generation = 0;
+  };
+  std::unordered_map<const float*, WeightCopy> weight_copies_;
+  uint64_t weights_generation_ = 1;
   int index_;
   std::string name_;
   gpu::Stream stream_ = nullptr;
