@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -25,7 +26,7 @@ void print_dry_run(const Config& c, Mesh& mesh) {
   MPI_CHECK(MPI_Gather(&local, 1, MPI_INT, locals.data(), 1, MPI_INT, 0, mesh.world_comm()));
 
   Compute compute(c, mesh, /*force_cpu=*/true);  // shapes only: weights are never initialized
-  LlamaModel model(c, mesh, compute.backend(), compute.groups());
+  LlamaModel model(c, mesh, compute.backend(), compute.groups(), /*shapes_only=*/true);
   double local_params = static_cast<double>(model.params().used()), global_params = 0;
   for (const Param& p : model.params().params()) global_params += static_cast<double>(shape_numel(p.info.global_shape));
   if (mesh.rank() != 0) return;
@@ -52,7 +53,12 @@ void print_dry_run(const Config& c, Mesh& mesh) {
   std::printf("memory per rank (estimate, fp32): weights %.1f MiB, gradients %.1f MiB, AdamW moments %.1f MiB%s, activations %.1f MiB%s\n",
               4 * local_params * mib, 4 * local_params * mib, 8 * opt_elems * mib, c.parallel.zero1 ? " (ZeRO-1 shard)" : "",
               act * mib, c.train.recompute ? " (recompute)" : "");
-  std::printf("total per rank: %.1f MiB\n", (8 * local_params + 8 * opt_elems + act) * mib);
+  // A GPU step in bf16 adds the bf16 copies of the weights (2 bytes each) and bf16 operand
+  // scratch (the largest activation, 2 bytes per element).
+  const bool gpu_bf16 = c.device != "cpu" && c.train.precision == "bf16";
+  const double bf16_extra = gpu_bf16 ? 2 * local_params + 2 * rows * std::max<double>(s.ffn_local(), s.vocab_local()) : 0;
+  if (gpu_bf16) std::printf("bf16 on a GPU: weight copies and operand scratch %.1f MiB\n", bf16_extra * mib);
+  std::printf("total per rank: %.1f MiB\n", (8 * local_params + 8 * opt_elems + act + bf16_extra) * mib);
 }
 
 }  // namespace ringtrain

@@ -43,7 +43,8 @@ float* LlamaModel::buf(Tensor& t, int64_t n) {
   return t.f32();
 }
 
-LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups)
+LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
+                       bool shapes_only)
     : config_(config), mesh_(mesh), be_(backend) {
   const ModelConfig& m = config.model;
   const int tp = mesh.shape().tp;
@@ -102,7 +103,7 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   }
   p_final_norm_ = norm("model.norm.weight", -1);
   if (!m.tie_embeddings) p_lm_head_ = col("lm_head.weight", shape_.vocab, d, -1);
-  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1, &be_);
+  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1, &be_, shapes_only);
   x_.resize(static_cast<size_t>(shape_.layers) + 1);
   work_ = std::make_unique<Work>();
 }

@@ -49,7 +49,9 @@ class LlamaModel {
   // Coordinates come from the mesh; tensors live on `backend`'s device and travel over
   // `groups` (the mesh's host groups for the CPU backend). With ZeRO-1 the flat buffers are
   // padded to split evenly over dp.
-  LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups);
+  // `shapes_only`: parameters are registered but not allocated (--dry-run).
+  LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
+             bool shapes_only = false);
   ~LlamaModel();
 
   const ModelShape& shape() const { return shape_; }

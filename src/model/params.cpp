@@ -18,8 +18,9 @@ int ParamStore::add(ParamInfo info) {
   return static_cast<int>(params_.size()) - 1;
 }
 
-void ParamStore::finalize(int64_t pad_to, Backend* backend) {
+void ParamStore::finalize(int64_t pad_to, Backend* backend, bool shapes_only) {
   padded_ = (used_ + pad_to - 1) / pad_to * pad_to;
+  if (shapes_only) return;
   backend_ = backend && !backend->on_host() ? backend : nullptr;
   if (backend_) {
     values_ = backend_->alloc(padded_);

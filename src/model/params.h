@@ -38,8 +38,9 @@ class ParamStore {
   // Registers a parameter; buffers are allocated by finalize(). Returns its index.
   int add(ParamInfo info);
   // Allocates the flat buffers on the backend's device (host memory without one), padded to a
-  // multiple of `pad_to` elements (ZeRO-1 shards), values and gradients zeroed.
-  void finalize(int64_t pad_to = 1, Backend* backend = nullptr);
+  // multiple of `pad_to` elements (ZeRO-1 shards), values and gradients zeroed. With
+  // `shapes_only` nothing is allocated (--dry-run: offsets and sizes only).
+  void finalize(int64_t pad_to = 1, Backend* backend = nullptr, bool shapes_only = false);
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
