@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 
@@ -160,27 +161,16 @@ void put_attr_f64(hid_t obj, const char* name, double v) {
   H5_CHECK(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
 }
 
-Handle vlen_string_type() {
-  Handle t(H5_CHECK(H5Tcopy(H5T_C_S1)));
-  H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
-  H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-  return t;
-}
-
-void put_attr_str(hid_t obj, const char* name, const std::string& v) {
-  Handle type = vlen_string_type();
-  Handle space(H5_CHECK(H5Screate(H5S_SCALAR)));
-  Handle a(H5_CHECK(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)));
-  const char* p = v.c_str();
-  H5_CHECK(H5Awrite(a, type, &p));
-}
+// String attributes: fixed-length when written, bounded when read (h5_util.h).
+using h5::get_attr_str;
+using h5::put_attr_str;
 
 // Attribute readers for files that may be damaged or foreign: problems are input errors.
 int64_t get_attr_i64(hid_t obj, const char* name, const std::string& file) {
   if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
   Handle a(H5Aopen(obj, name, H5P_DEFAULT));
   int64_t v = 0;
-  if (!a.valid() || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+  if (!a.valid() || !h5::single_element(a) || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
     input_error("checkpoint ", file, ": attribute '", name, "' is not an integer (", h5::error_stack(), ")");
   return v;
 }
@@ -189,32 +179,9 @@ double get_attr_f64(hid_t obj, const char* name, const std::string& file) {
   if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
   Handle a(H5Aopen(obj, name, H5P_DEFAULT));
   double v = 0;
-  if (!a.valid() || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+  if (!a.valid() || !h5::single_element(a) || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
     input_error("checkpoint ", file, ": attribute '", name, "' is not a number (", h5::error_stack(), ")");
   return v;
-}
-
-std::string get_attr_str(hid_t obj, const char* name, const std::string& file) {
-  if (H5Aexists(obj, name) <= 0) input_error("checkpoint ", file, ": attribute '", name, "' is missing");
-  Handle a(H5Aopen(obj, name, H5P_DEFAULT));
-  Handle ftype(a.valid() ? H5Aget_type(a) : -1);
-  if (!ftype.valid() || H5Tget_class(ftype) != H5T_STRING)
-    input_error("checkpoint ", file, ": attribute '", name, "' is not a string");
-  if (H5Tis_variable_str(ftype) > 0) {
-    Handle type = vlen_string_type();
-    char* p = nullptr;
-    if (H5Aread(a, type, &p) < 0) input_error("checkpoint ", file, ": cannot read attribute '", name, "'");
-    std::string s = p ? p : "";
-    H5free_memory(p);
-    return s;
-  }
-  const size_t n = H5Tget_size(ftype);
-  std::string s(n, '\0');
-  Handle type(H5_CHECK(H5Tcopy(H5T_C_S1)));
-  H5_CHECK(H5Tset_size(type, n + 1));
-  std::vector<char> buf(n + 1, '\0');
-  if (H5Aread(a, type, buf.data()) < 0) input_error("checkpoint ", file, ": cannot read attribute '", name, "'");
-  return std::string(buf.data());
 }
 
 // ---- datasets ---------------------------------------------------------------------------
@@ -330,13 +297,15 @@ std::string dataset_problem(hid_t file, const std::string& name, const Shape& sh
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
   if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   std::vector<int64_t> got(dims.begin(), dims.end());
+  if (const std::string layout = h5::layout_problem(dset); !layout.empty())
+    return "checkpoint " + path + ": tensor " + name + ": " + layout;
   if (got != shape)
     return "checkpoint " + path + ": shape mismatch for tensor " + name + ": the file has " + shape_str(got) +
            ", the model needs " + shape_str(shape);
   return "";
 }
 
-Handle open_serial(const std::string& path) {
+Handle open_serial(const std::string& path, bool group_names = false) {
   h5::quiet();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) input_error("checkpoint ", path, " does not exist");
@@ -344,7 +313,9 @@ Handle open_serial(const std::string& path) {
     H5Eclear2(H5E_DEFAULT);
     input_error("checkpoint ", path, " is not an HDF5 file (truncated or damaged?)");
   }
-  Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  const std::string legacy = h5::legacy_problem(path, group_names);
+  if (!legacy.empty()) input_error(legacy);
+  Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::read_access()));
   if (!f.valid())
     input_error("checkpoint ", path, " cannot be opened (truncated or damaged?): ", h5::error_stack());
   return f;
@@ -352,7 +323,11 @@ Handle open_serial(const std::string& path) {
 
 CheckpointHeader header_of(hid_t f, const std::string& path) {
   CheckpointHeader h;
-  const std::string format = H5Aexists(f, "format") > 0 ? get_attr_str(f, "format", path) : "";
+  if (const std::string why = h5::attribute_storage_problem(f); !why.empty())
+    input_error("checkpoint ", path, " cannot be read: ", why);
+  const htri_t has_format = H5Aexists(f, "format");
+  if (has_format < 0) input_error("checkpoint ", path, " is damaged: its attributes cannot be read (", h5::error_stack(), ")");
+  const std::string format = has_format > 0 ? get_attr_str(f, "format", path) : "";
   if (format != kFormatName)
     input_error("checkpoint ", path, " is not a ringtrain checkpoint (root attribute format = '", format,
                 "', expected '", kFormatName, "')");
@@ -441,10 +416,12 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
   const std::string partial = path + ".partial";
   const MeshCoord& at = mesh.coord();
   const MeshShape& shape = mesh.shape();
-  {
+  errno = 0;
+  try {
     Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
     H5_CHECK(H5Pset_fapl_mpio(fapl, mesh.world_comm(), MPI_INFO_NULL));
-    Handle file(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    h5::set_format_bounds(fapl);
+    Handle file(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, h5::file_create_plist(), fapl));
     if (!file.valid()) fault("checkpoint: cannot create ", partial, ": ", h5::error_stack());
 
     const ModelConfig& m = config.model;
@@ -470,7 +447,7 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     put_attr_i64(file, "model_tie_embeddings", m.tie_embeddings);
     put_attr_str(file, "config", dump_config(config));
     for (const char* g : {"model", "optimizer", "optimizer/exp_avg", "optimizer/exp_avg_sq"})
-      Handle(H5_CHECK(H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+      Handle(H5_CHECK(H5Gcreate2(file, g, H5P_DEFAULT, h5::group_create_plist(), H5P_DEFAULT)));
 
     Handle dxpl(H5_CHECK(H5Pcreate(H5P_DATASET_XFER)));
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
@@ -489,7 +466,13 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
       write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, optimizer.exp_avg_sq_host() + off, dxpl);
     }
     H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
-  }  // collective close
+  } catch (const Error& e) {  // the handles above are closed by now (collective close)
+    if (e.kind() != ErrorKind::kFault) throw;
+    const int saved_errno = errno;
+    int64_t elems = 0;
+    for (const Param& p : params.params()) elems += shape_numel(p.info.global_shape);
+    h5::write_failed(partial, static_cast<uint64_t>(elems) * 12 * 101 / 100 + (uint64_t{1} << 20), saved_errno, e.what());
+  }
   MPI_CHECK(MPI_Barrier(mesh.world_comm()));
   if (mesh.rank() == 0) {
     std::error_code ec;
@@ -521,7 +504,7 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
   // see) cannot leave the others inside a collective open or close.
   std::string error;
   {
-    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::read_access()));
     if (!file.valid())
       error = "checkpoint " + path + " cannot be opened on rank " + std::to_string(mesh.rank()) + ": " + h5::error_stack();
     const int64_t lo = optimizer ? optimizer->shard_begin() : 0;
@@ -570,7 +553,7 @@ std::string checkpoint_problem(const std::string& path) {
 }
 
 std::vector<std::string> checkpoint_tensor_names(const std::string& path, const std::string& group) {
-  Handle f = open_serial(path);
+  Handle f = open_serial(path, /*group_names=*/true);
   if (H5Lexists(f, group.c_str(), H5P_DEFAULT) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     return {};
@@ -581,6 +564,8 @@ std::vector<std::string> checkpoint_tensor_names(const std::string& path, const 
   // A damaged group (found by tests/fuzz/fuzz_checkpoint.cpp) is bad input, not a fault.
   if (H5Gget_info(g, &info) < 0)
     input_error("checkpoint ", path, ": cannot list ", group, " (", h5::error_stack(), ")");
+  if (const std::string why = h5::group_storage_problem(g); !why.empty())
+    input_error("checkpoint ", path, ": cannot list ", group, ": ", why);
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     const ssize_t n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
@@ -612,8 +597,10 @@ std::vector<float> read_checkpoint_tensor(const std::string& path, const std::st
   Handle dset(H5Dopen2(f, dataset.c_str(), H5P_DEFAULT));
   if (!dset.valid()) input_error("checkpoint ", path, ": tensor ", dataset, " is missing");
   Handle type(H5_CHECK(H5Dget_type(dset)));
-  if (H5Tget_class(type) != H5T_FLOAT)
-    input_error("checkpoint ", path, ": tensor ", dataset, " is not a floating-point dataset");
+  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4)
+    input_error("checkpoint ", path, ": tensor ", dataset, " is not a float32 dataset");
+  const std::string layout = h5::layout_problem(dset);
+  if (!layout.empty()) input_error("checkpoint ", path, ": tensor ", dataset, ": ", layout);
   Handle space(H5_CHECK(H5Dget_space(dset)));
   const int nd = H5Sget_simple_extent_ndims(space);
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));

@@ -15,7 +15,11 @@
 //                                  e.g. /model/model.layers.0.self_attn.q_proj.weight
 //   /optimizer/exp_avg/<HF name>     AdamW first moment, global shape
 //   /optimizer/exp_avg_sq/<HF name>  AdamW second moment, global shape
-// Every dataset is chunked and carries the Fletcher32 checksum filter. There is no stateful
+// Every dataset is chunked and carries the Fletcher32 checksum filter. Files use HDF5's 1.8+
+// object format (checksummed metadata, library version bounds V18..LATEST, links and attributes
+// kept in the checksummed object headers) and fixed-length UTF-8 string attributes (h5py reads
+// them as bytes); files of the older format still load, after src/checkpoint/h5_util.h checks
+// their unchecksummed structures. There is no stateful
 // RNG to save: initialization and data are pure functions of run.seed (stored) and the step.
 // The learning rate is a function of the step; the stored lr is for people and tools.
 //

@@ -1,10 +1,14 @@
 // Small helpers around the HDF5 C API for the checkpoint code (internal to src/checkpoint):
 // H5_CHECK names the failing call, file and line with HDF5's own error stack; H5Handle closes
-// an id on scope exit.
+// an id on scope exit; the file format bounds every checkpoint is written and read with; string
+// attributes; and the checks that keep a damaged file of the old format away from the parts of
+// libhdf5 1.10 that trust it (tests/fuzz/fuzz_checkpoint.cpp found them).
 #pragma once
 
 #include <hdf5.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "src/core/error.h"
@@ -46,6 +50,78 @@ class Handle {
  private:
   hid_t id_ = -1;
 };
+
+// ---- file format --------------------------------------------------------------------------
+
+// Sets the library-version bounds [V18, LATEST] on a file-access property list. Files created
+// with it use the 1.8+ format: superblock v2, object headers v2 with links stored in them, and
+// a checksum on every piece of metadata, so a flipped byte in metadata is a checksum error
+// before libhdf5 trusts it (the 1.0 format, HDF5's default, has none). h5py and HDF5 >= 1.10
+// read these files. Writers and readers both use it (checkpoint.cpp).
+void set_format_bounds(hid_t fapl);
+// Creation property lists that keep every link and attribute inside its object header, which
+// the 1.8+ format checksums, instead of the "dense" fractal heaps and B-trees HDF5 switches to
+// past 8 links or attributes (a fractal heap's blocks carry no checksum, and libhdf5 1.10 frees
+// a wild pointer on a damaged one: found by tests/fuzz/fuzz_checkpoint.cpp). For H5Fcreate (the
+// root group: ~20 attributes) and H5Gcreate2 (one link per tensor).
+Handle file_create_plist();
+Handle group_create_plist();
+// "" if `group` (an open group) keeps its links as file_create_plist/group_create_plist make
+// it (or in the old format's symbol table, which legacy_problem() checks), else why not.
+std::string group_storage_problem(hid_t group);
+// The same for the attributes of an open object (the root group): "" if they are kept in its
+// object header (or it has none), else why not.
+std::string attribute_storage_problem(hid_t obj);
+// A file-access property list for reading with the default (POSIX) driver and the bounds
+// above. Files of the old format (written before the bounds were set) still open with it.
+Handle read_access();
+
+// ---- attributes and datasets ---------------------------------------------------------------
+
+// True if the attribute holds exactly one element (a reader's buffer holds one). Clears the
+// error stack.
+bool single_element(hid_t attr);
+// "" if a dataset is stored as ringtrain writes it, chunked (or contiguous) with chunks of at
+// most 256 MiB, else why not. A damaged chunk size would otherwise make libhdf5 allocate it.
+std::string layout_problem(hid_t dset);
+
+// The longest string attribute a reader accepts (the resolved config YAML is a few KB).
+inline constexpr size_t kMaxStringAttr = size_t{4} << 20;
+
+// A scalar attribute holding v as a fixed-length UTF-8 string (no global heap: a damaged
+// variable-length string used to hang libhdf5's global-heap reader).
+void put_attr_str(hid_t obj, const char* name, const std::string& v);
+// Reads a scalar string attribute, fixed-length (this format) or variable-length (checkpoints
+// written before). Anything else, more than one element, or longer than kMaxStringAttr is an
+// input error naming `file` and the attribute. Variable-length strings must have passed
+// legacy_problem() (open_serial does that) before this reads them.
+std::string get_attr_str(hid_t obj, const char* name, const std::string& file);
+
+// ---- files of the old format ----------------------------------------------------------------
+
+// Checkpoints written before the bounds above use HDF5's 1.0 format, whose metadata has no
+// checksums, and libhdf5 1.10.8 reads past its buffers (or loops forever) on some damaged
+// metadata. Before such a file is opened, this checks, from the raw bytes, what libhdf5 would
+// otherwise trust:
+//   - every attribute message of the root group: name, type, space and data inside the message
+//     (H5O__attr_decode copies nelmts x size bytes without looking at the message size);
+//   - every variable-length string of those attributes: its global-heap collection walks to its
+//     end in steps that make progress (H5HG's loader loops forever on a zero-size free block)
+//     and holds the string with exactly its length (H5HG_read copies the object's own size);
+//   - with `group_names`, every local heap (group member names) ends in a NUL inside its data
+//     block (H5G__node_by_idx strdup()s a name from it without a bound), found by scanning the
+//     whole file, so only listing (inspect, export) pays for it.
+// Returns "" (fine, or not the old format: its metadata is checksummed) or what is wrong.
+std::string legacy_problem(const std::string& path, bool group_names);
+
+// ---- write failures -------------------------------------------------------------------------
+
+// Raises the fault for a checkpoint save that failed while writing `partial`: names the file,
+// the OS error (the file-size limit or the free space when they explain it, else strerror of
+// `saved_errno`), the bytes the save needs (`need_bytes`, 0 if unknown), the checkpoint still
+// `latest` in the directory (if any), and what went wrong below (`what`). Removes `partial`.
+[[noreturn]] void write_failed(const std::string& partial, uint64_t need_bytes, int saved_errno,
+                               const std::string& what);
 
 }  // namespace ringtrain::h5
 

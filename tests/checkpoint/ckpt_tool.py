@@ -49,7 +49,8 @@ def version(path, n):
 
 def check(path):
     with h5py.File(path, "r") as f:
-        a = f.attrs
+        # String attributes are fixed-length (bytes in h5py) since issue 15, variable-length before.
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         assert a["format"] == "ringtrain-checkpoint", a["format"]
         assert int(a["format_version"]) == 1
         for k in ["step", "tokens_seen", "lr", "seed", "data_position", "mesh_dp", "mesh_cp", "mesh_tp",

@@ -2,9 +2,10 @@
 # The disk fills up during a checkpoint save (issue 15). Two ways:
 #  1. A file-size limit (ulimit -f, SIGXFSZ ignored, so write() fails with EFBIG) that the
 #     free-space check cannot see: the write fails halfway. The job ends with a checkpoint
-#     error (exit 1, no crash: HDF5 used to segfault in MPI_Finalize after the failed close),
-#     the previous checkpoint stays intact and `latest`, and resume: auto continues from it
-#     (the half-written .partial is never loaded, and is cleaned).
+#     error (exit 1, no crash: HDF5 used to segfault in MPI_Finalize after the failed close)
+#     that names the .partial file, the OS error (the file-size limit), the bytes the save
+#     needs and the previous checkpoint; the .partial is removed, the previous checkpoint stays
+#     intact and `latest`, and resume: auto continues from it.
 #  2. A small tmpfs (in a user + mount namespace, where the machine allows one) that holds the
 #     previous checkpoint but not a second: 2 ranks, the save is refused before writing with
 #     an input error naming the directory, the bytes free and the bytes needed; `latest` and the
@@ -42,6 +43,9 @@ echo "exit $rc: $(grep -m1 'ringtrain: error' limit.log | cut -c1-160)"
 grep -q "Segmentation fault\|Signal: " limit.log && { cat limit.log; fail "crashed after the failed save"; }
 [ $rc = 1 ] || { cat limit.log; fail "exit $rc after the failed save, wanted 1"; }
 grep -q "ringtrain: error: checkpoint" limit.log || { cat limit.log; fail "no checkpoint error message"; }
+grep -Eq "ringtrain: error: checkpoint: writing D/step-000002\.h5\.partial failed \(File too large.*\); the save needs about [0-9]+ bytes; the previous checkpoint D/step-000001\.h5 is intact and still latest" limit.log ||
+  { cat limit.log; fail "the write failure does not name the .partial, the OS error, the bytes needed and the previous checkpoint"; }
+compgen -G "D/*.partial" > /dev/null && fail "the failed save left its .partial behind"
 intact D 1
 expect_exit 0 "loaded checkpoint D/step-000001.h5" "${RUN[@]}" --set train.steps=3 --set checkpoint.dir=D \
   --set checkpoint.every=1 --set checkpoint.resume=auto --set run.out_dir=r3
