@@ -72,6 +72,7 @@ class Mesh {
   MPI_Comm dp_cp_comm() const { return dp_cp_comm_; }
   MPI_Comm cp_ulysses_comm() const { return ulysses_comm_; }
   MPI_Comm cp_ring_comm() const { return ring_comm_; }
+  MPI_Comm node_comm() const { return node_comm_; }  // the ranks on this node
 
   // The mesh's own communicators as TensorGroups (the CPU backend's).
   TensorGroups host_groups();

@@ -262,13 +262,21 @@ int device_count() {
   return n;
 }
 
+void pci_id(int index, int id[3]) {
+  gpu::DeviceProps p;
+  CUDA_CHECK(gpu::get_device_properties(&p, index));
+  id[0] = p.pci_domain;
+  id[1] = p.pci_bus;
+  id[2] = p.pci_device;
+}
+
 std::unique_ptr<Communicator> make_communicator(MPI_Comm comm, Backend& backend, bool nccl) {
   const gpu::Stream compute = cuda_compute_stream(backend);
   if (nccl) return make_nccl_communicator(comm, nullptr, compute);
   return make_staged_mpi_communicator(comm, compute);
 }
 
-const GpuRuntime kRuntime{gpu::kEmulated, &device_count, &make_cuda_backend, &make_communicator};
+const GpuRuntime kRuntime{gpu::kEmulated, &device_count, &pci_id, &make_cuda_backend, &make_communicator};
 
 }  // namespace
 

@@ -81,6 +81,10 @@ int run_train(const CommandLine& cl) {
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
+  if (mesh.rank() == 0) {
+    std::printf("compute: %s\n", trainer.compute().describe().c_str());
+    std::fflush(stdout);
+  }
   const EvalResult e = trainer.train();
   if (trainer.stopped_by_signal()) return 0;  // checkpoint saved (issue 6)
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);

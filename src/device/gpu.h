@@ -83,6 +83,9 @@ struct DeviceProps {
   size_t shared_per_block_optin = 0;  // after raising the kernel attribute (227 KiB on sm_90)
   int warp_size = 32;
   bool emulated = false;
+  // Where the device sits (PCI domain, bus, device): two processes whose ids are equal share a
+  // GPU. Each process's emulated device is its own (the bus is the process id).
+  int pci_domain = 0, pci_bus = 0, pci_device = 0;
 };
 
 Status get_device_count(int* count);

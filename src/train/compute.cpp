@@ -1,5 +1,7 @@
 #include "src/train/compute.h"
 
+#include <algorithm>
+
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -32,13 +34,26 @@ Compute::Compute(const Config& config, Mesh& mesh, bool force_cpu) {
   }
   const GpuRuntime& rt = *g_runtime;
   const int count = rt.device_count();
-  backend_ = rt.make_backend(precision, mesh.local_rank() % count);
-  // NCCL allows one process per GPU; when the node has more processes than GPUs, the
-  // communicators stage through host memory and MPI instead.
+  const int index = mesh.local_rank() % count;
+  backend_ = rt.make_backend(precision, index);
+  // NCCL allows one process per GPU; when processes of this node share one (more processes than
+  // visible GPUs, or a launcher that showed several processes the same GPU), the
+  // communicators stage through host memory and MPI instead. The ranks of the node compare the
+  // PCI ids of their GPUs, which also covers launchers that show each rank one GPU.
+  int id[3] = {0, 0, 0};
+  rt.pci_id(index, id);
+  std::vector<int> ids(3 * static_cast<size_t>(mesh.local_size()));
+  MPI_CHECK(MPI_Allgather(id, 3, MPI_INT, ids.data(), 3, MPI_INT, mesh.node_comm()));
+  int sharing = 1;  // processes of this node on this rank's GPU
+  for (int r = 0; r < mesh.local_size(); ++r)
+    if (r != mesh.local_rank() && std::equal(id, id + 3, ids.begin() + 3 * r)) ++sharing;
+  int worst = sharing;
+  MPI_CHECK(MPI_Allreduce(&sharing, &worst, 1, MPI_INT, MPI_MAX, mesh.world_comm()));
   const std::string& choice = config.parallel.device_comm;
-  const bool one_per_gpu = rt.emulated || mesh.local_size() <= count;
+  const bool one_per_gpu = worst == 1;
   RT_INPUT_CHECK(choice != "nccl" || one_per_gpu, "parallel.device_comm: nccl needs one process per GPU, but ",
-                 mesh.local_size(), " processes share this node's ", count, " GPU(s); use staged or auto");
+                 worst, " processes share a GPU (", mesh.local_size(), " processes, ", count,
+                 " visible GPU(s) on this node); use staged or auto");
   const bool nccl = choice == "nccl" || (choice == "auto" && one_per_gpu);
   auto make = [&](MPI_Comm comm) {
     comms_.push_back(rt.make_communicator(comm, *backend_, nccl));

@@ -21,6 +21,8 @@ namespace ringtrain {
 struct GpuRuntime {
   bool emulated = false;  // the emulated device: never chosen by device: auto
   int (*device_count)() = nullptr;
+  // PCI domain, bus and device of device `index`: processes with equal ids share a GPU.
+  void (*pci_id)(int index, int id[3]) = nullptr;
   // The CUDA backend on device `index` (the process's GPU, chosen from its local rank).
   std::unique_ptr<Backend> (*make_backend)(Precision precision, int index) = nullptr;
   // A communicator over `comm` for the backend's device memory: NCCL (nccl = true) or staged

@@ -62,6 +62,9 @@ Status get_device_properties(DeviceProps* p, int device) {
   p->shared_per_block_optin = prop.sharedMemPerBlockOptin;
   p->warp_size = prop.warpSize;
   p->emulated = false;
+  p->pci_domain = prop.pciDomainID;
+  p->pci_bus = prop.pciBusID;
+  p->pci_device = prop.pciDeviceID;
   return Status::kSuccess;
 }
 Status device_synchronize() { return conv(cudaDeviceSynchronize()); }

@@ -326,6 +326,9 @@ Status get_device_properties(DeviceProps* p, int device) {
   p->shared_per_block_optin = emu::kSharedPerBlockOptin;
   p->warp_size = 32;
   p->emulated = true;
+  p->pci_domain = 0;
+  p->pci_bus = static_cast<int>(getpid());  // every process has its own emulated device
+  p->pci_device = 0;
   return Status::kSuccess;
 }
 Status device_synchronize() {
