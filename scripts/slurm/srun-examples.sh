@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # a file of examples after `exit 0`: nothing below runs
 # srun examples for ringtrain (issue 16): copy the line you need; this file is not meant to be
 # run as a whole. docs/CLUSTER.md explains the environment variables.
 exit 0
@@ -29,3 +30,17 @@ OMPI_MCA_mpi_yield_when_idle=1 srun --mpi=pmix -n 4 -O build/ringtrain train con
 scancel --signal=USR1 --batch JOBID
 # Requeue by hand (a job that stopped without requeueing itself, RT_REQUEUE=0):
 scontrol requeue JOBID
+
+# --- GPU nodes (issue 12; docs/CLUSTER.md, "GPU nodes") ---
+# The 350M long-context recipe on one node: 8 ranks, one per GPU, NCCL. Every rank must see all
+# 8 GPUs (no --gpus-per-task / --gpu-bind): ringtrain takes GPU local_rank % visible GPUs, the
+# local rank from MPI_Comm_split_type (not SLURM_LOCALID).
+srun --mpi=pmix --nodes=1 --ntasks-per-node=8 --gpus-per-node=8 --cpu-bind=cores --kill-on-bad-exit=1 \
+  build-gpu/ringtrain train configs/llama-350m-16k.yaml
+# Two nodes: dp=2 across them, NCCL over the fabric (srun passes the environment).
+NCCL_SOCKET_IFNAME=ib0 NCCL_IB_HCA=mlx5_0,mlx5_1 NCCL_DEBUG=WARN \
+  srun --mpi=pmix --nodes=2 --ntasks-per-node=8 --gpus-per-node=8 --cpu-bind=cores --kill-on-bad-exit=1 \
+  build-gpu/ringtrain train configs/llama-350m-16k.yaml --set parallel.dp=2
+# Placement and memory per rank before the real run (no GPU work, no GPU allocated):
+srun --mpi=pmix --nodes=2 --ntasks-per-node=8 build-gpu/ringtrain train configs/llama-350m-16k.yaml \
+  --set parallel.dp=2 --set device=cpu --dry-run

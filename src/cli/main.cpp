@@ -52,7 +52,9 @@ void set_threads(const Config& c, const Mesh& mesh) {
 Config load_checked(const CommandLine& cl) {
   Config c = load_config(cl.config_path, cl.overrides);
   validate_for_world(c, world_size());
-  resolve_device(c);  // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run
+  // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry run
+  // only plans, so it may plan a GPU job on any machine.
+  if (!cl.dry_run) resolve_device(c);
   return c;
 }
 
