@@ -43,4 +43,4 @@ NCCL_SOCKET_IFNAME=ib0 NCCL_IB_HCA=mlx5_0,mlx5_1 NCCL_DEBUG=WARN \
   build-gpu/ringtrain train configs/llama-350m-16k.yaml --set parallel.dp=2
 # Placement and memory per rank before the real run (no GPU work, no GPU allocated):
 srun --mpi=pmix --nodes=2 --ntasks-per-node=8 build-gpu/ringtrain train configs/llama-350m-16k.yaml \
-  --set parallel.dp=2 --set device=cpu --dry-run
+  --set parallel.dp=2 --dry-run
