@@ -78,13 +78,12 @@ int run_train(const CommandLine& cl) {
                 mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str(),
                 resolve_device(c).c_str(), c.train.precision.c_str());
     announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
-    std::printf("--- resolved config ---\n%s---\n", dump_config(c).c_str());
-    std::fflush(stdout);
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
-  if (mesh.rank() == 0) {
-    std::printf("compute: %s\n", trainer.compute().describe().c_str());
+  if (mesh.rank() == 0) {  // then every line until the summary names its step
+    std::printf("compute: %s\n--- resolved config ---\n%s---\n", trainer.compute().describe().c_str(),
+                dump_config(c).c_str());
     std::fflush(stdout);
   }
   const EvalResult e = trainer.train();
