@@ -134,12 +134,12 @@ bool is_boundary(const std::vector<int32_t>& hay, int64_t q) {
 }
 
 // Splits the token stream t (seq_len + 1 tokens) into inputs and targets; marks the last
-// `answer_len` positions as answers.
-void finish_sample(std::vector<int32_t>&& t, int answer_len, Sample* out) {
+// `answer_len` positions as answers. Copies into out's vectors (which keep their capacity from
+// sample to sample), so t can be a reused scratch buffer: no allocation per sample.
+void finish_sample(const std::vector<int32_t>& t, int answer_len, Sample* out) {
   const size_t n = t.size() - 1;
   out->targets.assign(t.begin() + 1, t.end());
-  t.pop_back();
-  out->inputs = std::move(t);
+  out->inputs.assign(t.begin(), t.end() - 1);
   out->answer.assign(n, 0);
   for (size_t i = n - answer_len; i < n; ++i) out->answer[i] = 1;
 }
@@ -171,7 +171,10 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   const int64_t hay_len = total - words.fixed(digits);
 
   SampleRng rng(spec.seed);
-  std::vector<int32_t> hay;
+  // Scratch reused on this thread from prompt to prompt (the training sampler calls this once
+  // per sample per step; a steady-state step should not allocate).
+  thread_local std::vector<int32_t> hay;
+  hay.clear();
   hay.reserve(hay_len);
   if (spec.haystack != nullptr) {
     const TokenFile& file = *spec.haystack;
@@ -202,7 +205,8 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
     }
   }
 
-  std::vector<int32_t> t;
+  thread_local std::vector<int32_t> t;
+  t.clear();
   t.reserve(total);
   t.insert(t.end(), hay.begin(), hay.begin() + p);
   append_text(words.intro, &t);
@@ -220,7 +224,7 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   info.compact = compact;
   info.question = static_cast<int>(hay_len + key_text_len);
   info.answer_begin = spec.seq_len - digits;
-  finish_sample(std::move(t), digits, out);
+  finish_sample(t, digits, out);
   return info;
 }
 
@@ -416,9 +420,13 @@ class RecallDataset final : public Dataset {
                   " pairs (needs at least ", min_len, ")");
     SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
 
-    // Distinct keys (26^3 = 17576 of them, at most 4096 drawn) and their values.
-    std::vector<std::string> keys;
-    std::vector<std::string> values;
+    // Distinct keys (26^3 = 17576 of them, at most 4096 drawn) and their values. The vectors
+    // are scratch reused on this thread (the short strings live in place): a steady-state
+    // step allocates nothing here.
+    thread_local std::vector<std::string> keys;
+    thread_local std::vector<std::string> values;
+    keys.clear();
+    values.clear();
     while (int(keys.size()) < pairs_) {
       std::string k(kRecallKeyLetters, 'a');
       for (char& c : k) c = static_cast<char>('a' + rng.below(26));
@@ -434,11 +442,13 @@ class RecallDataset final : public Dataset {
     // for can be anywhere (and, under context parallelism, on any rank).
     const int64_t total = int64_t(seq_len) + 1;
     const int64_t filler = total - int64_t(pairs_) * kPairTokens - kQueryTokens;
-    std::vector<int64_t> cuts(pairs_);
+    thread_local std::vector<int64_t> cuts;
+    cuts.resize(static_cast<size_t>(pairs_));
     for (int64_t& c : cuts) c = static_cast<int64_t>(rng.below(uint64_t(filler) + 1));
     std::sort(cuts.begin(), cuts.end());
 
-    std::vector<int32_t> t;
+    thread_local std::vector<int32_t> t;
+    t.clear();
     t.reserve(total);
     int64_t done = 0;
     for (int i = 0; i < pairs_; ++i) {
@@ -455,7 +465,7 @@ class RecallDataset final : public Dataset {
     append_text(":", &t);
     append_text(values[query], &t);
     RT_CHECK(int64_t(t.size()) == total, "recall prompt has ", t.size(), " tokens, not ", total);
-    finish_sample(std::move(t), kRecallValueDigits, out);
+    finish_sample(t, kRecallValueDigits, out);
   }
 
   bool has_accuracy() const override { return true; }

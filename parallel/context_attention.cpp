@@ -25,13 +25,6 @@ AttentionArgs local_args(const ContextAttention& ctx, const LocalAttentionShape&
   return a;
 }
 
-RingPositions ring_positions(const ContextAttention& ctx) {
-  RingPositions p;
-  p.host = &ctx.frame_positions;
-  for (const Tensor& t : ctx.frame_positions_dev) p.device.push_back(t.data<int32_t>());
-  return p;
-}
-
 Tensor upload_positions(Backend& be, const std::vector<int32_t>& p) {
   Tensor t = be.alloc(static_cast<int64_t>(p.size()), DType::kI32);
   be.upload(t.raw(), p.data(), p.size() * sizeof(int32_t));
@@ -58,6 +51,8 @@ void context_attention_prepare(ContextAttention& ctx, Backend& be) {
   ctx.member_positions_dev.clear();
   for (const auto& p : ctx.frame_positions) ctx.frame_positions_dev.push_back(upload_positions(be, p));
   for (const auto& p : ctx.member_positions) ctx.member_positions_dev.push_back(upload_positions(be, p));
+  ctx.ring_positions = RingPositions{&ctx.frame_positions, {}};
+  for (const Tensor& t : ctx.frame_positions_dev) ctx.ring_positions.device.push_back(t.data<int32_t>());
 }
 
 void context_attention_forward(ContextAttention& ctx, const LocalAttentionShape& s, const float* q, const float* k,
@@ -71,7 +66,7 @@ void context_attention_forward(ContextAttention& ctx, const LocalAttentionShape&
     be.attention_forward(local_args(ctx, s), q, k, v, out, saved->lse.f32());
     return;
   }
-  const RingPositions positions = ring_positions(ctx);
+  const RingPositions& positions = ctx.ring_positions;
   RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
   ensure_buffer(be, saved->lse, static_cast<int64_t>(rs.b) * rs.h * rs.s);
   if (u == 1) {
@@ -110,7 +105,7 @@ void context_attention_backward(ContextAttention& ctx, const LocalAttentionShape
     be.attention_backward(a, q, k, v, dout, saved.lse.f32(), ctx.delta.f32(), dq, dk, dv);
     return;
   }
-  const RingPositions positions = ring_positions(ctx);
+  const RingPositions& positions = ctx.ring_positions;
   RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
   if (u == 1) {
     ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), q, k, v, out, dout,

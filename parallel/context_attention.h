@@ -35,6 +35,7 @@ struct ContextAttention {
   // the member positions on the device.
   std::vector<std::vector<int32_t>> frame_positions;
   std::vector<Tensor> frame_positions_dev, member_positions_dev;
+  RingPositions ring_positions;  // the frames' positions as the ring takes them
   // Buffers reused from call to call (device memory).
   RingBuffers ring_buffers;
   UlyssesBuffers a2a;

@@ -1,13 +1,17 @@
 // Flash attention on the CPU (FlashAttention-2's algorithm, Dao 2023, on fp32 tiles).
 //
-// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T and the
-// running O += P V are sgemm calls; the softmax is online (running row max m and sum l, O
-// rescaled by exp(m_old - m_new)), so only O(tile) memory is ever live. lse = m + log(l).
+// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T (sgemm) and
+// the running O += P V (gemm_nd: an AVX-512 micro-kernel, sgemm without AVX-512); the softmax
+// is online (running row max m and sum l, O rescaled by exp(m_old - m_new)), so only
+// O(tile) memory is ever live. lse = m + log(l).
 // Backward, per (batch, kv head, key tile): for every query head of the group and every query
 // tile, P = exp(S - lse) is recomputed from the saved lse, then
 //   dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta);  dQ += scale dS K;  dK += scale dS^T Q
-// (delta = rowsum(dO O), given). dK/dV of a key tile are owned by one work item; dQ is shared
-// between key tiles, so with several threads each thread accumulates into its own dQ copy.
+// (delta = rowsum(dO O), given); the products with K = d (S, dP) are sgemm calls, the four
+// d-wide ones (dV, dQ, dK, and O += P V) gemm_nd, which reads the score tile in place instead
+// of packing it. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
+// key tile are owned by one work item; dQ is shared between key tiles, so with several
+// threads each thread accumulates into its own dQ copy.
 //
 // Masking uses explicit global positions: per tile the min/max position is precomputed, a
 // tile whose every key is in the future of every query is skipped, a tile entirely in the past
@@ -33,11 +37,18 @@
 #include <omp.h>
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RT_ATTN_AVX512 1
+#endif
+
 namespace ringtrain {
 namespace {
 
 using cpu::kAttnTileK;
+using cpu::kAttnTileKWide;
 using cpu::kAttnTileQ;
+using cpu::kAttnTileQWide;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -61,10 +72,15 @@ struct Geom {
   int64_t q_row, k_row;  // floats between consecutive tokens of q (h*d) and of k (h_kv*d)
   int group;             // query heads per kv head
   float scale;
+  int tq, tk;            // query / key tile sizes of this call
   int nqt, nkt;          // query / key tiles
 };
 
-Geom make_geom(const AttentionArgs& a) {
+// Causal: 128 x 128 tiles (the diagonal tiles are masked work, half of it wasted). Without
+// a mask no tile is wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
+// both operands of every call, a cost of about 1/(2 M) + 1/(2 N) per flop, so widening the
+// tile dimension that is not d pays (see attention_cpu.h for the sizes and measurements).
+Geom make_geom(const AttentionArgs& a, bool backward) {
   RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.d > 0, "attention: bad sizes b=", a.b,
            " s_q=", a.s_q, " s_k=", a.s_k, " d=", a.d);
   RT_CHECK(a.h_kv > 0 && a.h > 0 && a.h % a.h_kv == 0, "attention: h=", a.h,
@@ -74,8 +90,10 @@ Geom make_geom(const AttentionArgs& a) {
   g.k_row = static_cast<int64_t>(a.h_kv) * a.d;
   g.group = a.h / a.h_kv;
   g.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  g.nqt = (a.s_q + kAttnTileQ - 1) / kAttnTileQ;
-  g.nkt = (a.s_k + kAttnTileK - 1) / kAttnTileK;
+  g.tq = a.causal ? kAttnTileQ : (backward ? kAttnTileQWide : kAttnTileQ);
+  g.tk = a.causal ? kAttnTileK : kAttnTileKWide;
+  g.nqt = (a.s_q + g.tq - 1) / g.tq;
+  g.nkt = (a.s_k + g.tk - 1) / g.tk;
   return g;
 }
 
@@ -150,6 +168,97 @@ class BlasSingleThread {
   int saved_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// C[m, d] += alpha A B for the four tile products whose B is d wide (O += P V, dV += P^T dO,
+// dQ += dS K, dK += dS^T Q). OpenBLAS packs A, a score-sized tile, on every call: one element
+// copied per 2 d flops, about a fifth of the whole kernel's time at d = 64. This AVX-512
+// micro-kernel reads A in place, transposed or not (A(r, k) = A[r ars + k acs]), and B's rows
+// in place (d contiguous floats each, row stride ldb): a block of R rows of C x d columns
+// stays in registers over the whole k loop, A broadcast, B loaded. Used when the CPU has
+// AVX-512F and d is 32, 64 or 128; otherwise sgemm.
+#ifdef RT_ATTN_AVX512
+template <int NV, int R>
+__attribute__((target("avx512f,fma"))) inline void mk_rows(int kn, float alpha, const float* a, int64_t ars,
+                                                            int64_t acs, const float* b, int64_t ldb, float* c,
+                                                            int64_t ldc) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int k = 0; k < kn; ++k) {
+    const float* bk = b + k * ldb;
+    const float* ak = a + k * acs;
+    __m512 bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bk + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 ar = _mm512_set1_ps(ak[r * ars]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+  }
+  const __m512 al = _mm512_set1_ps(alpha);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      float* cp = c + r * ldc + 16 * v;
+      _mm512_storeu_ps(cp, _mm512_fmadd_ps(acc[r][v], al, _mm512_loadu_ps(cp)));
+    }
+}
+
+template <int NV>
+__attribute__((target("avx512f,fma"))) void mk_gemm(int m, int kn, float alpha, const float* a, int64_t ars,
+                                                     int64_t acs, const float* b, int64_t ldb, float* c,
+                                                     int64_t ldc) {
+  constexpr int R = 24 / NV > 12 ? 12 : 24 / NV;  // R x NV accumulators + NV loads + 1 broadcast <= 32
+  int r0 = 0;
+  for (; r0 + R <= m; r0 += R)
+    mk_rows<NV, R>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+  // the rows left over (m = 128 leaves 2 at R = 6): in blocks of 4, 2, 1
+  if (R > 4 && r0 + 4 <= m) {
+    mk_rows<NV, (R > 4 ? 4 : 1)>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+    r0 += R > 4 ? 4 : 1;
+  }
+  if (R > 2 && r0 + 2 <= m) {
+    mk_rows<NV, (R > 2 ? 2 : 1)>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+    r0 += R > 2 ? 2 : 1;
+  }
+  for (; r0 < m; ++r0) mk_rows<NV, 1>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+}
+
+// Asked once, on first use (not in a static initializer, which could run before the
+// runtime's own CPU detection).
+bool have_avx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+}
+#endif
+
+// C[m, d] += alpha op(A) B with op(A)[m, kn] = A (trans_a false, row stride lda) or A^T;
+// B [kn, d] row-major (ldb), C row-major (ldc).
+void gemm_nd(bool trans_a, int m, int d, int kn, float alpha, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc) {
+#ifdef RT_ATTN_AVX512
+  if (kn > 0 && have_avx512()) {
+    const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
+    switch (d) {
+      case 32: return mk_gemm<2>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
+      case 64: return mk_gemm<4>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
+      case 128: return mk_gemm<8>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
+      default: break;
+    }
+  }
+#endif
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, d, kn, alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), 1.0f, c, static_cast<int>(ldc));
+}
+
 int threads_for(int64_t work_items) {
   const int t = g_threads.load(std::memory_order_relaxed);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(t, work_items)));
@@ -161,10 +270,11 @@ int threads_for(int64_t work_items) {
 struct FwdScratch {
   std::vector<float> s, o, m, l;
   void ensure(int d) {
-    ws::ensure_size(s, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
-    ws::ensure_size(o, static_cast<size_t>(kAttnTileQ) * d);
-    ws::ensure_size(m, kAttnTileQ);
-    ws::ensure_size(l, kAttnTileQ);
+    // sized for the largest tiles, so causal and non-causal calls share one buffer
+    ws::ensure_size(s, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
+    ws::ensure_size(o, static_cast<size_t>(cpu::kAttnTileQMax) * d);
+    ws::ensure_size(m, cpu::kAttnTileQMax);
+    ws::ensure_size(l, cpu::kAttnTileQMax);
   }
   size_t bytes() const { return sizeof(float) * (s.size() + o.size() + m.size() + l.size()); }
 };
@@ -174,7 +284,8 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
                   const std::vector<PosRange>& kr, const float* q, const float* k, const float* v,
                   float* out, float* lse, int bi, int hh, int qt, FwdScratch& w) {
   const int d = a.d, kvh = hh / g.group;
-  const int i0 = qt * kAttnTileQ, nq = std::min(kAttnTileQ, a.s_q - i0);
+  const int i0 = qt * g.tq, nq = std::min(g.tq, a.s_q - i0);
+  const int ld = g.tk;
   const float* qp = q + (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
   float* s = w.s.data();
   float* o = w.o.data();
@@ -187,22 +298,21 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
   for (int kt = 0; kt < g.nkt; ++kt) {
     const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
     if (kind == TileKind::kSkip) continue;
-    const int j0 = kt * kAttnTileK, nk = std::min(kAttnTileK, a.s_k - j0);
+    const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
     const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
     // S = scale Q K^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row,
-                k + koff, g.k_row, 0.0f, s, kAttnTileK);
-    if (kind == TileKind::kMasked) apply_mask(s, kAttnTileK, nq, nk, a.q_pos, i0, a.k_pos, j0);
-    // online softmax
+                k + koff, g.k_row, 0.0f, s, ld);
+    if (kind == TileKind::kMasked) apply_mask(s, ld, nq, nk, a.q_pos, i0, a.k_pos, j0);
+    // online softmax: one pass for the row max, one for exp and its sum (fused)
     for (int i = 0; i < nq; ++i) {
-      float* row = s + static_cast<int64_t>(i) * kAttnTileK;
+      float* row = s + static_cast<int64_t>(i) * ld;
       const float m_new = cpu::max_floats(row, nk, m[i]);
       if (m_new == kNegInf) {  // nothing visible to this row yet
         std::fill(row, row + nk, 0.0f);
         continue;
       }
-      cpu::exp_shift_inplace(row, nk, m_new);
-      const float rs = cpu::sum_floats(row, nk);
+      const float rs = cpu::exp_shift_sum(row, nk, m_new);
       if (m_new != m[i]) {
         const float alpha = cpu::exp_approx(m[i] - m_new);  // 0 when m[i] = -inf
         l[i] *= alpha;
@@ -213,8 +323,7 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
       l[i] += rs;
     }
     // O += P V
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, s, kAttnTileK,
-                v + koff, g.k_row, 1.0f, o, d);
+    gemm_nd(false, nq, d, nk, 1.0f, s, ld, v + koff, g.k_row, o, d);
   }
 
   for (int i = 0; i < nq; ++i) {
@@ -238,8 +347,8 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
 struct BwdScratch {
   std::vector<float> p, dp;
   void ensure() {
-    ws::ensure_size(p, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
-    ws::ensure_size(dp, static_cast<size_t>(kAttnTileQ) * kAttnTileK);
+    ws::ensure_size(p, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
+    ws::ensure_size(dp, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
   }
   size_t bytes() const { return sizeof(float) * (p.size() + dp.size()); }
 };
@@ -252,7 +361,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
                    const float* v, const float* dout, const float* lse, const float* delta,
                    float* dq, float* dk, float* dv, int bi, int kvh, int kt, BwdScratch& w) {
   const int d = a.d;
-  const int j0 = kt * kAttnTileK, nk = std::min(kAttnTileK, a.s_k - j0);
+  const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
   const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
   const float* kp = k + koff;
   const float* vp = v + koff;
@@ -260,13 +369,13 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
   float* dvp = dv + koff;
   float* p = w.p.data();
   float* dp = w.dp.data();
-  constexpr int ld = kAttnTileK;
+  const int ld = g.tk;
 
   for (int hh = kvh * g.group; hh < (kvh + 1) * g.group; ++hh) {
     for (int qt = 0; qt < g.nqt; ++qt) {
       const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
       if (kind == TileKind::kSkip) continue;
-      const int i0 = qt * kAttnTileQ, nq = std::min(kAttnTileQ, a.s_q - i0);
+      const int i0 = qt * g.tq, nq = std::min(g.tq, a.s_q - i0);
       const int64_t qoff = (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
       const float* qp = q + qoff;
       const float* dop = dout + qoff;
@@ -285,8 +394,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
           cpu::exp_shift_inplace(row, nk, lse_t[i]);
       }
       // dV += P^T dO
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, 1.0f, p, ld, dop, g.q_row,
-                  1.0f, dvp, g.k_row);
+      gemm_nd(true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
       // dP = dO V^T
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, dop, g.q_row, vp,
                   g.k_row, 0.0f, dp, ld);
@@ -298,10 +406,8 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
         for (int j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);
       }
       // dQ += scale dS K;  dK += scale dS^T Q
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, g.scale, dp, ld, kp,
-                  g.k_row, 1.0f, dq + qoff, g.q_row);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, g.scale, dp, ld, qp,
-                  g.q_row, 1.0f, dkp, g.k_row);
+      gemm_nd(false, nq, d, nk, g.scale, dp, ld, kp, g.k_row, dq + qoff, g.q_row);
+      gemm_nd(true, nk, d, nq, g.scale, dp, ld, qp, g.q_row, dkp, g.k_row);
     }
   }
 }
@@ -321,10 +427,10 @@ size_t attention_last_workspace_bytes() { return t_last_workspace; }
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
                        float* out, float* lse) {
-  const Geom g = make_geom(a);
+  const Geom g = make_geom(a, false);
   CallBuffers& cb = call_buffers();
-  tile_ranges(a.q_pos, a.s_q, kAttnTileQ, cb.qr);
-  tile_ranges(a.k_pos, a.s_k, kAttnTileK, cb.kr);
+  tile_ranges(a.q_pos, a.s_q, g.tq, cb.qr);
+  tile_ranges(a.k_pos, a.s_k, g.tk, cb.kr);
   const std::vector<PosRange>& qr = cb.qr;
   const std::vector<PosRange>& kr = cb.kr;
   const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
@@ -368,10 +474,10 @@ void attention_backward_delta(const AttentionArgs& a, const float* out, const fl
 void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
                         const float* dout, const float* lse, const float* delta, float* dq,
                         float* dk, float* dv) {
-  const Geom g = make_geom(a);
+  const Geom g = make_geom(a, true);
   CallBuffers& cb = call_buffers();
-  tile_ranges(a.q_pos, a.s_q, kAttnTileQ, cb.qr);
-  tile_ranges(a.k_pos, a.s_k, kAttnTileK, cb.kr);
+  tile_ranges(a.q_pos, a.s_q, g.tq, cb.qr);
+  tile_ranges(a.k_pos, a.s_k, g.tk, cb.kr);
   const std::vector<PosRange>& qr = cb.qr;
   const std::vector<PosRange>& kr = cb.kr;
   const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;

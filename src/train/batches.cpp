@@ -10,7 +10,9 @@ void load_local_batch(const Dataset& data, const BatchPlan& p, uint64_t step, in
   out->ids.resize(static_cast<size_t>(p.micro_batch) * sl);
   out->targets.resize(out->ids.size());
   out->answer.resize(out->ids.size());
-  Sample s;
+  // The full sample is scratch, reused from call to call on this thread: a steady-state step
+  // allocates nothing here (out's vectors keep their capacity too).
+  thread_local Sample s;
   for (int j = 0; j < p.micro_batch; ++j) {
     const uint64_t index = (static_cast<uint64_t>(micro) * p.dp + p.dp_rank) * p.micro_batch + j;
     data.sample(step, index, p.seq_len, &s);

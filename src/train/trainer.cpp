@@ -139,7 +139,10 @@ bool Trainer::stop_requested() {
 StepResult Trainer::step() {
   const TrainConfig& t = config_.train;
   const BatchPlan plan = plan_for(config_, mesh_);
-  std::vector<LocalBatch> micro(static_cast<size_t>(t.grad_accum));
+  // Reused from step to step (load_local_batch overwrites every field): a steady-state step
+  // allocates nothing for its batches.
+  static thread_local std::vector<LocalBatch> micro;
+  micro.resize(static_cast<size_t>(t.grad_accum));
   // The loss is the mean over every token of the global batch, whatever the layout: count the
   // scored tokens first (each dp x cp rank counts its own; tp ranks hold copies).
   double counts[2] = {0.0, 0.0};  // [scored tokens, unused]
@@ -163,7 +166,8 @@ StepResult Trainer::step() {
   double loss_sum = 0.0;
   for (int a = 0; a < t.grad_accum; ++a) {
     const bool last = a + 1 == t.grad_accum;
-    loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale, [&](int first, int lastp) {
+    // captures by value (16 bytes): the std::function holds it in place, no allocation per call
+    loss_sum += model_->forward_backward(micro[static_cast<size_t>(a)], scale, [this, last, poison_param](int first, int lastp) {
       if (last && poison_param >= first && poison_param <= lastp) {
         Param& p = model_->params().params()[static_cast<size_t>(poison_param)];
         if (p.numel > 0) compute_->backend().fill(p.grad.f32(), std::numeric_limits<float>::quiet_NaN(), 1);

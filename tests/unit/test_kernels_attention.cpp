@@ -176,6 +176,25 @@ TEST(AttentionFlash, MatchesReferenceAcrossShapes) {
         }
 }
 
+// Non-causal attention runs on wider tiles (kAttnTileQWide x kAttnTileKWide) than causal, and
+// its d-wide tile products on an AVX-512 micro-kernel for d = 32, 64, 128 (sgemm otherwise).
+// Several wide tiles with ragged ends, s_q != s_k, GQA.
+// Catches: a forward/backward tile-size mismatch (tile ranges or the score row stride of one
+// size used with tiles of the other), a ragged last wide tile, micro-kernel row blocks that
+// leave rows out (m not a multiple of its block), a transposed operand read with the wrong
+// stride, a micro-kernel that overwrites instead of accumulating.
+TEST(AttentionFlash, WideNonCausalTilesAndMicroKernel) {
+  uint32_t seed = 270;
+  const int s_q = cpu::kAttnTileQWide * 2 + 37, s_k = cpu::kAttnTileKWide * 2 + 61;
+  for (int d : {16, 32, 64, 128}) {
+    ++seed;
+    Problem p = make(1, s_q, s_k, 4, 2, d, false, seed);
+    SCOPED_TRACE(::testing::Message() << "seed " << seed << " s_q=" << s_q << " s_k=" << s_k
+                                      << " d=" << d);
+    check_against_reference(p, "wide");
+  }
+}
+
 // Unusual head dims, several batches and an explicit softmax scale.
 // Catches: code that assumes d is a multiple of a vector width, a batch stride error (only
 // visible with b > 1 and more than one tile), an ignored AttentionArgs::scale.
