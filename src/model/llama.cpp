@@ -36,6 +36,22 @@ struct LlamaModel::Work {
 namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
+
+// The sizes and constants of one layer's forward and backward for the current micro-batch:
+// N token rows (H held outside the linear layers), widths of q and k/v rows, positions.
+struct LayerDims {
+  int64_t N, H, d, hd;
+  int n, di, hl, kvl, ffl, qw, kvw;
+  float eps;
+  double theta;
+  const int32_t* pos;
+};
+LayerDims layer_dims(const ModelShape& s, const Config& c, int64_t rows, int64_t held, const Tensor& pos) {
+  const int hd = s.head_dim;
+  return LayerDims{rows, held, s.d, hd, static_cast<int>(rows), s.d, s.heads_local(), s.kv_local(), s.ffn_local(),
+                   s.heads_local() * hd, s.kv_local() * hd, static_cast<float>(c.model.norm_eps), c.model.rope_theta,
+                   pos.data<int32_t>()};
+}
 }  // namespace
 
 float* LlamaModel::buf(Tensor& t, int64_t n) {
@@ -168,13 +184,8 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
 
 void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const int64_t N = rows_, H = held_, d = shape_.d, hd = shape_.head_dim;
-  const int n = static_cast<int>(N), di = static_cast<int>(d);
-  const int hl = shape_.heads_local(), kvl = shape_.kv_local(), ffl = shape_.ffn_local();
-  const int qw = hl * static_cast<int>(hd), kvw = kvl * static_cast<int>(hd);
-  const float eps = static_cast<float>(config_.model.norm_eps);
-  const double theta = config_.model.rope_theta;
-  const int32_t* pos = row_pos_dev_.data<int32_t>();
+  const auto [N, H, d, hd, n, di, hl, kvl, ffl, qw, kvw, eps, theta, pos] =
+      layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
   float* tmp = buf(work_->tmp, N * d);
   float* rstd1 = buf(a.rstd1, H);
   float* h1 = buf(a.h1, N * d);
@@ -215,13 +226,8 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
 
 void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const int64_t N = rows_, H = held_, d = shape_.d, hd = shape_.head_dim;
-  const int n = static_cast<int>(N), di = static_cast<int>(d);
-  const int hl = shape_.heads_local(), kvl = shape_.kv_local(), ffl = shape_.ffn_local();
-  const int qw = hl * static_cast<int>(hd), kvw = kvl * static_cast<int>(hd);
-  const float eps = static_cast<float>(config_.model.norm_eps);
-  const double theta = config_.model.rope_theta;
-  const int32_t* pos = row_pos_dev_.data<int32_t>();
+  const auto [N, H, d, hd, n, di, hl, kvl, ffl, qw, kvw, eps, theta, pos] =
+      layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
   if (config_.train.recompute) {  // rebuild this layer's activations from its saved input
     layer_forward(l, x_in, buf(work_->recompute_out, H * d), a);
   }
