@@ -38,7 +38,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     norm_work_ = Tensor();
-    for (Tensor* t : {&s16_a_, &s16_b_, &s16_c_, &s16_d_, &s16_o_, &s32_a_, &s32_b_, &s32_c_, &s32_d_}) *t = Tensor();
+    for (Tensor* t : {&s16_a_, &s16_b_, &s16_c_, &s16_d_, &s16_o_, &s32_a_, &s32_b_, &s32_c_, &s32_d_, &s32_w_}) *t = Tensor();
     weight_copies_.clear();
     gpu::stream_synchronize(stream_);
     gpu::stream_destroy(stream_);
@@ -112,7 +112,8 @@ class CudaBackend final : public Backend {
   }
   void rmsnorm_backward(const RmsNormArgs& a, const float* dy, const float* x, const float* w, const float* rstd,
                         float* dx, float* dw) override {
-    CUDA_CHECK(cuda::rmsnorm_backward(a, dy, x, w, rstd, dx, dw, stream_));
+    float* work = dw ? grow(s32_w_, cuda::rmsnorm_backward_work_elems(a.rows, a.dim), DType::kF32).f32() : nullptr;
+    CUDA_CHECK(cuda::rmsnorm_backward(a, dy, x, w, rstd, dx, dw, work, stream_));
   }
   void rope_forward(const RopeArgs& a, float* x) override { CUDA_CHECK(cuda::rope_forward(a, x, stream_)); }
   void rope_backward(const RopeArgs& a, float* dx) override { CUDA_CHECK(cuda::rope_backward(a, dx, stream_)); }
@@ -253,7 +254,7 @@ class CudaBackend final : public Backend {
   std::string name_;
   gpu::Stream stream_ = nullptr;
   Tensor norm_work_;
-  Tensor s16_a_, s16_b_, s16_c_, s16_d_, s16_o_, s32_a_, s32_b_, s32_c_, s32_d_;
+  Tensor s16_a_, s16_b_, s16_c_, s16_d_, s16_o_, s32_a_, s32_b_, s32_c_, s32_d_, s32_w_;
 };
 
 int device_count() {

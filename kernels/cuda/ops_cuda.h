@@ -21,7 +21,7 @@
 
 namespace ringtrain::cuda {
 
-// ---- elementwise (kernels/ops_elementwise.cu) ----
+// ---- elementwise (kernels/cuda/ops_elementwise.cu) ----
 gpu::Status fill(float* x, float value, int64_t n, gpu::Stream stream);
 gpu::Status add_inplace(float* dst, const float* src, int64_t n, gpu::Stream stream);  // dst += src
 gpu::Status scale_inplace(float* x, float s, int64_t n, gpu::Stream stream);
@@ -35,12 +35,15 @@ gpu::Status swiglu_backward(const float* dh, const float* gate, const float* up,
 // src[A][B][C] -> dst[B][A][C] (C contiguous elements): the Ulysses all-to-all packing.
 gpu::Status swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C, gpu::Stream stream);
 
-// ---- rows (kernels/ops_rows.cu) ----
-// kernels/rmsnorm.h; dw ACCUMULATES (+=), summed over rows in ascending order.
+// ---- rows (kernels/cuda/ops_rows.cu) ----
+// kernels/rmsnorm.h; dw ACCUMULATES (+=): partial sums over chunks of 64 rows (ascending),
+// then the chunks in ascending order, into `work` (rmsnorm_backward_work_elems floats; only
+// needed with dw).
 gpu::Status rmsnorm_forward(const RmsNormArgs& a, const float* x, const float* w, float* y, float* rstd,
                             gpu::Stream stream);
 gpu::Status rmsnorm_backward(const RmsNormArgs& a, const float* dy, const float* x, const float* w,
-                             const float* rstd, float* dx, float* dw, gpu::Stream stream);
+                             const float* rstd, float* dx, float* dw, float* work, gpu::Stream stream);
+int64_t rmsnorm_backward_work_elems(int rows, int dim);
 // kernels/rope.h (a.positions: device int32[tokens])
 gpu::Status rope_forward(const RopeArgs& a, float* x, gpu::Stream stream);
 gpu::Status rope_backward(const RopeArgs& a, float* dx, gpu::Stream stream);
@@ -66,7 +69,7 @@ gpu::Status cross_entropy_backward(const CrossEntropyArgs& a, float* logits, con
 // (the first one on ties), as float.
 gpu::Status argmax_pairs(const CrossEntropyArgs& a, const float* logits, float* pairs, gpu::Stream stream);
 
-// ---- optimizer (kernels/ops_optim.cu) ----
+// ---- optimizer (kernels/cuda/ops_optim.cu) ----
 // kernels/adamw.h
 gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n,
                        gpu::Stream stream);
@@ -74,7 +77,7 @@ gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, floa
 constexpr int kSumSquaresBlocks = 256;
 gpu::Status sum_squares(const float* x, int64_t n, double* out, double* work, gpu::Stream stream);
 
-// ---- fp32 attention (kernels/attention_f32.cu) ----
+// ---- fp32 attention (kernels/cuda/attention_f32.cu) ----
 // kernels/attention.h's contract in fp32, any head dim (<= 256), GQA, explicit device
 // positions, masked rows lse = -inf and out = 0. A simple kernel (a thread per query row for
 // the forward and dQ, a thread per key row for dK/dV), the reference the bf16 flash kernels

@@ -98,7 +98,7 @@ TEST(OpsCuda, ZeroSizedCallsSucceed) {
   EXPECT_EQ(cuda::swap01(nullptr, nullptr, 3, 0, 5, nullptr), Status::kSuccess);
   EXPECT_EQ(cuda::rmsnorm_forward(RmsNormArgs{0, 64, 1e-5f}, nullptr, nullptr, nullptr, nullptr, nullptr),
             Status::kSuccess);
-  EXPECT_EQ(cuda::rmsnorm_backward(RmsNormArgs{0, 64, 1e-5f}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+  EXPECT_EQ(cuda::rmsnorm_backward(RmsNormArgs{0, 64, 1e-5f}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                    nullptr),
             Status::kSuccess);
   RopeArgs ra;
@@ -244,21 +244,23 @@ TEST(OpsCuda, RmsNormMatchesCpu) {
   struct Shape {
     int rows, dim;
   };
-  for (const Shape s : {Shape{1, 1}, Shape{5, 300}, Shape{3, 1024}, Shape{7, 513}, Shape{70, 96}}) {
+  // 70 and 200 rows: several 64-row chunks of dw partial sums, the last one ragged.
+  for (const Shape s : {Shape{1, 1}, Shape{5, 300}, Shape{3, 1024}, Shape{7, 513}, Shape{70, 96}, Shape{200, 40}}) {
     const uint64_t seed = 400 + static_cast<uint64_t>(s.rows * 1000 + s.dim);
     SCOPED_TRACE("rows " + std::to_string(s.rows) + " dim " + std::to_string(s.dim) + " " + seed_note(seed));
     const RmsNormArgs a{s.rows, s.dim, 1e-5f};
     const size_t n = static_cast<size_t>(s.rows) * s.dim, d = static_cast<size_t>(s.dim);
     const auto x = random_floats(n, seed, -2.0f, 2.0f), w = random_floats(d, seed + 1, 0.5f, 1.5f),
                dy = random_floats(n, seed + 2), dw0 = random_floats(d, seed + 3);
-    DeviceBuffer<float> dx_in(x), dw_in(w), ddy(dy), y(n), rstd(static_cast<size_t>(s.rows)), gx(n), gw(d);
+    DeviceBuffer<float> dx_in(x), dw_in(w), ddy(dy), y(n), rstd(static_cast<size_t>(s.rows)), gx(n), gw(d),
+        work(static_cast<size_t>(cuda::rmsnorm_backward_work_elems(s.rows, s.dim)));
     const auto got = same_under_all_schedules<float>([&] {
       y.poison();
       rstd.poison();
       gx.poison();
       gw.upload(dw0);
       CUDA_CHECK(cuda::rmsnorm_forward(a, dx_in.get(), dw_in.get(), y.get(), rstd.get(), nullptr));
-      CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), gx.get(), gw.get(), nullptr));
+      CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), gx.get(), gw.get(), work.get(), nullptr));
       const auto r1 = y.download(), r2 = rstd.download(), r3 = gx.download(), r4 = gw.download();
       return cat({&r1, &r2, &r3, &r4});
     }, "rmsnorm");
@@ -270,10 +272,10 @@ TEST(OpsCuda, RmsNormMatchesCpu) {
 
     // dx only, then dw only: each pointer may be null.
     gx.poison();
-    CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), gx.get(), nullptr, nullptr));
+    CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), gx.get(), nullptr, nullptr, nullptr));
     EXPECT_EQ(compare(gx.download().data(), rgx.data(), static_cast<int64_t>(n), kF32, "dx alone"), "");
     gw.upload(dw0);
-    CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), nullptr, gw.get(), nullptr));
+    CUDA_CHECK(cuda::rmsnorm_backward(a, ddy.get(), dx_in.get(), dw_in.get(), rstd.get(), nullptr, gw.get(), work.get(), nullptr));
     EXPECT_EQ(compare(gw.download().data(), rgw.data(), static_cast<int64_t>(d), kF32, "dw alone"), "");
   }
 }
