@@ -205,17 +205,9 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
       a_fragment_from_acc<T>(ap, s[2 * j], s[2 * j + 1]);
       uint32_t ad[4];
       a_fragment_from_acc<T>(ad, dp[2 * j], dp[2 * j + 1]);
-      for (int np = 0; np < D / 16; ++np) {
-        const int row = j * 16 + lane % 8 + ((lane / 8) & 1) * 8, col = np * 16 + (lane / 16) * 8;
-        uint32_t rg[4], rq[4];
-        gpu::ldmatrix_x4_trans(rg, gs + row * kLd + col);
-        gpu::ldmatrix_x4_trans(rq, qs + row * kLd + col);
-        const uint32_t bg0[2] = {rg[0], rg[1]}, bg1[2] = {rg[2], rg[3]};
-        const uint32_t bq0[2] = {rq[0], rq[1]}, bq1[2] = {rq[2], rq[3]};
-        mma<T>(dv[2 * np], ap, bg0);
-        mma<T>(dv[2 * np + 1], ap, bg1);
-        mma<T>(dk[2 * np], ad, bq0);
-        mma<T>(dk[2 * np + 1], ad, bq1);
+      for (int np = 0; np < D / 16; ++np) {  // dO and Q rows = queries 16j.., columns = d 16np..
+        mma_acc_kn_tile<T>(dv[2 * np], dv[2 * np + 1], ap, gs + j * 16 * kLd + np * 16, kLd, lane);
+        mma_acc_kn_tile<T>(dk[2 * np], dk[2 * np + 1], ad, qs + j * 16 * kLd + np * 16, kLd, lane);
       }
     }
     __syncthreads();  // the next iteration's copy overwrites this stage
@@ -352,13 +344,8 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p,
     for (int j = 0; j < kKeys / 16; ++j) {
       uint32_t ad[4];
       a_fragment_from_acc<T>(ad, dp[2 * j], dp[2 * j + 1]);
-      for (int np = 0; np < D / 16; ++np) {
-        uint32_t r[4];
-        gpu::ldmatrix_x4_trans(r, ks + (j * 16 + lane % 8 + ((lane / 8) & 1) * 8) * kLd + np * 16 + (lane / 16) * 8);
-        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-        mma<T>(dq[2 * np], ad, b0);
-        mma<T>(dq[2 * np + 1], ad, b1);
-      }
+      for (int np = 0; np < D / 16; ++np)  // K rows = keys 16j.., columns = d 16np..
+        mma_acc_kn_tile<T>(dq[2 * np], dq[2 * np + 1], ad, ks + j * 16 * kLd + np * 16, kLd, lane);
     }
     __syncthreads();
     kt = kt_next;

@@ -197,14 +197,8 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, co
     for (int j = 0; j < kBN / 16; ++j) {
       uint32_t a[4];
       a_fragment_from_acc<T>(a, s[2 * j], s[2 * j + 1]);
-      for (int np = 0; np < D / 16; ++np) {
-        // Matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15).
-        uint32_t r[4];
-        gpu::ldmatrix_x4_trans(r, vs + (j * 16 + lane % 8 + ((lane / 8) & 1) * 8) * kLd + np * 16 + (lane / 16) * 8);
-        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-        mma<T>(acc[2 * np], a, b0);
-        mma<T>(acc[2 * np + 1], a, b1);
-      }
+      for (int np = 0; np < D / 16; ++np)  // V rows = keys 16j.., columns = d 16np..
+        mma_acc_kn_tile<T>(acc[2 * np], acc[2 * np + 1], a, vs + j * 16 * kLd + np * 16, kLd, lane);
     }
     __syncthreads();  // the next iteration's copy overwrites this stage
     kt = kt_next;

@@ -36,4 +36,19 @@ __device__ __forceinline__ void a_fragment_from_acc(uint32_t (&a)[4], const floa
   a[3] = pack_float2(hi[2], hi[3], static_cast<T*>(nullptr));
 }
 
+// c0, c1 (the n8 tiles 0 and 1) += a B, B the k16 x n16 tile at `tile` of a row-major [k][n]
+// shared array with row stride ld elements (16-byte aligned rows), loaded transposed into B
+// fragments by one ldmatrix.x4.trans: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+// (k 8-15, n 8-15). The step of every P V-shaped product: O += P V, dV += P^T dO, dK += dS^T Q,
+// dQ += dS K.
+template <typename T>
+__device__ __forceinline__ void mma_acc_kn_tile(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4], const T* tile,
+                                                int ld, int lane) {
+  uint32_t r[4];
+  gpu::ldmatrix_x4_trans(r, tile + (lane % 8 + ((lane / 8) & 1) * 8) * ld + (lane / 16) * 8);
+  const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+  mma<T>(c0, a, b0);
+  mma<T>(c1, a, b1);
+}
+
 }  // namespace ringtrain::cuda
