@@ -8,6 +8,18 @@
 // future of every query are skipped, tiles entirely in the past are unmasked, only the tiles
 // that straddle the diagonal evaluate the mask.
 //
+// Packed documents and sliding windows. With q_doc/k_doc set, a query sees a key only when
+// both carry the same document id (per sample: q_doc[b, s_q], k_doc[b, s_k]; ids are
+// non-decreasing along the global sequence of a sample, so a tile's id range is tight). With
+// window = W > 0 a query at position p sees keys at positions p-W+1..p only. The whole mask:
+//   visible(i, j) = (!causal || k_pos[j] <= q_pos[i])
+//                && (no docs || q_doc[b, i] == k_doc[b, j])
+//                && (window == 0 || q_pos[i] - k_pos[j] < window)
+// Positions stay the global sequence positions (a document's tokens are consecutive, so the
+// window measured there is the in-document distance); RoPE's in-document positions are the
+// model's business, not the kernel's. A tile with no visible pair is skipped; only tiles that
+// straddle a diagonal, a document boundary or a window edge evaluate the mask.
+//
 // Layouts: q, out, dq: [b, s_q, h, d];  k, v, dk, dv: [b, s_k, h_kv, d] (K/V never repeated:
 // query head j reads kv head j / (h / h_kv));  lse, delta: [b, h, s_q] (fp32).
 // A query row that sees no key has lse = -inf and out = 0.
@@ -28,6 +40,9 @@ struct AttentionArgs {
   float scale = 0.0f;  // 0: 1/sqrt(d)
   const int32_t* q_pos = nullptr;  // null: 0..s_q-1
   const int32_t* k_pos = nullptr;  // null: 0..s_k-1
+  const int32_t* q_doc = nullptr;  // [b, s_q] document ids; null (with k_doc): one document
+  const int32_t* k_doc = nullptr;  // [b, s_k]
+  int window = 0;                  // sliding window in positions; 0: none
 };
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
