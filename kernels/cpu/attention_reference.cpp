@@ -1,5 +1,5 @@
 // Naive attention in double precision: the test reference. It materializes each head's
-// [s_q, s_k] score matrix and applies the same position/mask/GQA rules as the flash kernel,
+// [s_q, s_k] score matrix and applies the same position/document/window mask and GQA rules as the flash kernel,
 // written as plainly as possible so that it is obviously right.
 #include "kernels/attention_reference.h"
 
@@ -22,6 +22,7 @@ struct RefGeom {
 RefGeom ref_geom(const AttentionArgs& a) {
   RT_CHECK(a.h_kv > 0 && a.h % a.h_kv == 0, "attention: h=", a.h, " not a multiple of h_kv=",
            a.h_kv);
+  RT_CHECK((a.q_doc == nullptr) == (a.k_doc == nullptr), "attention: document ids for one side only");
   RefGeom g;
   g.q_row = static_cast<int64_t>(a.h) * a.d;
   g.k_row = static_cast<int64_t>(a.h_kv) * a.d;
@@ -32,6 +33,14 @@ RefGeom ref_geom(const AttentionArgs& a) {
 
 int32_t qpos(const AttentionArgs& a, int i) { return a.q_pos ? a.q_pos[i] : i; }
 int32_t kpos(const AttentionArgs& a, int j) { return a.k_pos ? a.k_pos[j] : j; }
+
+// The mask of kernels/attention.h, term by term.
+bool visible(const AttentionArgs& a, int bi, int i, int j) {
+  if (a.causal && kpos(a, j) > qpos(a, i)) return false;
+  if (a.q_doc && a.q_doc[static_cast<int64_t>(bi) * a.s_q + i] != a.k_doc[static_cast<int64_t>(bi) * a.s_k + j])
+    return false;
+  return a.window <= 0 || qpos(a, i) - kpos(a, j) < a.window;
+}
 
 // P[s_q, s_k] = softmax of the masked scores of (batch bi, head hh); returns per-row lse.
 void probs(const AttentionArgs& a, const RefGeom& g, const double* q, const double* k, int bi,
@@ -45,7 +54,7 @@ void probs(const AttentionArgs& a, const RefGeom& g, const double* q, const doub
     double* row = p.data() + static_cast<int64_t>(i) * a.s_k;
     double mx = -inf;
     for (int j = 0; j < a.s_k; ++j) {
-      if (a.causal && kpos(a, j) > qpos(a, i)) {
+      if (!visible(a, bi, i, j)) {
         row[j] = -inf;
         continue;
       }
