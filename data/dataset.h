@@ -39,6 +39,11 @@ struct Sample {
   std::vector<int32_t> targets;  // [seq_len] next tokens; -1 = ignored by the loss
   std::vector<uint8_t> answer;   // [seq_len] 1 where targets[i] is an answer token, scored for
                                  // exact-match accuracy (synthetic tasks); all 0 for text
+  std::vector<int32_t> doc;      // [seq_len] document of each token: 0, 1, ... in sequence
+                                 // order (all 0 when the sample is one stream)
+  std::vector<int32_t> pos;      // [seq_len] position inside its document or fragment (RoPE's
+                                 // position): restarts at 0 where doc changes; 0..seq_len-1
+                                 // when the sample is one stream
 };
 
 class Dataset {

@@ -27,6 +27,7 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   bool tie_embeddings = false;
   double init_std = 0.02;
+  int sliding_window = 0;  // 0: off; W: a query sees the W latest keys of its document (Mistral)
   int head_dim() const { return d_model / n_heads; }
   int ffn_dim() const;  // d_ff with the default applied
 };
@@ -72,6 +73,7 @@ struct DataConfig {
   double passkey_max_depth = 1.0;
   int recall_pairs = 8;
   std::string loss = "all";  // all | answer: which targets the loss scores (synthetic tasks)
+  std::string packing = "none";  // none | documents: samples hold whole documents, masked apart
 };
 
 struct CheckpointConfig {

@@ -108,6 +108,10 @@ std::vector<ConfigField> make_fields() {
                     "Share the token embedding with the output projection."));
   f.push_back(field("model", "init_std", &C::model, &ModelConfig::init_std, kPositive,
                     "Standard deviation of the normal initialization of weights."));
+  f.push_back(field("model", "sliding_window", &C::model, &ModelConfig::sliding_window, kNonNegative,
+                    "Sliding-window attention (Mistral): a query at in-document position p sees "
+                    "keys at p-W+1..p only; 0 turns it off. A window of seq_len or more covers "
+                    "everything."));
 
   f.push_back(field("parallel", "dp", &C::parallel, &ParallelConfig::dp, kAtLeastOne,
                     "Data-parallel replicas. dp * cp * tp must equal the number of ranks."));
@@ -190,6 +194,11 @@ std::vector<ConfigField> make_fields() {
   f.push_back(text("data", "val", &C::data, &DataConfig::val, false,
                    "Validation token file (task text; must exist if set); empty: a held-out "
                    "split of data.train."));
+  f.push_back(choice("data", "packing", &C::data, &DataConfig::packing, {"none", "documents"},
+                     "none: a sample is one stream whose tokens all see each other; documents: "
+                     "a sample packs whole documents (and seq_len-aligned fragments of long "
+                     "ones) from the token file's document index; attention, RoPE positions "
+                     "and the loss stop at every document boundary."));
   f.push_back(field("data", "passkey_digits", &C::data, &DataConfig::passkey_digits,
                     FieldRange{1.0, 32.0, false, false}, "Digits of the passkey."));
   f.push_back(field("data", "passkey_min_depth", &C::data, &DataConfig::passkey_min_depth,
