@@ -64,6 +64,14 @@ class Backend {
   virtual void scale(float* x, float s, int64_t n) = 0;
   // src[A][B][C] -> dst[B][A][C]: the Ulysses all-to-all packing.
   virtual void swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C) = 0;
+  // Ulysses beyond the kv heads: each all-to-all destination gets the kv heads its query heads
+  // read, some heads duplicated. map: device int32[dst_heads] (gather) / [src_heads] (sum).
+  //   gather_heads: dst[r][j][:] = src[r][map[j]][:]            (src [rows][src_heads][d])
+  //   sum_heads:    dst[r][h][:] = sum over j with map[j] == h of src[r][j][:], j ascending
+  virtual void gather_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                            const int32_t* map) = 0;
+  virtual void sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                         const int32_t* map) = 0;
   // *out = sum of x[i]^2 in double, out in device memory (the optimizer issues one per
   // parameter and downloads them together: one wait for the gradient norm).
   virtual void sum_squares(const float* x, int64_t n, double* out) = 0;

@@ -12,7 +12,8 @@ int own_member(const ContextAttention& ctx) {
 }
 
 AttentionArgs local_args(const ContextAttention& ctx, const LocalAttentionShape& s) {
-  const int32_t* p = ctx.member_positions_dev[static_cast<size_t>(own_member(ctx))].data<int32_t>();
+  const size_t me = static_cast<size_t>(own_member(ctx));
+  const int32_t* p = ctx.member_positions_dev[me].data<int32_t>();
   AttentionArgs a;
   a.b = s.b;
   a.s_q = a.s_k = s.s_local;
@@ -22,16 +23,67 @@ AttentionArgs local_args(const ContextAttention& ctx, const LocalAttentionShape&
   a.causal = ctx.causal;
   a.q_pos = p;
   a.k_pos = p;
+  if (ctx.has_docs) a.q_doc = a.k_doc = ctx.member_docs_dev[me].data<int32_t>();
+  a.window = ctx.window;
   return a;
 }
 
-Tensor upload_positions(Backend& be, const std::vector<int32_t>& p) {
-  Tensor t = be.alloc(static_cast<int64_t>(p.size()), DType::kI32);
-  be.upload(t.raw(), p.data(), p.size() * sizeof(int32_t));
-  return t;
+void upload_ints(Backend& be, Tensor& t, const std::vector<int32_t>& v) {
+  ensure_buffer(be, t, static_cast<int64_t>(v.size()), DType::kI32);
+  be.upload(t.raw(), v.data(), v.size() * sizeof(int32_t));
+}
+
+// Plans the ring from the frames' runs (frame_runs[f] holds one entry per sample).
+void plan_ring(ContextAttention& ctx) {
+  ctx.plan.steps = plan_visits(ctx.frame_runs, ctx.causal, ctx.window, &ctx.plan.visible);
+  ctx.plan.window = ctx.window;
+  ctx.plan.pos.clear();
+  for (const Tensor& t : ctx.frame_positions_dev) ctx.plan.pos.push_back(t.data<int32_t>());
+  ctx.plan.doc.clear();
+  if (ctx.has_docs)
+    for (const Tensor& t : ctx.frame_docs_dev) ctx.plan.doc.push_back(t.data<int32_t>());
+}
+
+// The K/V to send: as they are, or the kv heads each member reads gathered into
+// [rows][u * per_member][d]; returns the heads per token of what is sent.
+int kv_to_send(ContextAttention& ctx, const LocalAttentionShape& s, const float*& k, const float*& v) {
+  const int u = ulysses_size(ctx);
+  if (s.h_kv % u == 0) return s.h_kv;
+  Backend& be = *ctx.backend;
+  if (ctx.kv_split_heads[0] != s.h || ctx.kv_split_heads[1] != s.h_kv) {  // first call: plan once
+    ctx.kv_map = ulysses_kv_split(s.h, s.h_kv, u).map;
+    upload_ints(be, ctx.kv_map_dev, ctx.kv_map);
+    ctx.kv_split_heads[0] = s.h;
+    ctx.kv_split_heads[1] = s.h_kv;
+  }
+  const int sent = static_cast<int>(ctx.kv_map.size());
+  const int64_t rows = static_cast<int64_t>(s.b) * s.s_local, n = rows * sent * s.d;
+  ensure_buffer(be, ctx.kx, n);
+  ensure_buffer(be, ctx.vx, n);
+  be.gather_heads(k, ctx.kx.f32(), rows, s.h_kv, sent, s.d, ctx.kv_map_dev.data<int32_t>());
+  be.gather_heads(v, ctx.vx.f32(), rows, s.h_kv, sent, s.d, ctx.kv_map_dev.data<int32_t>());
+  k = ctx.kx.f32();
+  v = ctx.vx.f32();
+  return sent;
 }
 
 }  // namespace
+
+UlyssesKvSplit ulysses_kv_split(int h, int h_kv, int u) {
+  RT_CHECK(u > 0 && h % u == 0 && h_kv > 0 && h % h_kv == 0, "ulysses: ", h, " heads, ", h_kv, " kv heads over ",
+           u, " members");
+  UlyssesKvSplit split;
+  if (h_kv % u == 0) {
+    split.per_member = h_kv / u;
+    return split;
+  }
+  const int group = h / h_kv, mine = h / u;  // query heads per kv head, per member
+  split.per_member = group % mine == 0 ? 1 : mine;
+  for (int i = 0; i < u; ++i)
+    for (int j = 0; j < split.per_member; ++j)
+      split.map.push_back((i * mine + j * (mine / split.per_member)) / group);
+  return split;
+}
 
 void context_attention_prepare(ContextAttention& ctx, Backend& be) {
   RT_CHECK(ctx.ring != nullptr, "context attention without a ring communicator");
@@ -47,12 +99,57 @@ void context_attention_prepare(ContextAttention& ctx, Backend& be) {
       ctx.frame_positions[static_cast<size_t>(j)].insert(ctx.frame_positions[static_cast<size_t>(j)].end(), p.begin(),
                                                          p.end());
     }
-  ctx.frame_positions_dev.clear();
-  ctx.member_positions_dev.clear();
-  for (const auto& p : ctx.frame_positions) ctx.frame_positions_dev.push_back(upload_positions(be, p));
-  for (const auto& p : ctx.member_positions) ctx.member_positions_dev.push_back(upload_positions(be, p));
-  ctx.ring_positions = RingPositions{&ctx.frame_positions, {}};
-  for (const Tensor& t : ctx.frame_positions_dev) ctx.ring_positions.device.push_back(t.data<int32_t>());
+  ctx.frame_positions_dev.assign(static_cast<size_t>(n), Tensor{});
+  ctx.member_positions_dev.assign(ctx.member_positions.size(), Tensor{});
+  for (int j = 0; j < n; ++j) upload_ints(be, ctx.frame_positions_dev[static_cast<size_t>(j)], ctx.frame_positions[static_cast<size_t>(j)]);
+  for (size_t m = 0; m < ctx.member_positions.size(); ++m) upload_ints(be, ctx.member_positions_dev[m], ctx.member_positions[m]);
+  ctx.has_docs = false;
+  ctx.frame_runs.assign(static_cast<size_t>(n), std::vector<std::vector<FrameRun>>(1));
+  for (int j = 0; j < n; ++j) {
+    const auto& p = ctx.frame_positions[static_cast<size_t>(j)];
+    frame_runs(p.data(), nullptr, static_cast<int>(p.size()), &ctx.frame_runs[static_cast<size_t>(j)][0]);
+  }
+  plan_ring(ctx);
+}
+
+void context_attention_set_documents(ContextAttention& ctx, int b, const int32_t* docs) {
+  RT_CHECK(ctx.backend != nullptr, "context attention used before context_attention_prepare");
+  if (docs == nullptr) {
+    if (ctx.has_docs) context_attention_prepare(ctx, *ctx.backend);
+    return;
+  }
+  Backend& be = *ctx.backend;
+  const int members = static_cast<int>(ctx.member_positions.size());
+  const int n = static_cast<int>(ctx.frame_positions.size());
+  int64_t seq_len = 0;
+  for (const auto& p : ctx.member_positions) seq_len += static_cast<int64_t>(p.size());
+  ctx.has_docs = true;
+  ctx.member_docs.resize(static_cast<size_t>(members));
+  ctx.member_docs_dev.resize(static_cast<size_t>(members));
+  for (int m = 0; m < members; ++m) {
+    const auto& p = ctx.member_positions[static_cast<size_t>(m)];
+    auto& md = ctx.member_docs[static_cast<size_t>(m)];
+    md.resize(static_cast<size_t>(b) * p.size());
+    for (int bi = 0; bi < b; ++bi)
+      for (size_t t = 0; t < p.size(); ++t) md[bi * p.size() + t] = docs[bi * seq_len + p[t]];
+    upload_ints(be, ctx.member_docs_dev[static_cast<size_t>(m)], md);
+  }
+  ctx.frame_docs.resize(static_cast<size_t>(n));
+  ctx.frame_docs_dev.resize(static_cast<size_t>(n));
+  ctx.frame_runs.resize(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) {
+    const auto& p = ctx.frame_positions[static_cast<size_t>(j)];
+    auto& fd = ctx.frame_docs[static_cast<size_t>(j)];
+    fd.resize(static_cast<size_t>(b) * p.size());
+    for (int bi = 0; bi < b; ++bi)
+      for (size_t t = 0; t < p.size(); ++t) fd[bi * p.size() + t] = docs[bi * seq_len + p[t]];
+    upload_ints(be, ctx.frame_docs_dev[static_cast<size_t>(j)], fd);
+    auto& runs = ctx.frame_runs[static_cast<size_t>(j)];
+    runs.resize(static_cast<size_t>(b));
+    for (int bi = 0; bi < b; ++bi)
+      frame_runs(p.data(), fd.data() + bi * p.size(), static_cast<int>(p.size()), &runs[static_cast<size_t>(bi)]);
+  }
+  plan_ring(ctx);
 }
 
 void context_attention_forward(ContextAttention& ctx, const LocalAttentionShape& s, const float* q, const float* k,
@@ -66,24 +163,25 @@ void context_attention_forward(ContextAttention& ctx, const LocalAttentionShape&
     be.attention_forward(local_args(ctx, s), q, k, v, out, saved->lse.f32());
     return;
   }
-  const RingPositions& positions = ctx.ring_positions;
-  RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
-  ensure_buffer(be, saved->lse, static_cast<int64_t>(rs.b) * rs.h * rs.s);
   if (u == 1) {
-    ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), q, k, v, out,
-                           saved->lse.f32());
+    RingShape rs{s.b, s.s_local, s.h, s.h_kv, s.d, ctx.causal};
+    ensure_buffer(be, saved->lse, static_cast<int64_t>(rs.b) * rs.h * rs.s);
+    ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, q, k, v, out, saved->lse.f32());
     return;
   }
-  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s_local * s.h_kv * s.d;
+  const int kv_sent = kv_to_send(ctx, s, k, v);
+  RingShape rs{s.b, s.s_local * u, s.h / u, kv_sent / u, s.d, ctx.causal};
+  ensure_buffer(be, saved->lse, static_cast<int64_t>(rs.b) * rs.h * rs.s);
+  const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s_local * kv_sent * s.d;
   ensure_buffer(be, ctx.qf, q_elems);
   ensure_buffer(be, ctx.kf, kv_elems);
   ensure_buffer(be, ctx.vf, kv_elems);
   ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, q, ctx.qf.f32());
-  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, k, ctx.kf.f32());
-  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, v, ctx.vf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, k, ctx.kf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, v, ctx.vf.f32());
   ensure_buffer(be, saved->out, q_elems);
-  ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), ctx.qf.f32(),
-                         ctx.kf.f32(), ctx.vf.f32(), saved->out.f32(), saved->lse.f32());
+  ring_attention_forward(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, ctx.qf.f32(), ctx.kf.f32(), ctx.vf.f32(),
+                         saved->out.f32(), saved->lse.f32());
   ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, saved->out.f32(), out);
 }
 
@@ -105,25 +203,39 @@ void context_attention_backward(ContextAttention& ctx, const LocalAttentionShape
     be.attention_backward(a, q, k, v, dout, saved.lse.f32(), ctx.delta.f32(), dq, dk, dv);
     return;
   }
-  const RingPositions& positions = ctx.ring_positions;
-  RingShape rs{s.b, s.s_local * u, s.h / u, s.h_kv / u, s.d, ctx.causal};
   if (u == 1) {
-    ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), q, k, v, out, dout,
-                            saved.lse.f32(), dq, dk, dv);
+    RingShape rs{s.b, s.s_local, s.h, s.h_kv, s.d, ctx.causal};
+    ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, q, k, v, out, dout, saved.lse.f32(), dq,
+                            dk, dv);
     return;
   }
+  const int kv_sent = kv_to_send(ctx, s, k, v);
+  const bool duplicated = kv_sent != s.h_kv;
+  RingShape rs{s.b, s.s_local * u, s.h / u, kv_sent / u, s.d, ctx.causal};
+  const int64_t sent_elems = static_cast<int64_t>(s.b) * s.s_local * kv_sent * s.d;
   for (Tensor* buf : {&ctx.qf, &ctx.dof, &ctx.dqf}) ensure_buffer(be, *buf, q_elems);
-  for (Tensor* buf : {&ctx.kf, &ctx.vf, &ctx.dkf, &ctx.dvf}) ensure_buffer(be, *buf, kv_elems);
+  for (Tensor* buf : {&ctx.kf, &ctx.vf, &ctx.dkf, &ctx.dvf}) ensure_buffer(be, *buf, sent_elems);
   ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, q, ctx.qf.f32());
-  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, k, ctx.kf.f32());
-  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, v, ctx.vf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, k, ctx.kf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, v, ctx.vf.f32());
   ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, dout, ctx.dof.f32());
-  ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, positions, ctx.ring->size(), ctx.qf.f32(),
-                          ctx.kf.f32(), ctx.vf.f32(), saved.out.f32(), ctx.dof.f32(), saved.lse.f32(),
-                          ctx.dqf.f32(), ctx.dkf.f32(), ctx.dvf.f32());
+  ring_attention_backward(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, ctx.qf.f32(), ctx.kf.f32(), ctx.vf.f32(),
+                          saved.out.f32(), ctx.dof.f32(), saved.lse.f32(), ctx.dqf.f32(), ctx.dkf.f32(),
+                          ctx.dvf.f32());
   ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, ctx.dqf.f32(), dq);
-  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dkf.f32(), dk);
-  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dvf.f32(), dv);
+  if (!duplicated) {
+    ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dkf.f32(), dk);
+    ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h_kv, s.d, ctx.dvf.f32(), dv);
+    return;
+  }
+  // The gradients of a duplicated kv head arrive once per member that read it: summed back.
+  const int64_t rows = static_cast<int64_t>(s.b) * s.s_local;
+  ensure_buffer(be, ctx.dkx, sent_elems);
+  ensure_buffer(be, ctx.dvx, sent_elems);
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, ctx.dkf.f32(), ctx.dkx.f32());
+  ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, ctx.dvf.f32(), ctx.dvx.f32());
+  be.sum_heads(ctx.dkx.f32(), dk, rows, kv_sent, s.h_kv, s.d, ctx.kv_map_dev.data<int32_t>());
+  be.sum_heads(ctx.dvx.f32(), dv, rows, kv_sent, s.h_kv, s.d, ctx.kv_map_dev.data<int32_t>());
 }
 
 }  // namespace ringtrain

@@ -5,12 +5,18 @@
 //   hybrid:  cp = ulysses x ring: all-to-all inside each ulysses group, then a ring across
 //            the groups.
 // With cp = 1 it is the flash kernel itself.
+//
+// Packed documents: each micro-batch may carry per-sample document ids of the whole sequence;
+// every member derives its frame's ids from them, so the ring knows on every rank which
+// blocks can see each other (parallel/attention_plan.h) and skips the rest, and the kernels
+// mask by document (and by the sliding window).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "parallel/attention_plan.h"
 #include "parallel/communicator.h"
 #include "parallel/ring_attention.h"
 #include "parallel/ulysses.h"
@@ -28,6 +34,7 @@ struct ContextAttention {
   std::vector<std::vector<int32_t>> member_positions;
   bool cross_rank = true;  // false: attend only to this rank's own tokens (eval control)
   bool causal = true;
+  int window = 0;  // sliding window in positions; 0: none
   Backend* backend = nullptr;  // computes; ring/ulysses communicate on its memory
 
   // Set by context_attention_prepare: each ring member's frame positions (the union of its
@@ -35,15 +42,43 @@ struct ContextAttention {
   // the member positions on the device.
   std::vector<std::vector<int32_t>> frame_positions;
   std::vector<Tensor> frame_positions_dev, member_positions_dev;
-  RingPositions ring_positions;  // the frames' positions as the ring takes them
+  // Set by context_attention_set_documents for the current micro-batch: document ids of each
+  // member's and each frame's tokens ([b, s] each; empty without documents) and the ring's
+  // plan (frames' positions and ids on the device, which blocks see each other, hops).
+  bool has_docs = false;
+  std::vector<std::vector<int32_t>> member_docs, frame_docs;
+  std::vector<Tensor> member_docs_dev, frame_docs_dev;
+  std::vector<std::vector<std::vector<FrameRun>>> frame_runs;  // [frame][sample]
+  RingPlan plan;
+  // Ulysses with more members than kv heads: the kv heads each member's query heads read,
+  // gathered (duplicated) before the all-to-all and summed back after it.
+  std::vector<int32_t> kv_map;
+  int kv_split_heads[2] = {0, 0};  // (h, h_kv) kv_map was planned for
+  Tensor kv_map_dev, kx, vx, dkx, dvx;
   // Buffers reused from call to call (device memory).
   RingBuffers ring_buffers;
   UlyssesBuffers a2a;
   Tensor qf, kf, vf, dof, dqf, dkf, dvf, delta;
 };
 
-// After the fields above are set: derives the frame positions and uploads the positions.
+// After the fields above are set: derives the frame positions, uploads the positions and plans
+// the ring for sequences of one document each.
 void context_attention_prepare(ContextAttention& ctx, Backend& be);
+// Before each micro-batch: docs[b * seq_len] the document id of every token of every whole
+// sample (non-decreasing along each sample), or null for one document per sample. Reuses its
+// buffers: a steady-state step allocates nothing.
+void context_attention_set_documents(ContextAttention& ctx, int b, const int32_t* docs);
+
+// How K/V cross a Ulysses all-to-all of u members for h query and h_kv kv heads (per tp
+// rank): when u divides h_kv each member takes h_kv / u of them as they are; otherwise each
+// member needs the kv heads its h / u query heads read: one when those heads share a kv head,
+// else one per query head. `map` lists, for each of the u * per_member heads sent, the local
+// kv head it copies (empty when nothing is duplicated).
+struct UlyssesKvSplit {
+  int per_member = 0;
+  std::vector<int32_t> map;
+};
+UlyssesKvSplit ulysses_kv_split(int h, int h_kv, int u);
 
 // Shapes for one rank: b samples, s_local tokens each, h_local query heads, h_kv_local
 // kv heads, head dim d. q/out/dout/dq: [b, s_local, h, d]; k/v/dk/dv: [b, s_local, h_kv, d].

@@ -32,12 +32,7 @@ namespace {
 
 int wrap(int i, int n) { return ((i % n) + n) % n; }
 
-bool block_fully_masked(const RingShape& s, const std::vector<int32_t>& qp, const std::vector<int32_t>& kp) {
-  if (!s.causal || qp.empty() || kp.empty()) return false;
-  return *std::min_element(kp.begin(), kp.end()) > *std::max_element(qp.begin(), qp.end());
-}
-
-AttentionArgs block_args(const RingShape& s, const int32_t* qp, const int32_t* kp) {
+AttentionArgs block_args(const RingShape& s, const RingPlan& p, int q_member, int k_member) {
   AttentionArgs a;
   a.b = s.b;
   a.s_q = s.s;
@@ -46,24 +41,35 @@ AttentionArgs block_args(const RingShape& s, const int32_t* qp, const int32_t* k
   a.h_kv = s.h_kv;
   a.d = s.d;
   a.causal = s.causal;
-  a.q_pos = qp;
-  a.k_pos = kp;
+  a.q_pos = p.pos[static_cast<size_t>(q_member)];
+  a.k_pos = p.pos[static_cast<size_t>(k_member)];
+  if (!p.doc.empty()) {
+    a.q_doc = p.doc[static_cast<size_t>(q_member)];
+    a.k_doc = p.doc[static_cast<size_t>(k_member)];
+  }
+  a.window = p.window;
   return a;
 }
 
-void check(const Communicator& ring, const RingPositions& p, int steps) {
+bool sees(const RingPlan& p, int n, int q_member, int k_member) {
+  return p.visible[static_cast<size_t>(q_member) * n + k_member] != 0;
+}
+
+void check(const Communicator& ring, const RingPlan& p) {
   const int n = ring.size();
-  RT_CHECK(p.host && static_cast<int>(p.host->size()) == n && static_cast<int>(p.device.size()) == n,
-           "ring: positions for ", p.host ? p.host->size() : 0, " members, ring of ", n);
-  RT_CHECK(steps >= 1 && steps <= n, "ring: steps ", steps, " of ", n);
+  RT_CHECK(static_cast<int>(p.pos.size()) == n && static_cast<int>(p.visible.size()) == n * n &&
+               (p.doc.empty() || static_cast<int>(p.doc.size()) == n),
+           "ring: a plan for ", p.pos.size(), " members, ring of ", n);
+  RT_CHECK(p.steps >= 1 && p.steps <= n, "ring: steps ", p.steps, " of ", n);
 }
 
 }  // namespace
 
 void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
-                            const RingPositions& pos, int steps, const float* q, const float* k, const float* v,
-                            float* out, float* lse) {
-  check(ring, pos, steps);
+                            const RingPlan& plan, const float* q, const float* k, const float* v, float* out,
+                            float* lse) {
+  check(ring, plan);
+  const int steps = plan.steps;
   const int n = ring.size(), r = ring.rank();
   const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s * s.h_kv * s.d;
   const int64_t q_elems = static_cast<int64_t>(s.b) * s.s * s.h * s.d;
@@ -81,8 +87,7 @@ void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, co
   }
   be.fill(out, 0.0f, q_elems);
   be.fill(lse, -std::numeric_limits<float>::infinity(), lse_elems);
-  const std::vector<int32_t>& qp = (*pos.host)[static_cast<size_t>(r)];
-
+  bool first = true;  // no block merged yet: the first visible block writes out/lse directly
   for (int t = 0; t < steps; ++t) {
     const int src = wrap(r - t, n);
     float* cur = travels ? rb.kv[t % 2].f32() : nullptr;
@@ -93,42 +98,41 @@ void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, co
       rb.ops.push_back({P2POp::kRecv, rb.kv[(t + 1) % 2].f32(), static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
       next = ring.exchange(rb.ops, DType::kF32);
     }
-    if (!block_fully_masked(s, qp, (*pos.host)[static_cast<size_t>(src)])) {
-      const AttentionArgs a = block_args(s, pos.device[static_cast<size_t>(r)], pos.device[static_cast<size_t>(src)]);
+    if (sees(plan, n, r, src)) {
+      const AttentionArgs a = block_args(s, plan, r, src);
       if (!travels) {
         be.attention_forward(a, q, k, v, out, lse);
-      } else if (t == 0) {
+      } else if (first) {
         be.attention_forward(a, q, cur, cur + kv_elems, out, lse);
       } else {
         be.attention_forward(a, q, cur, cur + kv_elems, rb.block_out.f32(), rb.block_lse.f32());
         be.attention_merge(s.b, s.s, s.h, s.d, out, lse, rb.block_out.f32(), rb.block_lse.f32());
       }
+      first = false;
     }
     if (next) next->wait();
   }
 }
 
 void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
-                             const RingPositions& pos, int steps, const float* q, const float* k, const float* v,
-                             const float* out, const float* dout, const float* lse, float* dq, float* dk,
-                             float* dv) {
-  check(ring, pos, steps);
+                             const RingPlan& plan, const float* q, const float* k, const float* v, const float* out,
+                             const float* dout, const float* lse, float* dq, float* dk, float* dv) {
+  check(ring, plan);
+  const int steps = plan.steps;
   const int n = ring.size(), r = ring.rank();
   const int64_t kv_elems = static_cast<int64_t>(s.b) * s.s * s.h_kv * s.d;
   const int64_t q_elems = static_cast<int64_t>(s.b) * s.s * s.h * s.d;
   const size_t kv_bytes = static_cast<size_t>(kv_elems) * sizeof(float);
-  const std::vector<int32_t>& qp = (*pos.host)[static_cast<size_t>(r)];
-  const int32_t* qp_dev = pos.device[static_cast<size_t>(r)];
 
   ensure_buffer(be, rb.delta, static_cast<int64_t>(s.b) * s.h * s.s);
-  be.attention_backward_delta(block_args(s, qp_dev, qp_dev), out, dout, rb.delta.f32());
+  be.attention_backward_delta(block_args(s, plan, r, r), out, dout, rb.delta.f32());
   be.fill(dq, 0.0f, q_elems);
 
   if (steps == 1) {  // one block, this rank's own: no copies, no travel
     be.fill(dk, 0.0f, kv_elems);
     be.fill(dv, 0.0f, kv_elems);
-    if (!block_fully_masked(s, qp, qp))
-      be.attention_backward(block_args(s, qp_dev, qp_dev), q, k, v, dout, lse, rb.delta.f32(), dq, dk, dv);
+    if (sees(plan, n, r, r))
+      be.attention_backward(block_args(s, plan, r, r), q, k, v, dout, lse, rb.delta.f32(), dq, dk, dv);
     return;
   }
 
@@ -159,27 +163,22 @@ void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, c
 
     float* mine = rb.mine.f32();
     be.fill(mine, 0.0f, 2 * kv_elems);
-    if (!block_fully_masked(s, qp, (*pos.host)[static_cast<size_t>(src)])) {
-      const AttentionArgs a = block_args(s, qp_dev, pos.device[static_cast<size_t>(src)]);
+    if (sees(plan, n, r, src)) {
+      const AttentionArgs a = block_args(s, plan, r, src);
       be.attention_backward(a, q, cur, cur + kv_elems, dout, lse, rb.delta.f32(), dq, mine, mine + kv_elems);
     }
     if (pending) pending->wait();
     if (t > 0) be.add(mine, rb.acc_in.f32(), 2 * kv_elems);
     std::swap(rb.mine, rb.acc_out);
   }
-  // acc_out holds the complete gradient of the block last visited, (r - steps + 1); with a
-  // full ring that block's home is r + 1, one hop away. With a partial ring (steps < n, the
-  // eval-only control) blocks do not complete their round, so only steps == 1 is allowed.
+  // acc_out holds the complete gradient of the block last visited, (r - steps + 1): the plan
+  // guarantees no member beyond that hop sees it. Its home is steps - 1 hops back (one hop
+  // forward round a full ring), so one direct exchange brings every block home.
   float* home = rb.acc_in.f32();
-  if (steps == n && n > 1) {
-    rb.ops.clear();
-    rb.ops.push_back({P2POp::kSend, rb.acc_out.f32(), static_cast<size_t>(2 * kv_elems), wrap(r + 1, n)});
-    rb.ops.push_back({P2POp::kRecv, home, static_cast<size_t>(2 * kv_elems), wrap(r - 1, n)});
-    ring.exchange(rb.ops, DType::kF32)->wait();
-  } else {
-    RT_CHECK(steps == n || steps == 1, "ring backward over a partial ring");
-    home = rb.acc_out.f32();
-  }
+  rb.ops.clear();
+  rb.ops.push_back({P2POp::kSend, rb.acc_out.f32(), static_cast<size_t>(2 * kv_elems), wrap(r - steps + 1, n)});
+  rb.ops.push_back({P2POp::kRecv, home, static_cast<size_t>(2 * kv_elems), wrap(r + steps - 1, n)});
+  ring.exchange(rb.ops, DType::kF32)->wait();
   be.copy(dk, home, kv_bytes);
   be.copy(dv, home + kv_elems, kv_bytes);
 }

@@ -14,11 +14,19 @@ struct RingShape {
   bool causal = true;
 };
 
-// Global positions of every ring member's tokens (s each): on the host, where the ring decides
-// which blocks are fully masked, and on the device, where the kernels read them.
-struct RingPositions {
-  const std::vector<std::vector<int32_t>>* host = nullptr;
-  std::vector<const int32_t*> device;
+// What the ring visits, decided on the host from every member's positions and document ids
+// (parallel/attention_plan.h), the same on every member:
+//   visible[q * n + k]: some query of member q can see some key of member k's block;
+//   steps: hops each block travels, 1 + the farthest hop at which any member still sees the
+//          visiting block (n for a plain causal ring; fewer when documents or a window keep
+//          attention near home).
+// The kernels read each member's positions and document ids in device memory.
+struct RingPlan {
+  int steps = 0;
+  std::vector<uint8_t> visible;
+  std::vector<const int32_t*> pos;  // [n] device int32[s]: global positions
+  std::vector<const int32_t*> doc;  // [n] device int32[b, s]; empty: one document per sample
+  int window = 0;                   // sliding window in positions; 0: none
 };
 
 // The ring's buffers (device memory), reused from call to call: a steady-state step
@@ -28,14 +36,12 @@ struct RingBuffers {
   std::vector<P2POp> ops;
 };
 
-// steps: how many ring members to visit (ring size for full attention; 1 = own block only).
 void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& shape,
-                            const RingPositions& positions, int steps, const float* q, const float* k,
-                            const float* v, float* out, float* lse);
+                            const RingPlan& plan, const float* q, const float* k, const float* v, float* out,
+                            float* lse);
 // Overwrites dq, dk, dv.
 void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& shape,
-                             const RingPositions& positions, int steps, const float* q, const float* k,
-                             const float* v, const float* out, const float* dout, const float* lse, float* dq,
-                             float* dk, float* dv);
+                             const RingPlan& plan, const float* q, const float* k, const float* v, const float* out,
+                             const float* dout, const float* lse, float* dq, float* dk, float* dv);
 
 }  // namespace ringtrain

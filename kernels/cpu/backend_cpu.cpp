@@ -68,6 +68,23 @@ class CpuBackend final : public Backend {
       for (int64_t b = 0; b < B; ++b)
         std::memcpy(dst + (b * A + a) * C, src + (a * B + b) * C, static_cast<size_t>(C) * sizeof(float));
   }
+  void gather_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                    const int32_t* map) override {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int j = 0; j < dst_heads; ++j)
+        std::memcpy(dst + (r * dst_heads + j) * d, src + (r * src_heads + map[j]) * d,
+                    static_cast<size_t>(d) * sizeof(float));
+  }
+  void sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                 const int32_t* map) override {
+    std::memset(dst, 0, static_cast<size_t>(rows) * dst_heads * d * sizeof(float));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int j = 0; j < src_heads; ++j) {
+        float* o = dst + (r * dst_heads + map[j]) * d;
+        const float* x = src + (r * src_heads + j) * d;
+        for (int c = 0; c < d; ++c) o[c] += x[c];
+      }
+  }
   void sum_squares(const float* x, int64_t n, double* out) override { *out = ringtrain::sum_squares(x, n); }
   void swiglu_forward(const float* g, const float* u, float* h, int64_t n) override {
     ringtrain::swiglu_forward(g, u, h, n);

@@ -76,6 +76,14 @@ class CudaBackend final : public Backend {
   void swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C) override {
     CUDA_CHECK(cuda::swap01(src, dst, A, B, C, stream_));
   }
+  void gather_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                    const int32_t* map) override {
+    CUDA_CHECK(cuda::gather_heads(src, dst, rows, src_heads, dst_heads, d, map, stream_));
+  }
+  void sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                 const int32_t* map) override {
+    CUDA_CHECK(cuda::sum_heads(src, dst, rows, src_heads, dst_heads, d, map, stream_));
+  }
   void sum_squares(const float* x, int64_t n, double* out) override {
     CUDA_CHECK(cuda::sum_squares(x, n, out, norm_work_.data<double>(), stream_));  // work: stream-ordered reuse
   }

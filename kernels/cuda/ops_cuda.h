@@ -34,6 +34,11 @@ gpu::Status swiglu_backward(const float* dh, const float* gate, const float* up,
                             int64_t n, gpu::Stream stream);
 // src[A][B][C] -> dst[B][A][C] (C contiguous elements): the Ulysses all-to-all packing.
 gpu::Status swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C, gpu::Stream stream);
+// kernels/backend.h gather_heads / sum_heads (map in device memory).
+gpu::Status gather_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                         const int32_t* map, gpu::Stream stream);
+gpu::Status sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                      const int32_t* map, gpu::Stream stream);
 
 // ---- rows (kernels/cuda/ops_rows.cu) ----
 // kernels/rmsnorm.h; dw ACCUMULATES (+=): partial sums over chunks of 64 rows (ascending),

@@ -1,5 +1,5 @@
 // Elementwise CUDA operations of kernels/cuda/ops_cuda.h: fill, add, scale, bf16 casts, SwiGLU
-// and the Ulysses [A][B][C] -> [B][A][C] packing. Grid-stride loops with 64-bit indices, 256
+// the Ulysses [A][B][C] -> [B][A][C] packing and its kv-head gather/sum. Grid-stride loops with 64-bit indices, 256
 // threads per block, at most kMaxBlocks blocks; nothing is launched for zero elements. No
 // reductions, so every result is independent of the thread order.
 #include <cmath>
@@ -93,6 +93,36 @@ __global__ void __launch_bounds__(kThreads) ops_swap01_kernel(const float* src, 
   }
 }
 
+// dst[r][j][c] = src[r][map[j]][c]; one thread per destination element.
+// static-check: ops_gather_heads_kernel smem=0
+__global__ void __launch_bounds__(kThreads) ops_gather_heads_kernel(const float* src, float* dst, int64_t rows,
+                                                                    int src_heads, int dst_heads, int d,
+                                                                    const int32_t* map) {
+  const int64_t n = rows * dst_heads * d;
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int64_t c = i % d, rj = i / d;
+    const int64_t j = rj % dst_heads, r = rj / dst_heads;
+    dst[i] = src[(r * src_heads + map[j]) * d + c];
+  }
+}
+
+// dst[r][h][c] = sum over j (ascending) with map[j] == h of src[r][j][c]: one thread per
+// destination element, so the order of the sum is fixed (the few duplicates of a head).
+// static-check: ops_sum_heads_kernel smem=0
+__global__ void __launch_bounds__(kThreads) ops_sum_heads_kernel(const float* src, float* dst, int64_t rows,
+                                                                 int src_heads, int dst_heads, int d,
+                                                                 const int32_t* map) {
+  const int64_t n = rows * dst_heads * d;
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int64_t c = i % d, rh = i / d;
+    const int64_t h = rh % dst_heads, r = rh / dst_heads;
+    float acc = 0.0f;
+    for (int j = 0; j < src_heads; ++j)
+      if (map[j] == h) acc += src[(r * src_heads + j) * d + c];
+    dst[i] = acc;
+  }
+}
+
 gpu::Status fill(float* x, float value, int64_t n, gpu::Stream stream) {
   RT_CHECK(n >= 0, "cuda::fill: negative size ", n);
   if (n == 0) return gpu::Status::kSuccess;
@@ -141,6 +171,24 @@ gpu::Status swap01(const float* src, float* dst, int64_t A, int64_t B, int64_t C
   const int64_t n = A * B * C;
   if (n == 0) return gpu::Status::kSuccess;
   return gpu::launch(ops_swap01_kernel, blocks_for(n), kThreads, 0, stream, src, dst, A, B, C);
+}
+
+gpu::Status gather_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                         const int32_t* map, gpu::Stream stream) {
+  RT_CHECK(rows >= 0 && src_heads > 0 && dst_heads >= 0 && d > 0, "cuda::gather_heads: bad extents");
+  const int64_t n = rows * dst_heads * d;
+  if (n == 0) return gpu::Status::kSuccess;
+  return gpu::launch(ops_gather_heads_kernel, blocks_for(n), kThreads, 0, stream, src, dst, rows, src_heads,
+                     dst_heads, d, map);
+}
+
+gpu::Status sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
+                      const int32_t* map, gpu::Stream stream) {
+  RT_CHECK(rows >= 0 && src_heads >= 0 && dst_heads > 0 && d > 0, "cuda::sum_heads: bad extents");
+  const int64_t n = rows * dst_heads * d;
+  if (n == 0) return gpu::Status::kSuccess;
+  return gpu::launch(ops_sum_heads_kernel, blocks_for(n), kThreads, 0, stream, src, dst, rows, src_heads,
+                     dst_heads, d, map);
 }
 
 }  // namespace ringtrain::cuda

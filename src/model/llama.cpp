@@ -75,17 +75,14 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   const int tp_rank = mesh.coord().tp;
   vocab_ = VocabShard{tp_rank * shape_.vocab_local(), shape_.vocab_local()};
 
-  // Context parallelism: the zigzag positions of every cp member.
-  const int cp = mesh.shape().cp;
-  Zigzag zz{config.train.seq_len, cp};
-  for (int r = 0; r < cp; ++r) attention_.member_positions.push_back(zz.positions(r));
+  // Context parallelism; the sequence is laid out over the cp members by the first batch.
   attention_.mode = config.parallel.cp_mode == "ulysses" ? CpMode::kUlysses
                     : config.parallel.cp_mode == "hybrid" ? CpMode::kHybrid
                                                           : CpMode::kRing;
   attention_.ring = groups.ring;
   attention_.ulysses = mesh.shape().ulysses > 1 ? groups.ulysses : nullptr;
   attention_.causal = true;
-  context_attention_prepare(attention_, be_);
+  attention_.window = m.sliding_window;
 
   // Parameters in forward order (backward completes them in reverse).
   const int64_t d = shape_.d, hd = shape_.head_dim;
@@ -157,6 +154,17 @@ double LlamaModel::flops_per_token(int seq_len) const {
   return 6.0 * matmul + 6.0 * shape_.layers * static_cast<double>(seq_len) * shape_.heads * shape_.head_dim;
 }
 
+// The zigzag positions of every cp member for sequences of seq_len tokens.
+void LlamaModel::layout_sequence(int seq_len) {
+  const int cp = mesh_.shape().cp;
+  RT_CHECK(seq_len > 0 && seq_len % (2 * cp) == 0, "a sequence of ", seq_len, " tokens over cp = ", cp);
+  const Zigzag zz{seq_len, cp};
+  attention_.member_positions.clear();
+  for (int r = 0; r < cp; ++r) attention_.member_positions.push_back(zz.positions(r));
+  context_attention_prepare(attention_, be_);
+  seq_len_ = seq_len;
+}
+
 void LlamaModel::setup_batch(const LocalBatch& batch) {
   b_ = batch.b;
   s_local_ = batch.s_local;
@@ -165,12 +173,21 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
                  "parallel.sequence_parallel: micro_batch * seq_len / cp = ", rows_,
                  " token rows are not divisible by tp = ", tp_.size());
   held_ = tp_.held_rows(rows_);
+  const int seq_len = batch.seq_len > 0 ? batch.seq_len : s_local_ * mesh_.shape().cp;
+  if (seq_len != seq_len_) layout_sequence(seq_len);
   const auto& pos = attention_.member_positions[static_cast<size_t>(mesh_.coord().cp)];
   RT_CHECK(static_cast<int>(pos.size()) == s_local_, "batch of ", s_local_, " local tokens, layout of ", pos.size());
   RT_CHECK(static_cast<int64_t>(batch.ids.size()) == rows_ && static_cast<int64_t>(batch.targets.size()) == rows_,
            "batch of ", batch.ids.size(), " ids and ", batch.targets.size(), " targets for ", rows_, " rows");
+  RT_CHECK(batch.rope_pos.empty() || static_cast<int64_t>(batch.rope_pos.size()) == rows_, "batch of ",
+           batch.rope_pos.size(), " RoPE positions for ", rows_, " rows");
+  RT_CHECK(batch.docs.empty() || static_cast<int64_t>(batch.docs.size()) == static_cast<int64_t>(b_) * seq_len,
+           "batch of ", batch.docs.size(), " document ids for ", b_, " samples of ", seq_len, " tokens");
+  context_attention_set_documents(attention_, b_, batch.docs.empty() ? nullptr : batch.docs.data());
   if (static_cast<int64_t>(row_pos_.size()) != rows_) row_pos_.resize(static_cast<size_t>(rows_));
-  for (int64_t r = 0; r < rows_; ++r) row_pos_[static_cast<size_t>(r)] = pos[static_cast<size_t>(r % s_local_)];
+  for (int64_t r = 0; r < rows_; ++r)
+    row_pos_[static_cast<size_t>(r)] =
+        batch.rope_pos.empty() ? pos[static_cast<size_t>(r % s_local_)] : batch.rope_pos[static_cast<size_t>(r)];
   ensure_buffer(be_, row_pos_dev_, rows_, DType::kI32);
   be_.upload(row_pos_dev_.raw(), row_pos_.data(), row_pos_.size() * sizeof(int32_t));
   ensure_buffer(be_, ids_, rows_, DType::kI32);

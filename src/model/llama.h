@@ -26,13 +26,22 @@ namespace ringtrain {
 class Mesh;
 struct TensorGroups;
 
-// This rank's share of one micro-batch: b samples, the s_local tokens of its zigzag chunks.
+// This rank's share of one micro-batch: b samples of seq_len tokens, the s_local = seq_len / cp
+// tokens of its zigzag chunks. The batch carries its geometry: the model lays the sequence out
+// over the cp ranks from seq_len (any length divisible by 2 * cp, one model for all).
 struct LocalBatch {
   int b = 0;
   int s_local = 0;
+  int seq_len = 0;                 // 0: s_local * cp
   std::vector<int32_t> ids;        // [b * s_local]
   std::vector<int32_t> targets;    // [b * s_local], -1 = ignored
   std::vector<uint8_t> answer;     // [b * s_local], 1 = scored for exact-match accuracy
+  // Packed documents (both empty: each sample is one document and RoPE takes the global
+  // positions).
+  std::vector<int32_t> rope_pos;   // [b * s_local] position of each token inside its document
+  std::vector<int32_t> docs;       // [b * seq_len] document id of every token of every WHOLE
+                                   // sample: all cp ranks hold all, so each knows which ring
+                                   // blocks can see each other
 };
 
 struct ModelShape {
@@ -91,6 +100,7 @@ class LlamaModel {
   void layer_backward(int l, const float* x_in, float* dx, Acts& a);
   float* buf(Tensor& t, int64_t n);  // t sized to n floats on the device
   void setup_batch(const LocalBatch& batch);
+  void layout_sequence(int seq_len);
   void forward_trunk(const LocalBatch& batch, bool keep_acts);
   void head_logits();
 
@@ -109,8 +119,8 @@ class LlamaModel {
 
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;
-  int b_ = 0, s_local_ = 0;
-  std::vector<int32_t> row_pos_;      // host: global position of each token row
+  int b_ = 0, s_local_ = 0, seq_len_ = 0;
+  std::vector<int32_t> row_pos_;      // host: RoPE position of each token row
   Tensor row_pos_dev_, ids_, targets_;  // device: positions, token ids, targets of the batch
   std::vector<std::unique_ptr<Acts>> acts_;
   std::vector<Tensor> x_;  // layer inputs: x_[l] for layer l, x_[L] trunk output
