@@ -450,18 +450,15 @@ class Loader {
                   " is not divisible by ", kv("parallel.tp"),
                   ": MLP columns are split across tensor-parallel ranks");
 
-    // Ulysses re-shards heads: each of its ranks takes a share of this tp rank's heads.
+    // Ulysses re-shards heads: each of its ranks takes a share of this tp rank's query heads
+    // and receives the kv heads those read (duplicated when the degree exceeds the kv heads,
+    // parallel/context_attention.h), so only the query heads limit the degree.
     if (p.ulysses_degree > 1) {
-      const int heads = m.n_heads / p.tp, kv_heads = m.n_kv_heads / p.tp;
+      const int heads = m.n_heads / p.tp;
       if (heads % p.ulysses_degree != 0)
         input_error("the Ulysses degree ", kv("parallel.ulysses_degree"),
                     " must divide the heads per tensor-parallel rank, model.n_heads / "
                     "parallel.tp = ", m.n_heads, " / ", p.tp, " = ", heads);
-      if (kv_heads % p.ulysses_degree != 0)
-        input_error("the Ulysses degree ", kv("parallel.ulysses_degree"),
-                    " must divide the key/value heads per tensor-parallel rank, "
-                    "model.n_kv_heads / parallel.tp = ", m.n_kv_heads, " / ", p.tp, " = ",
-                    kv_heads);
     }
 
     // The zigzag layout cuts each sequence into 2 * cp equal chunks.

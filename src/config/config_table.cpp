@@ -129,8 +129,9 @@ std::vector<ConfigField> make_fields() {
   f.push_back(field("parallel", "ulysses_degree", &C::parallel, &ParallelConfig::ulysses_degree,
                     kAtLeastOne,
                     "Ulysses group size. ring: must be 1. ulysses: 1 or cp, resolved to cp. "
-                    "hybrid: > 1, < cp and divides cp. It must divide n_heads / tp and "
-                    "n_kv_heads / tp."));
+                    "hybrid: > 1, < cp and divides cp. It must divide n_heads / tp; it may "
+                    "exceed n_kv_heads / tp (kv heads are then duplicated to the members "
+                    "that read them)."));
   f.push_back(choice("parallel", "device_comm", &C::parallel, &ParallelConfig::device_comm,
                      {"auto", "nccl", "staged"},
                      "How a GPU job's ranks exchange device tensors: nccl (one process per GPU), "

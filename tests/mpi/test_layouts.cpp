@@ -1,4 +1,4 @@
-// ctest-ranks: 2 4 8
+// ctest-ranks: 2 3 4 8
 // Every layout trains the same model to the same numbers: the loss of each of 3 steps and
 // the global weights after them equal a single rank's (computed in the same process on
 // MPI_COMM_SELF), for (dp, cp, tp) layouts with and without sequence parallelism and ZeRO-1,
@@ -58,7 +58,7 @@ TEST(Layouts, EveryLayoutEqualsOneRank) {
                                     std::string("parallel.zero1=") + (z ? "true" : "false")};
       add(1, 1, 2, e); add(2, 1, 1, e); add(1, 2, 1, e);
       add(1, 1, 4, e); add(1, 2, 2, e); add(2, 2, 1, e); add(2, 1, 2, e); add(1, 4, 1, e); add(4, 1, 1, e);
-      add(2, 2, 2, e); add(1, 8, 1, e);
+      add(2, 2, 2, e); add(1, 8, 1, e); add(1, 3, 1, e);
     }
   auto ul = [](std::string mode, int u) {
     return std::vector<std::string>{"parallel.cp_mode=" + mode, "parallel.ulysses_degree=" + std::to_string(u)};
@@ -98,4 +98,36 @@ TEST(Layouts, FirstTokensReadAtTheEnd) {
   std::vector<std::string> o = task;
   o.push_back("parallel.cp=" + std::to_string(world_size()));
   expect_same(train(MPI_COMM_WORLD, o), ref, "cp=world, key at depth 0", false);
+}
+
+// Packed documents (several passkey prompts per sequence, each its own document: a document
+// spanning several ranks and documents shorter than a zigzag chunk), with and without a
+// sliding window, 2 kv heads: ring at cp = world, Ulysses at degree 4 (beyond the kv heads),
+// hybrid 2 x 2, with tp = 2 and with dp = 2 equal one rank. Catches document ids sharded
+// with the wrong layout, RoPE positions not restarting per document, a ring block skipped that
+// a query sees, a loss normalised by the wrong count of scored tokens.
+TEST(Layouts, PackedDocumentsEqualOneRank) {
+  const int world = world_size();
+  for (const char* window : {"0", "20"}) {
+    const std::vector<std::string> packed = {"data.packing=documents", "model.n_kv_heads=2",
+                                             std::string("model.sliding_window=") + window};
+    auto with = [&](std::vector<std::string> o) {
+      o.insert(o.end(), packed.begin(), packed.end());
+      return o;
+    };
+    std::vector<std::vector<std::string>> layouts;
+    layouts.push_back(with({"parallel.cp=" + std::to_string(world), "train.micro_batch=2", "train.grad_accum=2"}));
+    if (world == 4) {
+      layouts.push_back(with({"parallel.cp=4", "parallel.cp_mode=ulysses", "train.micro_batch=2", "train.grad_accum=2"}));
+      layouts.push_back(with({"parallel.cp=4", "parallel.cp_mode=hybrid", "parallel.ulysses_degree=2",
+                              "train.micro_batch=2", "train.grad_accum=2"}));
+      layouts.push_back(with({"parallel.cp=2", "parallel.tp=2", "train.micro_batch=2", "train.grad_accum=2"}));
+      layouts.push_back(with({"parallel.dp=2", "parallel.cp=2", "train.micro_batch=1", "train.grad_accum=2"}));
+    }
+    const TrainedRun ref = train(MPI_COMM_SELF, with({"train.micro_batch=2", "train.grad_accum=2"}));
+    for (const auto& o : layouts) {
+      SCOPED_TRACE(layout_name(o));
+      expect_same(train(MPI_COMM_WORLD, o), ref, layout_name(o));
+    }
+  }
 }

@@ -334,6 +334,17 @@ TEST(Config, DuplicatesSyntaxErrorsAndDocuments) {
   });
 }
 
+// Catches: the Ulysses degree still capped by the kv heads (it may exceed them: members receive
+// the kv heads their query heads read), and a negative sliding window accepted.
+TEST(Config, UlyssesBeyondKvHeadsAndWindow) {
+  const Config c = parse_config("model:\n  n_heads: 4\n  n_kv_heads: 2\n  sliding_window: 100000\n"
+                                "parallel:\n  cp: 4\n  cp_mode: ulysses\n",
+                                "cfg.yaml");
+  EXPECT_EQ(c.parallel.ulysses_degree, 4);
+  EXPECT_EQ(c.model.sliding_window, 100000);  // larger than seq_len: it covers everything
+  run_cases({{"negative window", "model:\n  sliding_window: -1\n", {}, {"model.sliding_window", "-1"}}});
+}
+
 // Catches: each cross-field rule of the brief being skipped, so the failure would come later
 // as a crash, a hang or silently wrong attention.
 TEST(Config, CrossFieldRules) {
@@ -374,9 +385,6 @@ TEST(Config, CrossFieldRules) {
       {"ulysses degree divides heads", "model:\n  n_heads: 4\n  n_kv_heads: 4\n"
        "parallel:\n  cp: 8\n  cp_mode: ulysses\n", {},
        {"Ulysses degree parallel.ulysses_degree = 8", "n_heads / parallel.tp = 4 / 1 = 4"}},
-      {"ulysses degree divides kv heads", "model:\n  n_heads: 4\n  n_kv_heads: 2\n"
-       "parallel:\n  cp: 4\n  cp_mode: ulysses\n", {},
-       {"parallel.ulysses_degree = 4", "n_kv_heads / parallel.tp = 2 / 1 = 2"}},
       {"ulysses degree divides heads per tp rank", "model:\n  n_heads: 8\n  n_kv_heads: 8\n"
        "parallel:\n  cp: 4\n  tp: 4\n  cp_mode: ulysses\n", {},
        {"n_heads / parallel.tp = 8 / 4 = 2"}},
