@@ -151,11 +151,15 @@ void export_checkpoint(const std::string& path, const std::string& out_dir, std:
   const ModelConfig& m = c.model;
   const std::string cfg_path = out_dir + "/config.json";
   {
+    // A sliding window is Mistral's (same weights and names as Llama; transformers' Mistral
+    // masks keys at distance >= sliding_window, as model.sliding_window does).
+    const bool windowed = m.sliding_window > 0;
     std::ofstream o(cfg_path, std::ios::trunc);
     o << "{\n"
-      << "  \"architectures\": [\"LlamaForCausalLM\"],\n"
-      << "  \"model_type\": \"llama\",\n"
-      << "  \"vocab_size\": " << h.vocab_size << ",\n"
+      << "  \"architectures\": [\"" << (windowed ? "MistralForCausalLM" : "LlamaForCausalLM") << "\"],\n"
+      << "  \"model_type\": \"" << (windowed ? "mistral" : "llama") << "\",\n";
+    if (windowed) o << "  \"sliding_window\": " << m.sliding_window << ",\n";
+    o << "  \"vocab_size\": " << h.vocab_size << ",\n"
       << "  \"hidden_size\": " << h.d_model << ",\n"
       << "  \"intermediate_size\": " << h.d_ff << ",\n"
       << "  \"num_hidden_layers\": " << h.n_layers << ",\n"

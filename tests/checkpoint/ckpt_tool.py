@@ -76,6 +76,14 @@ def check(path):
         print(f"h5py ok: step {int(a['step'])}, {len(names)} parameters, {n} values")
 
 
+def yaml_window(attrs):
+    """model.sliding_window of the checkpoint's stored config (0 when absent)."""
+    import yaml
+    text = attrs["config"]
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    return (yaml.safe_load(text).get("model") or {}).get("sliding_window", 0)
+
+
 def export(out_dir, path):
     with open(out_dir + "/model.safetensors", "rb") as fh:
         raw = fh.read()
@@ -100,7 +108,13 @@ def export(out_dir, path):
         assert end == len(body), "trailing bytes"
         cfg = json.load(open(out_dir + "/config.json"))
         a = f.attrs
-        assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["model_type"] == "llama"
+        window = int(yaml_window(a))
+        if window > 0:
+            assert cfg["architectures"] == ["MistralForCausalLM"] and cfg["model_type"] == "mistral"
+            assert cfg["sliding_window"] == window
+        else:
+            assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["model_type"] == "llama"
+            assert "sliding_window" not in cfg
         assert cfg["hidden_size"] == int(a["model_d_model"]) and cfg["vocab_size"] == int(a["model_vocab_size"])
         assert cfg["intermediate_size"] == int(a["model_d_ff"])
         assert cfg["num_hidden_layers"] == int(a["model_n_layers"])

@@ -51,11 +51,14 @@ def read_tokens(path):
 def main():
     out_dir, tokens_path, eval_loss = sys.argv[1], sys.argv[2], float(sys.argv[3])
     cfg = json.load(open(os.path.join(out_dir, "config.json")))
-    assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["hidden_act"] == "silu"
+    window = cfg.get("sliding_window") or 0
+    assert cfg["architectures"] == (["MistralForCausalLM"] if window else ["LlamaForCausalLM"]), cfg["architectures"]
+    assert cfg["hidden_act"] == "silu"
     meta = {"d_model": cfg["hidden_size"], "n_layers": cfg["num_hidden_layers"],
             "n_heads": cfg["num_attention_heads"], "n_kv_heads": cfg["num_key_value_heads"],
             "norm_eps": cfg["rms_norm_eps"], "rope_theta": cfg["rope_theta"],
-            "tie_embeddings": cfg["tie_word_embeddings"], "vocab_size": cfg["vocab_size"]}
+            "tie_embeddings": cfg["tie_word_embeddings"], "vocab_size": cfg["vocab_size"],
+            "sliding_window": window}
     weights = read_safetensors(os.path.join(out_dir, "model.safetensors"))
     assert sorted(weights) == sorted(ref.expected_names(meta)), "tensor names"
     assert weights["model.embed_tokens.weight"].shape == (cfg["vocab_size"], cfg["hidden_size"])

@@ -56,6 +56,17 @@ ew=$("$BIN" eval "$CFG" "${TINY[@]}" --checkpoint A/step-000006.h5 --data window
 $PY "$SRC/tests/checkpoint/export_reference.py" hf window.bin \
   "$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["eval_loss"])' "$ew")" || fail "export reference"
 
+echo "== a sliding-window model exports as Mistral (same window), against the PyTorch reference"
+$MPI -np 2 "$BIN" train "$CFG" "${TINY[@]}" --set parallel.cp=2 --set train.steps=2 --set model.sliding_window=16 \
+  --set checkpoint.dir=W --set run.out_dir=rW > trainW.log 2>&1 || { cat trainW.log; fail "windowed run"; }
+"$BIN" export W/step-000002.h5 hfw > exportw.log 2>&1 || { cat exportw.log; fail "windowed export"; }
+$TOOL export hfw W/step-000002.h5 || fail "windowed export check"
+eww=$("$BIN" eval "$CFG" "${TINY[@]}" --set model.sliding_window=16 --checkpoint W/step-000002.h5 --data window.bin 2>&1 |
+  grep '^{"eval_loss"')
+[ -n "$eww" ] || fail "windowed eval --data printed no result"
+$PY "$SRC/tests/checkpoint/export_reference.py" hfw window.bin \
+  "$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["eval_loss"])' "$eww")" || fail "windowed export reference"
+
 echo "== eval --checkpoint on other layouts = the training's final eval"
 final=$(grep '^{"eval_loss"' trainA.log)
 e1=$($MPI -np 1 "$BIN" eval "$CFG" "${TINY[@]}" --checkpoint A/step-000006.h5 2>&1 | grep '^{"eval_loss"')

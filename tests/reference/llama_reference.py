@@ -112,14 +112,27 @@ def rms_norm(x, weight, eps):
     return weight * (x * torch.rsqrt(variance + eps))
 
 
-def rotary_cos_sin(seq_len, head_dim, theta, dtype):
-    # LlamaRotaryEmbedding: everything in fp32, positions 0..S-1, the frequencies duplicated
-    # over both halves (the rotate_half pairing of dimension i with i + d/2).
+def rotary_cos_sin(positions, head_dim, theta, dtype):
+    # LlamaRotaryEmbedding: everything in fp32, the frequencies duplicated over both halves
+    # (the rotate_half pairing of dimension i with i + d/2). positions: [b, s] (0..S-1 per row
+    # for one document; restarting at 0 in each packed document, as transformers' position_ids).
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
-    positions = torch.arange(seq_len, dtype=torch.int64).float()
-    freqs = torch.outer(positions, inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)
+    freqs = positions.float()[..., None] * inv_freq  # [b, s, hd/2]
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [b, 1, s, hd]
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def attention_mask(b, s, docs=None, window=0):
+    # True where a query (row) must NOT see a key (column): the future, another document
+    # (packed sequences), or a key window or more positions back (Mistral's sliding window).
+    i = torch.arange(s)[:, None]
+    j = torch.arange(s)[None, :]
+    hidden = (j > i)[None].expand(b, s, s)
+    if docs is not None:
+        hidden = hidden | (docs[:, :, None] != docs[:, None, :])
+    if window > 0:
+        hidden = hidden | ((i - j) >= window)[None]
+    return hidden[:, None]  # [b, 1, s, s]
 
 
 def rotate_half(x):
@@ -144,14 +157,16 @@ class Llama:
     def names(self):
         return list(self.params)
 
-    def forward(self, ids, targets):
+    def forward(self, ids, targets, docs=None, positions=None):
         m, p = self.m, self.params
         b, s = ids.shape
         heads, kv_heads = m["n_heads"], m["n_kv_heads"]
         hd = m["d_model"] // heads
         eps = m["norm_eps"]
-        cos, sin = rotary_cos_sin(s, hd, float(m["rope_theta"]), self.dtype)  # [s, hd]
-        mask = torch.triu(torch.ones(s, s, dtype=torch.bool), diagonal=1)
+        if positions is None:
+            positions = torch.arange(s, dtype=torch.int64)[None].expand(b, s)
+        cos, sin = rotary_cos_sin(positions, hd, float(m["rope_theta"]), self.dtype)  # [b, 1, s, hd]
+        mask = attention_mask(b, s, docs, int(m.get("sliding_window", 0)))
 
         x = F.embedding(ids, p["model.embed_tokens.weight"])
         for layer in range(m["n_layers"]):
@@ -340,7 +355,9 @@ def main():
     model = Llama(meta, {n: dump["before/" + n] for n in names}, dtype)
     ids = torch.tensor(dump["batch.ids"], dtype=torch.int64)
     targets = torch.tensor(dump["batch.targets"], dtype=torch.int64)
-    loss = model.forward(ids, targets)
+    docs = torch.tensor(dump["batch.docs"], dtype=torch.int64) if "batch.docs" in dump else None
+    positions = torch.tensor(dump["batch.rope_pos"], dtype=torch.int64) if "batch.rope_pos" in dump else None
+    loss = model.forward(ids, targets, docs, positions)
     loss.backward()
     grads = {n: model.params[n].grad.detach().clone() for n in names}
     grad_norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))

@@ -199,6 +199,29 @@ int run(int argc, char** argv) {
       batch.targets[r] = t + 1 < s ? batch.ids[r + 1] : static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
       if (rng.uniform() < 0.1) batch.targets[r] = -1;
     }
+  // data.packing = documents: each sample cut into documents of random lengths (1 token
+  // upwards, one longer than a kernel tile), RoPE positions restarting in each, no target
+  // across a boundary.
+  const bool packed = config.data.packing == "documents";
+  if (packed) {
+    batch.seq_len = s;
+    batch.docs.resize(batch.ids.size());
+    batch.rope_pos.resize(batch.ids.size());
+    for (int i = 0; i < b; ++i) {
+      int32_t doc = 0, pos = 0, left = 1 + static_cast<int32_t>(rng.next() % 3);
+      for (int t = 0; t < s; ++t, ++pos, --left) {
+        if (left == 0) {
+          ++doc;
+          pos = 0;
+          left = doc == 2 ? 70 : 1 + static_cast<int32_t>(rng.next() % 24);
+        }
+        const size_t r = static_cast<size_t>(i) * s + t;
+        batch.docs[r] = doc;
+        batch.rope_pos[r] = pos;
+        if (left == 1) batch.targets[r] = -1;  // the last token of a document has no target
+      }
+    }
+  }
   int64_t scored = 0;
   for (int32_t t : batch.targets) scored += t >= 0 ? 1 : 0;
   RT_CHECK(scored > 0, "every target ignored");
@@ -211,7 +234,8 @@ int run(int argc, char** argv) {
   meta << "{\"vocab_size\": " << m.vocab_size << ", \"d_model\": " << m.d_model << ", \"n_layers\": " << m.n_layers
        << ", \"n_heads\": " << m.n_heads << ", \"n_kv_heads\": " << m.n_kv_heads << ", \"d_ff\": " << m.ffn_dim()
        << ", \"rope_theta\": " << m.rope_theta << ", \"norm_eps\": " << m.norm_eps
-       << ", \"tie_embeddings\": " << (m.tie_embeddings ? "true" : "false") << ", \"lr\": " << tc.lr
+       << ", \"tie_embeddings\": " << (m.tie_embeddings ? "true" : "false")
+       << ", \"sliding_window\": " << m.sliding_window << ", \"lr\": " << tc.lr
        << ", \"beta1\": " << tc.beta1 << ", \"beta2\": " << tc.beta2 << ", \"eps\": " << tc.eps
        << ", \"weight_decay\": " << tc.weight_decay << ", \"grad_clip\": " << tc.grad_clip
        << ", \"recompute\": " << (tc.recompute ? "true" : "false") << ", \"micro_batch\": " << b
@@ -220,6 +244,10 @@ int run(int argc, char** argv) {
   w.add("meta", DumpType::kU8, {static_cast<int64_t>(meta_text.size())}, meta_text.data(), meta_text.size());
   w.add("batch.ids", DumpType::kI32, {b, s}, batch.ids.data(), batch.ids.size() * sizeof(int32_t));
   w.add("batch.targets", DumpType::kI32, {b, s}, batch.targets.data(), batch.targets.size() * sizeof(int32_t));
+  if (packed) {
+    w.add("batch.docs", DumpType::kI32, {b, s}, batch.docs.data(), batch.docs.size() * sizeof(int32_t));
+    w.add("batch.rope_pos", DumpType::kI32, {b, s}, batch.rope_pos.data(), batch.rope_pos.size() * sizeof(int32_t));
+  }
   dump_params(w, be, model.params(), "before/", false);
 
   Optimizer opt(config, mesh, be, compute.groups(), model.params(), model.tp_partial_params());
