@@ -174,7 +174,15 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
                  " token rows are not divisible by tp = ", tp_.size());
   held_ = tp_.held_rows(rows_);
   const int seq_len = batch.seq_len > 0 ? batch.seq_len : s_local_ * mesh_.shape().cp;
-  if (seq_len != seq_len_) layout_sequence(seq_len);
+  if (!batch.member_positions.empty()) {  // this micro-batch's own split
+    RT_CHECK(static_cast<int>(batch.member_positions.size()) == mesh_.shape().cp, "batch split over ",
+             batch.member_positions.size(), " ranks, cp = ", mesh_.shape().cp);
+    attention_.member_positions = batch.member_positions;
+    context_attention_prepare(attention_, be_);
+    seq_len_ = 0;  // the next batch without a split lays the zigzag out again
+  } else if (seq_len != seq_len_) {
+    layout_sequence(seq_len);
+  }
   const auto& pos = attention_.member_positions[static_cast<size_t>(mesh_.coord().cp)];
   RT_CHECK(static_cast<int>(pos.size()) == s_local_, "batch of ", s_local_, " local tokens, layout of ", pos.size());
   RT_CHECK(static_cast<int64_t>(batch.ids.size()) == rows_ && static_cast<int64_t>(batch.targets.size()) == rows_,

@@ -42,6 +42,9 @@ struct LocalBatch {
   std::vector<int32_t> docs;       // [b * seq_len] document id of every token of every WHOLE
                                    // sample: all cp ranks hold all, so each knows which ring
                                    // blocks can see each other
+  // [cp][s_local] global positions each cp rank holds (the document-aware split of packed
+  // micro-batches); empty: the zigzag of seq_len.
+  std::vector<std::vector<int32_t>> member_positions;
 };
 
 struct ModelShape {

@@ -30,6 +30,7 @@ BatchPlan plan_for(const Config& c, Mesh& mesh) {
   p.cp_rank = mesh.coord().cp;
   p.micro_batch = c.train.micro_batch;
   p.seq_len = c.train.seq_len;
+  p.window = c.model.sliding_window;
   return p;
 }
 
