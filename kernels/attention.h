@@ -19,6 +19,8 @@
 // window measured there is the in-document distance); RoPE's in-document positions are the
 // model's business, not the kernel's. A tile with no visible pair is skipped; only tiles that
 // straddle a diagonal, a document boundary or a window edge evaluate the mask.
+// The window is one-sided in every mode: without causal, a query still sees only keys less
+// than W positions behind it and every key ahead of it; a two-sided (local) window is not meant.
 //
 // Layouts: q, out, dq: [b, s_q, h, d];  k, v, dk, dv: [b, s_k, h_kv, d] (K/V never repeated:
 // query head j reads kv head j / (h / h_kv));  lse, delta: [b, h, s_q] (fp32).

@@ -13,10 +13,14 @@
 // key tile are owned by one work item; dQ is shared between key tiles, so with several
 // threads each thread accumulates into its own dQ copy.
 //
-// Masking uses explicit global positions: per tile the min/max position is precomputed, a
-// tile whose every key is in the future of every query is skipped, a tile entirely in the past
-// is unmasked, only tiles straddling the diagonal compare positions. GQA: query head j reads
-// kv head j / (h / h_kv) in place, through the sgemm leading dimension.
+// Masking uses explicit global positions and, for packed documents, document ids: per tile the
+// min/max position (shared by the samples) and per (sample, tile) the min/max document id are
+// precomputed. A tile is skipped when no pair in it can be visible (every key in the future,
+// every key at least a window back, or no document in common), unmasked when every pair is
+// (entirely in the past, within the window, one and the same document on both sides), and only
+// the tiles straddling a diagonal, window edge or document boundary evaluate the mask element by
+// element; calls without documents or window keep the plain causal comparison. GQA: query head
+// j reads kv head j / (h / h_kv) in place, through the sgemm leading dimension.
 #include "kernels/attention.h"
 
 #include <cblas.h>
@@ -63,6 +67,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 std::atomic<int> g_threads{1};
 thread_local size_t t_last_workspace = 0;
+thread_local int64_t t_last_scores = 0;
 
 struct PosRange {
   int32_t lo, hi;
@@ -76,8 +81,8 @@ struct Geom {
   int nqt, nkt;          // query / key tiles
 };
 
-// Causal: 128 x 128 tiles (the diagonal tiles are masked work, half of it wasted). Without
-// a mask no tile is wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
+// Masked (causal, documents or window): 128 x 128 tiles (the tiles on a mask edge are masked
+// work, part of it wasted). Without a mask no tile is wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
 // both operands of every call, a cost of about 1/(2 M) + 1/(2 N) per flop, so widening the
 // tile dimension that is not d pays (see attention_cpu.h for the sizes and measurements).
 Geom make_geom(const AttentionArgs& a, bool backward) {
@@ -90,27 +95,29 @@ Geom make_geom(const AttentionArgs& a, bool backward) {
   g.k_row = static_cast<int64_t>(a.h_kv) * a.d;
   g.group = a.h / a.h_kv;
   g.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  g.tq = a.causal ? kAttnTileQ : (backward ? kAttnTileQWide : kAttnTileQ);
-  g.tk = a.causal ? kAttnTileK : kAttnTileKWide;
+  const bool masked = a.causal || a.q_doc != nullptr || a.window > 0;
+  g.tq = masked ? kAttnTileQ : (backward ? kAttnTileQWide : kAttnTileQ);
+  g.tk = masked ? kAttnTileK : kAttnTileKWide;
   g.nqt = (a.s_q + g.tq - 1) / g.tq;
   g.nkt = (a.s_k + g.tk - 1) / g.tk;
   return g;
 }
 
-// Min/max position of each tile of `tile` consecutive tokens (pos null: 0..n-1), into r
-// (a reused buffer).
-void tile_ranges(const int32_t* pos, int n, int tile, std::vector<PosRange>& r) {
-  ws::ensure_size(r, static_cast<size_t>((n + tile - 1) / tile));
-  for (size_t t = 0; t < r.size(); ++t) {
-    const int i0 = static_cast<int>(t) * tile, i1 = std::min(n, i0 + tile);
-    if (pos == nullptr) {
+// Min/max of each tile of `tile` consecutive entries of v (v null: the index 0..n-1), into r
+// (a reused buffer) from r[0]. Positions and document ids alike: neither is assumed sorted
+// within a tile (a zigzag shard's tile may hold the end of one chunk and the start of the other).
+void tile_ranges(const int32_t* v, int n, int tile, PosRange* r) {
+  const int nt = (n + tile - 1) / tile;
+  for (int t = 0; t < nt; ++t) {
+    const int i0 = t * tile, i1 = std::min(n, i0 + tile);
+    if (v == nullptr) {
       r[t] = {i0, i1 - 1};
       continue;
     }
-    int32_t lo = pos[i0], hi = pos[i0];
+    int32_t lo = v[i0], hi = v[i0];
     for (int i = i0 + 1; i < i1; ++i) {
-      lo = std::min(lo, pos[i]);
-      hi = std::max(hi, pos[i]);
+      lo = std::min(lo, v[i]);
+      hi = std::max(hi, v[i]);
     }
     r[t] = {lo, hi};
   }
@@ -120,7 +127,8 @@ void tile_ranges(const int32_t* pos, int n, int tile, std::vector<PosRange>& r) 
 // reused across calls: a steady-state training step allocates nothing here. Taken by
 // reference BEFORE a parallel region (inside it, the name would be each thread's own).
 struct CallBuffers {
-  std::vector<PosRange> qr, kr;
+  std::vector<PosRange> qr, kr;    // position range of each query / key tile
+  std::vector<PosRange> qdr, kdr;  // document id range of each (sample, tile): [b, nqt] / [b, nkt]
   std::vector<float> dq_part;
 };
 CallBuffers& call_buffers() {
@@ -128,25 +136,101 @@ CallBuffers& call_buffers() {
   return b;
 }
 
-enum class TileKind { kSkip, kFull, kMasked };
+// Everything classify and the mask read: the args' mask terms and the call's tile ranges.
+struct Mask {
+  bool causal;
+  int window;                      // 0: none
+  const int32_t *q_pos, *k_pos;    // null: 0..s-1
+  const int32_t *q_doc, *k_doc;    // null: one document
+  const PosRange *qr, *kr, *qdr, *kdr;
+  int s_q, s_k, nqt, nkt;
+  bool simple() const { return q_doc == nullptr && window == 0; }
+};
 
-TileKind classify(bool causal, PosRange q, PosRange k) {
-  if (!causal) return TileKind::kFull;
-  if (k.lo > q.hi) return TileKind::kSkip;  // every key after every query
-  if (k.hi <= q.lo) return TileKind::kFull;  // every key at or before every query
-  return TileKind::kMasked;
+Mask prepare_mask(const AttentionArgs& a, const Geom& g, CallBuffers& cb) {
+  RT_CHECK((a.q_doc == nullptr) == (a.k_doc == nullptr),
+           "attention: document ids given for one side only (q_doc and k_doc go together)");
+  RT_CHECK(a.window >= 0, "attention: window must be >= 0, got ", a.window);
+  ws::ensure_size(cb.qr, static_cast<size_t>(g.nqt));
+  ws::ensure_size(cb.kr, static_cast<size_t>(g.nkt));
+  tile_ranges(a.q_pos, a.s_q, g.tq, cb.qr.data());
+  tile_ranges(a.k_pos, a.s_k, g.tk, cb.kr.data());
+  const bool docs = a.q_doc != nullptr;
+  // Document ids differ per sample, so their ranges are per (sample, tile); positions are shared.
+  ws::ensure_size(cb.qdr, docs ? static_cast<size_t>(a.b) * g.nqt : 0);
+  ws::ensure_size(cb.kdr, docs ? static_cast<size_t>(a.b) * g.nkt : 0);
+  for (int bi = 0; docs && bi < a.b; ++bi) {
+    tile_ranges(a.q_doc + static_cast<int64_t>(bi) * a.s_q, a.s_q, g.tq, cb.qdr.data() + static_cast<int64_t>(bi) * g.nqt);
+    tile_ranges(a.k_doc + static_cast<int64_t>(bi) * a.s_k, a.s_k, g.tk, cb.kdr.data() + static_cast<int64_t>(bi) * g.nkt);
+  }
+  return Mask{a.causal, a.window, a.q_pos, a.k_pos, a.q_doc, a.k_doc, cb.qr.data(), cb.kr.data(),
+              cb.qdr.data(), cb.kdr.data(), a.s_q, a.s_k, g.nqt, g.nkt};
 }
 
-// S[nq, nk] (row stride ld) <- -inf where k_pos > q_pos.
-void apply_mask(float* s, int ld, int nq, int nk, const int32_t* q_pos, int i0,
-                const int32_t* k_pos, int j0) {
+size_t range_bytes(const CallBuffers& cb) {
+  return sizeof(PosRange) * (cb.qr.size() + cb.kr.size() + cb.qdr.size() + cb.kdr.size());
+}
+
+enum class TileKind { kSkip, kFull, kMasked };
+
+// Skip when no pair of the tile can be visible, kFull when every pair is, from the tile ranges
+// alone (so a tile's range may be wider than the values it holds: the answer stays safe).
+// Differences of positions in int64: positions are any int32.
+TileKind classify(const Mask& m, int bi, int qt, int kt) {
+  const PosRange q = m.qr[qt], k = m.kr[kt];
+  bool full = true;
+  if (m.causal) {
+    if (k.lo > q.hi) return TileKind::kSkip;  // every key after every query
+    full = k.hi <= q.lo;                      // every key at or before every query
+  }
+  if (m.window > 0) {
+    if (static_cast<int64_t>(q.lo) - k.hi >= m.window) return TileKind::kSkip;  // all too far back
+    full = full && static_cast<int64_t>(q.hi) - k.lo < m.window;
+  }
+  if (m.q_doc != nullptr) {
+    const PosRange qd = m.qdr[static_cast<int64_t>(bi) * m.nqt + qt];
+    const PosRange kd = m.kdr[static_cast<int64_t>(bi) * m.nkt + kt];
+    if (qd.hi < kd.lo || kd.hi < qd.lo) return TileKind::kSkip;  // no document in common
+    full = full && qd.lo == qd.hi && kd.lo == kd.hi && qd.lo == kd.lo;
+  }
+  return full ? TileKind::kFull : TileKind::kMasked;
+}
+
+// S[nq, nk] (row stride ld) of sample bi, query rows from i0, keys from j0 <- -inf where the
+// pair is not visible (kernels/attention.h's mask).
+void apply_mask(const Mask& m, float* s, int ld, int nq, int nk, int bi, int i0, int j0) {
+  if (m.simple()) {  // causal only, the dense path: one comparison per element
+    for (int i = 0; i < nq; ++i) {
+      const int32_t qp = m.q_pos ? m.q_pos[i0 + i] : i0 + i;
+      float* row = s + static_cast<int64_t>(i) * ld;
+      if (m.k_pos) {
+        for (int j = 0; j < nk; ++j) row[j] = m.k_pos[j0 + j] > qp ? kNegInf : row[j];
+      } else {
+        for (int j = 0; j < nk; ++j) row[j] = j0 + j > qp ? kNegInf : row[j];
+      }
+    }
+    return;
+  }
+  // A key at kp is visible to a query at qp when lo <= kp <= hi (window and causality) and its
+  // document is the query's; the no-position case materializes j0..j0+nk-1 once per tile.
+  int32_t kidx[cpu::kAttnTileKMax];
+  const int32_t* kp = m.k_pos ? m.k_pos + j0 : kidx;
+  if (!m.k_pos)
+    for (int j = 0; j < nk; ++j) kidx[j] = j0 + j;
+  const int32_t* qdoc = m.q_doc ? m.q_doc + static_cast<int64_t>(bi) * m.s_q + i0 : nullptr;
+  const int32_t* kdoc = m.k_doc ? m.k_doc + static_cast<int64_t>(bi) * m.s_k + j0 : nullptr;
+  constexpr int64_t kMin = std::numeric_limits<int32_t>::min(), kMax = std::numeric_limits<int32_t>::max();
   for (int i = 0; i < nq; ++i) {
-    const int32_t qp = q_pos ? q_pos[i0 + i] : i0 + i;
+    const int64_t qp = m.q_pos ? m.q_pos[i0 + i] : i0 + i;
+    const int32_t hi = static_cast<int32_t>(m.causal ? qp : kMax);
+    const int32_t lo = static_cast<int32_t>(m.window > 0 ? std::max(kMin, qp - m.window + 1) : kMin);
     float* row = s + static_cast<int64_t>(i) * ld;
-    if (k_pos) {
-      for (int j = 0; j < nk; ++j) row[j] = k_pos[j0 + j] > qp ? kNegInf : row[j];
+    if (qdoc) {
+      const int32_t dq = qdoc[i];
+      for (int j = 0; j < nk; ++j)
+        row[j] = cpu::select(kp[j] >= lo && kp[j] <= hi && kdoc[j] == dq, row[j], kNegInf);
     } else {
-      for (int j = 0; j < nk; ++j) row[j] = j0 + j > qp ? kNegInf : row[j];
+      for (int j = 0; j < nk; ++j) row[j] = cpu::select(kp[j] >= lo && kp[j] <= hi, row[j], kNegInf);
     }
   }
 }
@@ -280,9 +364,9 @@ struct FwdScratch {
 };
 
 RT_CPU_CLONES
-void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRange>& qr,
-                  const std::vector<PosRange>& kr, const float* q, const float* k, const float* v,
-                  float* out, float* lse, int bi, int hh, int qt, FwdScratch& w) {
+void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const float* q, const float* k,
+                  const float* v, float* out, float* lse, int bi, int hh, int qt, FwdScratch& w,
+                  int64_t& scores) {
   const int d = a.d, kvh = hh / g.group;
   const int i0 = qt * g.tq, nq = std::min(g.tq, a.s_q - i0);
   const int ld = g.tk;
@@ -296,14 +380,15 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRa
   std::fill(l, l + nq, 0.0f);
 
   for (int kt = 0; kt < g.nkt; ++kt) {
-    const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
+    const TileKind kind = classify(mask, bi, qt, kt);
     if (kind == TileKind::kSkip) continue;
     const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
+    scores += static_cast<int64_t>(nq) * nk;
     const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
     // S = scale Q K^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row,
                 k + koff, g.k_row, 0.0f, s, ld);
-    if (kind == TileKind::kMasked) apply_mask(s, ld, nq, nk, a.q_pos, i0, a.k_pos, j0);
+    if (kind == TileKind::kMasked) apply_mask(mask, s, ld, nq, nk, bi, i0, j0);
     // online softmax: one pass for the row max, one for exp and its sum (fused)
     for (int i = 0; i < nq; ++i) {
       float* row = s + static_cast<int64_t>(i) * ld;
@@ -356,10 +441,10 @@ struct BwdScratch {
 // All query tiles of all query heads of kv head `kvh` against key tile kt. Writes dk/dv of
 // that key tile (owned by this call) and adds into dq (dq_row: its token stride).
 RT_CPU_CLONES
-void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosRange>& qr,
-                   const std::vector<PosRange>& kr, const float* q, const float* k,
+void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const float* q, const float* k,
                    const float* v, const float* dout, const float* lse, const float* delta,
-                   float* dq, float* dk, float* dv, int bi, int kvh, int kt, BwdScratch& w) {
+                   float* dq, float* dk, float* dv, int bi, int kvh, int kt, BwdScratch& w,
+                   int64_t& scores) {
   const int d = a.d;
   const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
   const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
@@ -373,9 +458,10 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
 
   for (int hh = kvh * g.group; hh < (kvh + 1) * g.group; ++hh) {
     for (int qt = 0; qt < g.nqt; ++qt) {
-      const TileKind kind = classify(a.causal, qr[qt], kr[kt]);
+      const TileKind kind = classify(mask, bi, qt, kt);
       if (kind == TileKind::kSkip) continue;
       const int i0 = qt * g.tq, nq = std::min(g.tq, a.s_q - i0);
+      scores += static_cast<int64_t>(nq) * nk;
       const int64_t qoff = (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
       const float* qp = q + qoff;
       const float* dop = dout + qoff;
@@ -385,7 +471,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const std::vector<PosR
       // P = exp(scale Q K^T - lse)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row, kp,
                   g.k_row, 0.0f, p, ld);
-      if (kind == TileKind::kMasked) apply_mask(p, ld, nq, nk, a.q_pos, i0, a.k_pos, j0);
+      if (kind == TileKind::kMasked) apply_mask(mask, p, ld, nq, nk, bi, i0, j0);
       for (int i = 0; i < nq; ++i) {
         float* row = p + static_cast<int64_t>(i) * ld;
         if (lse_t[i] == kNegInf)  // the row sees no key at all: no probability, no gradient
@@ -423,22 +509,21 @@ int attention_cpu_threads() { return g_threads.load(); }
 
 namespace cpu {
 size_t attention_last_workspace_bytes() { return t_last_workspace; }
+int64_t attention_last_scores_computed() { return t_last_scores; }
 }  // namespace cpu
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
                        float* out, float* lse) {
   const Geom g = make_geom(a, false);
   CallBuffers& cb = call_buffers();
-  tile_ranges(a.q_pos, a.s_q, g.tq, cb.qr);
-  tile_ranges(a.k_pos, a.s_k, g.tk, cb.kr);
-  const std::vector<PosRange>& qr = cb.qr;
-  const std::vector<PosRange>& kr = cb.kr;
+  const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
   const int nthreads = threads_for(items);
   BlasSingleThread blas_guard;
   size_t scratch_bytes = 0;
+  int64_t scores = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes)
+#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
 #endif
   {
     thread_local FwdScratch w;
@@ -451,11 +536,12 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* k, c
       const int qt = static_cast<int>(it % g.nqt);
       const int hh = static_cast<int>((it / g.nqt) % a.h);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nqt) * a.h));
-      forward_tile(a, g, qr, kr, q, k, v, out, lse, bi, hh, qt, w);
+      forward_tile(a, g, mask, q, k, v, out, lse, bi, hh, qt, w, scores);
     }
   }
   (void)nthreads;
-  t_last_workspace = scratch_bytes + sizeof(PosRange) * (qr.size() + kr.size());
+  t_last_workspace = scratch_bytes + range_bytes(cb);
+  t_last_scores = scores;
 }
 
 void attention_backward_delta(const AttentionArgs& a, const float* out, const float* dout,
@@ -476,10 +562,7 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
                         float* dk, float* dv) {
   const Geom g = make_geom(a, true);
   CallBuffers& cb = call_buffers();
-  tile_ranges(a.q_pos, a.s_q, g.tq, cb.qr);
-  tile_ranges(a.k_pos, a.s_k, g.tk, cb.kr);
-  const std::vector<PosRange>& qr = cb.qr;
-  const std::vector<PosRange>& kr = cb.kr;
+  const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;
   const int nthreads = threads_for(items);
   BlasSingleThread blas_guard;
@@ -489,8 +572,9 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
   std::vector<float>& dq_part = cb.dq_part;
   ws::ensure_size(dq_part, nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, true);
   size_t scratch_bytes = 0;
+  int64_t scores = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes)
+#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
 #endif
   {
     thread_local BwdScratch w;
@@ -508,7 +592,7 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
       const int kt = static_cast<int>(it % g.nkt);
       const int kvh = static_cast<int>((it / g.nkt) % a.h_kv);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nkt) * a.h_kv));
-      backward_tile(a, g, qr, kr, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w);
+      backward_tile(a, g, mask, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w, scores);
     }
   }
   if (nthreads > 1) {
@@ -517,8 +601,8 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
       for (int64_t i = 0; i < nq_elems; ++i) dq[i] += part[i];
     }
   }
-  t_last_workspace = scratch_bytes + sizeof(float) * dq_part.size() +
-                     sizeof(PosRange) * (qr.size() + kr.size());
+  t_last_workspace = scratch_bytes + sizeof(float) * dq_part.size() + range_bytes(cb);
+  t_last_scores = scores;
 }
 
 void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,

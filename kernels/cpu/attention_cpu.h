@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace ringtrain::cpu {
 
@@ -9,7 +10,7 @@ namespace ringtrain::cpu {
 // V tiles at d = 64 (32 KiB each) stay in L2, and the tile products are sgemm calls large
 // enough that OpenBLAS's packing is a small part of them (measured: 128 x 128 beats 64 x 64 by
 // about 10% at d = 64; smaller tiles only save masked work on the diagonal).
-// These are the causal tiles.
+// These are the tiles of every masked call (causal, packed documents or a window).
 inline constexpr int kAttnTileQ = 128;
 inline constexpr int kAttnTileK = 128;
 
@@ -27,5 +28,10 @@ inline constexpr int kAttnTileKMax = kAttnTileK > kAttnTileKWide ? kAttnTileK : 
 // last attention_forward / attention_backward call on this thread used. Never s_q x s_k:
 // the long-input test checks that it grows linearly with the sequence.
 size_t attention_last_workspace_bytes();
+
+// Score-matrix entries (query rows x keys, summed over heads and samples) of the tiles the last
+// attention_forward / attention_backward call on this thread did not skip: the work the mask
+// let through. A test checks that packed short documents cost far less than the dense square.
+int64_t attention_last_scores_computed();
 
 }  // namespace ringtrain::cpu

@@ -49,10 +49,12 @@ std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& 
   return a;
 }
 
-// One attention problem: args (positions point into the vectors here) and its tensors.
+// One attention problem: args (positions and document ids point into the vectors here) and
+// its tensors.
 struct Problem {
   AttentionArgs a;
   std::vector<int32_t> q_pos, k_pos;
+  std::vector<int32_t> q_doc, k_doc;  // [b, s_q], [b, s_k]; empty: no documents
   Vec q, k, v, dout;
   size_t nq() const { return static_cast<size_t>(a.b) * a.s_q * a.h * a.d; }
   size_t nk() const { return static_cast<size_t>(a.b) * a.s_k * a.h_kv * a.d; }
@@ -67,6 +69,8 @@ struct Problem {
   void bind() {
     a.q_pos = q_pos.empty() ? nullptr : q_pos.data();
     a.k_pos = k_pos.empty() ? nullptr : k_pos.data();
+    a.q_doc = q_doc.empty() ? nullptr : q_doc.data();
+    a.k_doc = k_doc.empty() ? nullptr : k_doc.data();
   }
 };
 
@@ -416,6 +420,187 @@ TEST(AttentionFlash, LongInputLinearMemory) {
     EXPECT_LT(ws[1], scores / 64) << "workspace " << ws[1] << " bytes at s=4096";
     EXPECT_LE(ws[1], 4 * ws[0]) << "workspace grows faster than linearly: " << ws[0] << " -> "
                                 << ws[1];
+  }
+}
+
+// Packed documents: ids (non-decreasing, starting at `first`) of consecutive documents of these
+// lengths. Ids start away from 0 and skip values, so code that assumes ids 0, 1, 2.. fails.
+std::vector<int32_t> doc_ids(const std::vector<int>& lengths, int32_t first = 7) {
+  std::vector<int32_t> ids;
+  int32_t id = first;
+  for (int len : lengths) {
+    ids.insert(ids.end(), static_cast<size_t>(len), id);
+    id += 3;
+  }
+  return ids;
+}
+
+// Documents of lengths 1, 2, tile-1, tile, tile+1 and a long one, packed into one sequence; the
+// second sample holds the same lengths in another order, so its boundaries fall elsewhere.
+// Causal and not, GQA groups 1 and 4, no window and windows 1, 17, 256.
+// Catches: document ranges shared between samples (or read from sample 0), a tile classified
+// full or skipped wrongly at a document boundary that sits exactly on / one off a tile edge, a
+// one-token document (its query sees only itself), a window off by one (window 1: each query
+// sees only its own key), a window measured the wrong way round, docs and window not combined.
+TEST(AttentionMasks, PackedDocumentsAndWindowsMatchReference) {
+  constexpr int kT = cpu::kAttnTileQ;
+  const std::vector<int> lengths0 = {1, 2, kT - 1, kT, kT + 1, 2 * kT + 45};
+  const std::vector<int> lengths1 = {kT + 1, 1, 2 * kT + 45, kT - 1, 2, kT};
+  uint32_t seed = 700;
+  for (int window : {0, 1, 17, 256})
+    for (int group : {1, 4})
+      for (bool causal : {true, false}) {
+        ++seed;
+        const int s = static_cast<int>(doc_ids(lengths0).size());
+        const int h_kv = group == 1 ? 2 : 1;
+        Problem p = make(2, s, s, h_kv * group, h_kv, 16, causal, seed);
+        p.q_doc = concat(doc_ids(lengths0), doc_ids(lengths1, 2));
+        p.k_doc = p.q_doc;
+        p.a.window = window;
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " window=" << window << " group=" << group
+                                          << " causal=" << causal);
+        check_against_reference(p, "packed");
+      }
+}
+
+// A sliding window without documents, over several tiles, with zigzag-like explicit positions.
+// Catches: window tiles skipped by tile index instead of position (q.lo - k.hi >= window), a
+// tile called full when only its nearest pair is inside the window (q.hi - k.lo < window),
+// non-causal attention given a two-sided window (the contract's window is one-sided).
+TEST(AttentionMasks, SlidingWindowMatchesReference) {
+  constexpr int kT = cpu::kAttnTileQ;
+  uint32_t seed = 750;
+  for (int window : {1, 17, kT, 256})
+    for (bool causal : {true, false})
+      for (bool zigzag : {false, true}) {
+        ++seed;
+        const int s = 3 * kT + 29;
+        std::vector<int32_t> pos = zigzag ? concat(iota_from(s / 2, 0), iota_from(s - s / 2, 5 * kT)) : std::vector<int32_t>{};
+        Problem p = make(1, s, s, 4, 1, 16, causal, seed, pos, pos);
+        p.a.window = window;
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " window=" << window << " causal=" << causal
+                                          << " zigzag=" << zigzag);
+        check_against_reference(p, "window");
+      }
+}
+
+// Context parallelism: with cp ranks and 2 cp chunks of c tokens, rank r holds chunks r and
+// 2cp-1-r, so its queries are not contiguous; a ring step sets them against another rank's
+// keys (the same zigzag). Document ids come from one global array per sample (the sequence is
+// cut where the documents are, not where the chunks are), c straddles the tiles.
+// Catches: a tile spanning the two chunks (positions jump by the gap between them) called
+// full or skipped as if its positions were contiguous, a window measured across the gap by
+// index instead of position, document ids looked up by position instead of by token index,
+// document ids of sample 0 used for sample 1.
+TEST(AttentionMasks, ZigzagShardWithDocuments) {
+  constexpr int kT = cpu::kAttnTileQ;
+  const int cp = 2, c = kT + 37, s = 2 * cp * c;
+  // global document ids of the two samples: a mix of short and long documents
+  std::vector<int32_t> glob[2];
+  std::mt19937 gen(77);
+  for (auto& g : glob) {
+    std::vector<int> lens;
+    for (int total = 0; total < s;) {
+      const int len = std::min(s - total, std::uniform_int_distribution<int>(1, 2 * kT)(gen));
+      lens.push_back(len);
+      total += len;
+    }
+    g = doc_ids(lens);
+  }
+  auto shard = [&](int r) { return concat(iota_from(c, r * c), iota_from(c, (2 * cp - 1 - r) * c)); };
+  auto docs_at = [&](const std::vector<int32_t>& pos) {
+    std::vector<int32_t> d;
+    for (const auto& g : glob)
+      for (int32_t p : pos) d.push_back(g[p]);
+    return d;
+  };
+  uint32_t seed = 800;
+  for (int window : {0, 17, 256})
+    for (int rq = 0; rq < cp; ++rq)
+      for (int rk = 0; rk < cp; ++rk) {
+        ++seed;
+        const std::vector<int32_t> qp = shard(rq), kp = shard(rk);
+        Problem p = make(2, 2 * c, 2 * c, 4, 2, 16, true, seed, qp, kp);
+        p.q_doc = docs_at(qp);
+        p.k_doc = docs_at(kp);
+        p.a.window = window;
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " queries of rank " << rq << ", keys of rank "
+                                          << rk << " window=" << window);
+        check_against_reference(p, "zigzag docs");
+      }
+}
+
+// A ring step's key block that holds none of some queries' documents: queries at positions
+// 200..299, in documents that start at 150 and 260, against the block of keys 0..199 whose
+// documents end before 150 except the one starting at 150. Rows of the document from 260 see no
+// key: lse = -inf, out = 0, and they add nothing to any gradient.
+// Catches: NaN from an all-masked row (exp(-inf - -inf)), a row with lse = -inf given
+// probability mass in the backward, a document mismatch masked only for whole tiles.
+TEST(AttentionMasks, RowWithNoVisibleKey) {
+  const uint32_t seed = 850;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const std::vector<int32_t> glob = doc_ids({60, 90, 110, 40});  // documents at 0, 60, 150, 260
+  const std::vector<int32_t> qp = iota_from(100, 200), kp = iota_from(200, 0);
+  Problem p = make(1, 100, 200, 2, 1, 16, true, seed, qp, kp);
+  for (int32_t x : qp) p.q_doc.push_back(glob[x]);
+  for (int32_t x : kp) p.k_doc.push_back(glob[x]);
+  check_against_reference(p, "no visible key");
+  FVec q = f32(p.q), k = f32(p.k), v = f32(p.v);
+  FVec out(p.nq(), std::numeric_limits<float>::quiet_NaN()), lse(p.nl());
+  attention_forward(p.a, q.data(), k.data(), v.data(), out.data(), lse.data());
+  for (int hh = 0; hh < p.a.h; ++hh)
+    for (int i = 0; i < p.a.s_q; ++i) {
+      const bool empty = qp[i] >= 260;
+      const float l = lse[static_cast<size_t>(hh) * p.a.s_q + i];
+      EXPECT_EQ(empty, l == -std::numeric_limits<float>::infinity()) << "row " << i << " head " << hh;
+      for (int c = 0; c < p.a.d; ++c) {
+        const float o = out[(static_cast<size_t>(i) * p.a.h + hh) * p.a.d + c];
+        ASSERT_FALSE(std::isnan(o)) << "row " << i;
+        if (empty) {
+          EXPECT_EQ(o, 0.0f) << "row " << i;
+        }
+      }
+    }
+}
+
+// Tile skipping is real: a sequence of many short documents (and, separately, a short window)
+// must compute only the tiles near the diagonal, not the causal triangle. Counted by the
+// kernel itself (scores of the tiles not skipped), forward and backward.
+// Catches: a document or window mask applied only element-wise (right answers, dense cost),
+// skipping that works in the forward but not in the backward.
+TEST(AttentionMasks, ShortDocumentsSkipTiles) {
+  const uint32_t seed = 900;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const int s = 4096;
+  Problem p = make(1, s, s, 1, 1, 16, true, seed);
+  FVec q = f32(p.q), k = f32(p.k), v = f32(p.v), dout = f32(p.dout);
+  FVec out(p.nq()), lse(p.nl()), delta(p.nl()), dq(p.nq()), dk(p.nk()), dv(p.nk());
+  auto cost = [&](const AttentionArgs& a) {
+    attention_forward(a, q.data(), k.data(), v.data(), out.data(), lse.data());
+    const int64_t fwd = cpu::attention_last_scores_computed();
+    attention_backward_delta(a, out.data(), dout.data(), delta.data());
+    attention_backward(a, q.data(), k.data(), v.data(), dout.data(), lse.data(), delta.data(), dq.data(),
+                       dk.data(), dv.data());
+    return std::pair<int64_t, int64_t>(fwd, cpu::attention_last_scores_computed());
+  };
+  const auto dense = cost(p.a);
+  // the causal triangle in 128-tiles: at least s^2 / 2
+  EXPECT_GE(dense.first, int64_t{s} * s / 2);
+  EXPECT_EQ(dense.first, dense.second);
+
+  std::vector<int> lens(s / 64, 64);  // 64 documents of 64 tokens: s * 64 / 2 visible pairs
+  const std::vector<int32_t> docs = doc_ids(lens);
+  AttentionArgs packed = p.a;
+  packed.q_doc = packed.k_doc = docs.data();
+  const auto pk = cost(packed);
+  AttentionArgs windowed = p.a;
+  windowed.window = 64;
+  const auto wd = cost(windowed);
+  for (auto [what, c] : {std::pair{"packed", pk}, std::pair{"window 64", wd}}) {
+    SCOPED_TRACE(what);
+    EXPECT_GT(c.first, 0);
+    EXPECT_LT(c.first * 8, dense.first) << c.first << " scores computed vs " << dense.first << " dense";
+    EXPECT_LT(c.second * 8, dense.second) << c.second << " scores computed vs " << dense.second << " dense";
   }
 }
 
