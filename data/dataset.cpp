@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -11,6 +13,7 @@
 #include "data/token_file.h"
 #include "data/tokenizer.h"
 #include "src/core/error.h"
+#include "src/core/process.h"
 
 namespace ringtrain {
 
@@ -133,6 +136,13 @@ bool is_boundary(const std::vector<int32_t>& hay, int64_t q) {
   return q == 0 || hay[q - 1] == ' ' || hay[q - 1] == '\n';
 }
 
+// A sample that is one stream: one document, positions 0..n-1.
+void set_one_stream(size_t n, Sample* out) {
+  out->doc.assign(n, 0);
+  out->pos.resize(n);
+  std::iota(out->pos.begin(), out->pos.end(), 0);
+}
+
 // Splits the token stream t (seq_len + 1 tokens) into inputs and targets; marks the last
 // `answer_len` positions as answers. Copies into out's vectors (which keep their capacity from
 // sample to sample), so t can be a reused scratch buffer: no allocation per sample.
@@ -142,6 +152,53 @@ void finish_sample(const std::vector<int32_t>& t, int answer_len, Sample* out) {
   out->inputs.assign(t.begin(), t.end() - 1);
   out->answer.assign(n, 0);
   for (size_t i = n - answer_len; i < n; ++i) out->answer[i] = 1;
+  set_one_stream(n, out);
+}
+
+// Appends the prompt stream t (P + 1 tokens, as finish_sample takes it) to a packed sample as
+// document `doc`: all P + 1 tokens are inputs, so the prompt's own last token is an input whose
+// target is -1 (the next token belongs to another document); the `answer_len` positions before
+// it are answers, as in the unpacked prompt.
+void append_document(const std::vector<int32_t>& t, int answer_len, int32_t doc, Sample* out) {
+  const size_t first = out->inputs.size();
+  const size_t n = t.size();
+  out->inputs.insert(out->inputs.end(), t.begin(), t.end());
+  out->targets.insert(out->targets.end(), t.begin() + 1, t.end());
+  out->targets.push_back(-1);
+  out->answer.resize(first + n, 0);
+  for (size_t i = n - 1 - answer_len; i < n - 1; ++i) out->answer[first + i] = 1;
+  out->doc.resize(first + n, doc);
+  for (size_t i = 0; i < n; ++i) out->pos.push_back(static_cast<int32_t>(i));
+}
+
+void clear_sample(Sample* out) {
+  out->inputs.clear();
+  out->targets.clear();
+  out->answer.clear();
+  out->doc.clear();
+  out->pos.clear();
+}
+
+// The document lengths of a packed synthetic sample: k documents of at least `min_len` tokens
+// each that fill `seq_len` exactly. k is drawn from [2, kMaxPackedPrompts] (fewer when seq_len
+// cannot hold that many; 1 when it cannot hold two), and the tokens beyond k * min_len are
+// shared out at k - 1 uniform cut points, so short and long prompts mix.
+void draw_document_lengths(SampleRng* rng, int seq_len, int min_len, std::vector<int>* lengths) {
+  const int most = std::min(kMaxPackedPrompts, seq_len / min_len);
+  RT_CHECK(most >= 1, "seq_len ", seq_len, " below a document of ", min_len);
+  const int k = most >= 2 ? 2 + static_cast<int>(rng->below(uint64_t(most) - 1)) : 1;
+  const int extra = seq_len - k * min_len;
+  thread_local std::vector<int> cuts;
+  cuts.resize(static_cast<size_t>(k - 1));
+  for (int& c : cuts) c = static_cast<int>(rng->below(uint64_t(extra) + 1));
+  std::sort(cuts.begin(), cuts.end());
+  lengths->clear();
+  int prev = 0;
+  for (int c : cuts) {
+    lengths->push_back(min_len + c - prev);
+    prev = c;
+  }
+  lengths->push_back(min_len + extra - prev);
 }
 
 }  // namespace
@@ -256,7 +313,44 @@ struct TextSource {
 // never touch.
 constexpr uint64_t kHeldOutDivisor = 10;
 
-TextSource open_source(const Config& config, Split split) {
+// The number of documents of `f` that start at or before token t: the document holding t is
+// the one before that.
+uint64_t documents_through(const TokenFile& f, uint64_t t) {
+  uint64_t a = 0;
+  uint64_t b = f.document_count();
+  while (a < b) {
+    const uint64_t mid = a + (b - a) / 2;
+    if (f.document_start(mid) <= t) {
+      a = mid + 1;
+    } else {
+      b = mid;
+    }
+  }
+  return a;
+}
+
+// Where the held-out tail starts under packing: the document start nearest to the token cut
+// n - tail, if one lies in [n - 2 tail, n - tail / 2] (validation stays 5%..20% of the file),
+// so that no document is split between training and validation; else the cut itself.
+uint64_t held_out_start(const TokenFile& f, uint64_t tail) {
+  const uint64_t n = f.size();
+  const uint64_t cut = n - tail;
+  const uint64_t d = documents_through(f, cut - 1);  // the first document starting at >= cut
+  uint64_t best = cut;
+  uint64_t best_gap = UINT64_MAX;
+  for (uint64_t c : {d, d - 1}) {
+    if (c == 0 || c >= f.document_count()) continue;
+    const uint64_t s = f.document_start(c);
+    const uint64_t gap = s > cut ? s - cut : cut - s;
+    if (s >= n - 2 * tail && s <= n - tail / 2 && gap < best_gap) {
+      best = s;
+      best_gap = gap;
+    }
+  }
+  return best;
+}
+
+TextSource open_source(const Config& config, Split split, bool documents) {
   const DataConfig& d = config.data;
   TextSource s;
   const bool own_val = split == Split::kVal && !d.val.empty();
@@ -270,12 +364,14 @@ TextSource open_source(const Config& config, Split split) {
        << ")";
   if (d.val.empty()) {
     const uint64_t tail = n / kHeldOutDivisor;
+    const uint64_t cut = documents && tail > 0 ? held_out_start(s.file, tail) : n - tail;
+    const char* at_doc = cut != n - tail ? ", split at a document start" : "";
     if (split == Split::kTrain) {
-      s.hi = n - tail;
-      what << ", first 90% [0, " << s.hi << ") (the last 10% is validation)";
+      s.hi = cut;
+      what << ", first 90% [0, " << s.hi << ") (the last 10% is validation" << at_doc << ")";
     } else {
-      s.lo = n - tail;
-      what << ", held-out last 10% [" << s.lo << ", " << s.hi << ")";
+      s.lo = cut;
+      what << ", held-out last 10% [" << s.lo << ", " << s.hi << ")" << at_doc;
     }
   }
   s.what = what.str();
@@ -287,16 +383,26 @@ TextSource open_source(const Config& config, Split split) {
 
 class TextDataset final : public Dataset {
  public:
-  TextDataset(TextSource source, uint64_t seed, Split split, int seq_len)
-      : src_(std::move(source)), seed_(seed), split_(split) {
+  TextDataset(TextSource source, uint64_t seed, Split split, int seq_len, bool packed)
+      : src_(std::move(source)), seed_(seed), split_(split), seq_len_(seq_len), packed_(packed) {
     check_length(seq_len);
+    if (packed_) list_starts();
   }
 
   void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
     check_length(seq_len);
     SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
     const uint64_t n = static_cast<uint64_t>(seq_len);
-    const uint64_t start = src_.lo + rng.below(src_.hi - src_.lo - n);
+    uint64_t start = 0;
+    if (packed_) {
+      RT_CHECK(seq_len == seq_len_, "packed text samples of length ", seq_len,
+               " from a dataset whose start table was built for ", seq_len_);
+      const uint64_t r = rng.below(doc_end_ - doc_begin_ + fragments_.size());
+      start = r < doc_end_ - doc_begin_ ? src_.file.document_start(doc_begin_ + r)
+                                        : fragments_[r - (doc_end_ - doc_begin_)];
+    } else {
+      start = src_.lo + rng.below(src_.hi - src_.lo - n);
+    }
     std::vector<int32_t>& w = out->inputs;
     w.resize(n + 1);
     src_.file.read(start, n + 1, w.data());
@@ -311,10 +417,21 @@ class TextDataset final : public Dataset {
     out->targets.assign(w.begin() + 1, w.end());
     w.pop_back();
     out->answer.assign(n, 0);
+    if (packed_) {
+      mark_documents(start, n, out);
+    } else {
+      set_one_stream(n, out);
+    }
   }
 
   int min_vocab() const override { return static_cast<int>(src_.file.vocab_size()); }
-  std::string describe() const override { return "text: " + src_.what; }
+  std::string describe() const override {
+    if (!packed_) return "text: " + src_.what;
+    std::ostringstream os;
+    os << "text: " << src_.what << ", packed documents (" << doc_end_ - doc_begin_
+       << " document starts and " << fragments_.size() << " aligned offsets to start from)";
+    return os.str();
+  }
 
  private:
   void check_length(int seq_len) const {
@@ -324,9 +441,64 @@ class TextDataset final : public Dataset {
                   "seq_len + 1 = ", seq_len + 1);
   }
 
+  // The candidate starts: documents [doc_begin_, doc_end_) of the file start inside the range
+  // with room for a whole sample after them (a contiguous run, the index being sorted; read
+  // from the mapped index, not copied), and fragments_ lists the rest: seq_len-aligned offsets
+  // inside documents longer than seq_len, counted from the document's start or, for the
+  // document the range begins in the middle of, from the range's start.
+  void list_starts() {
+    const TokenFile& f = src_.file;
+    const uint64_t n = static_cast<uint64_t>(seq_len_);
+    const uint64_t last = src_.hi - n - 1;  // the last start with seq_len + 1 tokens in range
+    doc_begin_ = src_.lo > 0 ? documents_through(f, src_.lo - 1) : 0;
+    doc_end_ = documents_through(f, last);
+    const uint64_t first_doc = documents_through(f, src_.lo) - 1;  // the one holding lo
+    for (uint64_t d = first_doc; d < f.document_count(); ++d) {
+      const uint64_t begin = std::max(f.document_start(d), src_.lo);
+      if (begin > last) break;
+      const uint64_t end = d + 1 < f.document_count() ? f.document_start(d + 1) : f.size();
+      // A document start is a candidate already; a range start inside a document is not.
+      for (uint64_t c = begin == f.document_start(d) ? begin + n : begin; c < end && c <= last;
+           c += n)
+        fragments_.push_back(c);
+    }
+    if (doc_end_ == doc_begin_ && fragments_.empty())
+      input_error(src_.what, " has no document start or seq_len-aligned offset with seq_len + 1 = ",
+                  seq_len_ + 1, " tokens after it");
+  }
+
+  // doc and pos of a packed sample of n tokens from `start`, and target -1 at the last token of
+  // each document (the next token starts another one).
+  void mark_documents(uint64_t start, uint64_t n, Sample* out) const {
+    const TokenFile& f = src_.file;
+    uint64_t d = documents_through(f, start);  // the next document to start
+    uint64_t next = d < f.document_count() ? f.document_start(d) : f.size();
+    uint64_t begin = start;  // where the current document (or fragment) began
+    int32_t doc = 0;
+    out->doc.resize(n);
+    out->pos.resize(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t t = start + i;
+      if (t == next) {
+        ++doc;
+        begin = t;
+        ++d;
+        next = d < f.document_count() ? f.document_start(d) : f.size();
+      }
+      out->doc[i] = doc;
+      out->pos[i] = static_cast<int32_t>(t - begin);
+      if (t + 1 == next) out->targets[i] = -1;
+    }
+  }
+
   TextSource src_;
   uint64_t seed_;
   Split split_;
+  int seq_len_;
+  bool packed_;
+  uint64_t doc_begin_ = 0;
+  uint64_t doc_end_ = 0;
+  std::vector<uint64_t> fragments_;
 };
 
 void check_depths(const DataConfig& d) {
@@ -350,7 +522,8 @@ class PasskeyDataset final : public Dataset {
         split_(split),
         digits_(config.data.passkey_digits),
         min_depth_(config.data.passkey_min_depth),
-        max_depth_(config.data.passkey_max_depth) {
+        max_depth_(config.data.passkey_max_depth),
+        packed_(config.data.packing == "documents") {
     if (digits_ < 1 || digits_ > 64)
       input_error("data.passkey_digits ", digits_, " must be in [1, 64]");
     check_depths(config.data);
@@ -358,27 +531,34 @@ class PasskeyDataset final : public Dataset {
       input_error("data.train ", hay_->file.path(), " has token ids up to ",
                   hay_->file.vocab_size() - 1,
                   "; the passkey task needs byte-level text (prepare-text) for its haystack");
-    const int min_len = passkey_min_seq_len(digits_);
+    const int min_len = min_seq_len();
     if (config.train.seq_len < min_len)
       input_error("train.seq_len ", config.train.seq_len,
-                  " is too short for the passkey task with ", digits_, " digits (needs at least ",
-                  min_len, ")");
+                  " is too short for the passkey task with ", digits_, " digits",
+                  packed_ ? " packed" : "", " (needs at least ", min_len, ")");
   }
 
   void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
     SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
-    PasskeySpec spec;
-    spec.seq_len = seq_len;
-    spec.key.resize(digits_);
-    for (char& c : spec.key) c = static_cast<char>('0' + rng.below(10));
-    spec.depth = min_depth_ + (max_depth_ - min_depth_) * rng.uniform();
-    spec.seed = rng.next();
-    if (hay_) {
-      spec.haystack = &hay_->file;
-      spec.haystack_begin = hay_->lo;
-      spec.haystack_end = hay_->hi;
+    if (!packed_) {
+      make_passkey(draw_spec(&rng, seq_len), out);
+      return;
     }
-    make_passkey(spec, out);
+    if (seq_len < min_seq_len())
+      input_error("sequence length ", seq_len, " is too short for packed passkey prompts with ",
+                  digits_, " digits (needs at least ", min_seq_len(), ")");
+    // A prompt of P tokens is a document of P + 1 (see append_document).
+    thread_local std::vector<int> lengths;
+    draw_document_lengths(&rng, seq_len, passkey_min_seq_len(digits_) + 1, &lengths);
+    thread_local Sample prompt;
+    thread_local std::vector<int32_t> t;
+    clear_sample(out);
+    for (size_t j = 0; j < lengths.size(); ++j) {
+      make_passkey(draw_spec(&rng, lengths[j] - 1), &prompt);
+      t.assign(prompt.inputs.begin(), prompt.inputs.end());
+      t.push_back(prompt.targets.back());
+      append_document(t, digits_, static_cast<int32_t>(j), out);
+    }
   }
 
   bool has_accuracy() const override { return true; }
@@ -389,83 +569,121 @@ class PasskeyDataset final : public Dataset {
     std::ostringstream os;
     os << "passkey: " << digits_ << "-digit key at depth [" << min_depth_ << ", " << max_depth_
        << "] of " << (hay_ ? hay_->what : std::string("synthetic filler"));
+    if (packed_) os << ", packed: up to " << kMaxPackedPrompts << " prompts per sequence";
     return os.str();
   }
 
  private:
+  // One prompt (a document of one more token when packed).
+  int min_seq_len() const { return passkey_min_seq_len(digits_) + (packed_ ? 1 : 0); }
+
+  PasskeySpec draw_spec(SampleRng* rng, int seq_len) const {
+    PasskeySpec spec;
+    spec.seq_len = seq_len;
+    spec.key.resize(digits_);
+    for (char& c : spec.key) c = static_cast<char>('0' + rng->below(10));
+    spec.depth = min_depth_ + (max_depth_ - min_depth_) * rng->uniform();
+    spec.seed = rng->next();
+    if (hay_) {
+      spec.haystack = &hay_->file;
+      spec.haystack_begin = hay_->lo;
+      spec.haystack_end = hay_->hi;
+    }
+    return spec;
+  }
+
   std::optional<TextSource> hay_;
   uint64_t seed_;
   Split split_;
   int digits_;
   double min_depth_;
   double max_depth_;
+  bool packed_;
 };
+
+// One recall prompt of seq_len + 1 tokens into t, drawn from `rng`.
+void recall_prompt(SampleRng* rng, int pairs, int seq_len, std::vector<int32_t>* t) {
+  // Distinct keys (26^3 = 17576 of them, at most 4096 drawn) and their values. The vectors
+  // are scratch reused on this thread (the short strings live in place): a steady-state
+  // step allocates nothing here.
+  thread_local std::vector<std::string> keys;
+  thread_local std::vector<std::string> values;
+  keys.clear();
+  values.clear();
+  while (int(keys.size()) < pairs) {
+    std::string k(kRecallKeyLetters, 'a');
+    for (char& c : k) c = static_cast<char>('a' + rng->below(26));
+    if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
+    std::string v(kRecallValueDigits, '0');
+    for (char& c : v) c = static_cast<char>('0' + rng->below(10));
+    keys.push_back(std::move(k));
+    values.push_back(std::move(v));
+  }
+  const int query = static_cast<int>(rng->below(pairs));
+
+  // The pairs sit at random points of the filler, so with a long sequence the pair asked
+  // for can be anywhere (and, under context parallelism, on any rank).
+  const int64_t total = int64_t(seq_len) + 1;
+  const int64_t filler = total - int64_t(pairs) * kPairTokens - kQueryTokens;
+  thread_local std::vector<int64_t> cuts;
+  cuts.resize(static_cast<size_t>(pairs));
+  for (int64_t& c : cuts) c = static_cast<int64_t>(rng->below(uint64_t(filler) + 1));
+  std::sort(cuts.begin(), cuts.end());
+
+  t->clear();
+  t->reserve(total);
+  int64_t done = 0;
+  for (int i = 0; i < pairs; ++i) {
+    append_filler(rng, cuts[i] - done, t);
+    done = cuts[i];
+    append_text(" ", t);
+    append_text(keys[i], t);
+    append_text(":", t);
+    append_text(values[i], t);
+  }
+  append_filler(rng, filler - done, t);
+  append_text("\n", t);
+  append_text(keys[query], t);
+  append_text(":", t);
+  append_text(values[query], t);
+  RT_CHECK(int64_t(t->size()) == total, "recall prompt has ", t->size(), " tokens, not ", total);
+}
 
 class RecallDataset final : public Dataset {
  public:
   RecallDataset(const Config& config, Split split)
-      : seed_(config.run.seed), split_(split), pairs_(config.data.recall_pairs) {
+      : seed_(config.run.seed),
+        split_(split),
+        pairs_(config.data.recall_pairs),
+        packed_(config.data.packing == "documents") {
     if (pairs_ < 1 || pairs_ > 4096)
       input_error("data.recall_pairs ", pairs_, " must be in [1, 4096]");
-    const int min_len = recall_min_seq_len(pairs_);
+    const int min_len = min_seq_len();
     if (config.train.seq_len < min_len)
       input_error("train.seq_len ", config.train.seq_len, " is too short for the recall task with ",
-                  pairs_, " pairs (needs at least ", min_len, ")");
+                  pairs_, " pairs", packed_ ? " packed" : "", " (needs at least ", min_len, ")");
   }
 
   void sample(uint64_t step, uint64_t index, int seq_len, Sample* out) const override {
-    const int min_len = recall_min_seq_len(pairs_);
+    const int min_len = min_seq_len();
     if (seq_len < min_len)
       input_error("sequence length ", seq_len, " is too short for the recall task with ", pairs_,
-                  " pairs (needs at least ", min_len, ")");
+                  " pairs", packed_ ? " packed" : "", " (needs at least ", min_len, ")");
     SampleRng rng = SampleRng::for_sample(seed_, split_, step, index);
-
-    // Distinct keys (26^3 = 17576 of them, at most 4096 drawn) and their values. The vectors
-    // are scratch reused on this thread (the short strings live in place): a steady-state
-    // step allocates nothing here.
-    thread_local std::vector<std::string> keys;
-    thread_local std::vector<std::string> values;
-    keys.clear();
-    values.clear();
-    while (int(keys.size()) < pairs_) {
-      std::string k(kRecallKeyLetters, 'a');
-      for (char& c : k) c = static_cast<char>('a' + rng.below(26));
-      if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
-      std::string v(kRecallValueDigits, '0');
-      for (char& c : v) c = static_cast<char>('0' + rng.below(10));
-      keys.push_back(std::move(k));
-      values.push_back(std::move(v));
-    }
-    const int query = static_cast<int>(rng.below(pairs_));
-
-    // The pairs sit at random points of the filler, so with a long sequence the pair asked
-    // for can be anywhere (and, under context parallelism, on any rank).
-    const int64_t total = int64_t(seq_len) + 1;
-    const int64_t filler = total - int64_t(pairs_) * kPairTokens - kQueryTokens;
-    thread_local std::vector<int64_t> cuts;
-    cuts.resize(static_cast<size_t>(pairs_));
-    for (int64_t& c : cuts) c = static_cast<int64_t>(rng.below(uint64_t(filler) + 1));
-    std::sort(cuts.begin(), cuts.end());
-
     thread_local std::vector<int32_t> t;
-    t.clear();
-    t.reserve(total);
-    int64_t done = 0;
-    for (int i = 0; i < pairs_; ++i) {
-      append_filler(&rng, cuts[i] - done, &t);
-      done = cuts[i];
-      append_text(" ", &t);
-      append_text(keys[i], &t);
-      append_text(":", &t);
-      append_text(values[i], &t);
+    if (!packed_) {
+      recall_prompt(&rng, pairs_, seq_len, &t);
+      finish_sample(t, kRecallValueDigits, out);
+      return;
     }
-    append_filler(&rng, filler - done, &t);
-    append_text("\n", &t);
-    append_text(keys[query], &t);
-    append_text(":", &t);
-    append_text(values[query], &t);
-    RT_CHECK(int64_t(t.size()) == total, "recall prompt has ", t.size(), " tokens, not ", total);
-    finish_sample(t, kRecallValueDigits, out);
+    // A prompt of P tokens is a document of P + 1 (see append_document).
+    thread_local std::vector<int> lengths;
+    draw_document_lengths(&rng, seq_len, recall_min_seq_len(pairs_) + 1, &lengths);
+    clear_sample(out);
+    for (size_t j = 0; j < lengths.size(); ++j) {
+      recall_prompt(&rng, pairs_, lengths[j] - 1, &t);
+      append_document(t, kRecallValueDigits, static_cast<int32_t>(j), out);
+    }
   }
 
   bool has_accuracy() const override { return true; }
@@ -474,13 +692,18 @@ class RecallDataset final : public Dataset {
     std::ostringstream os;
     os << "recall: " << pairs_ << " pairs (" << kRecallKeyLetters << "-letter keys, "
        << kRecallValueDigits << "-digit values) in synthetic filler";
+    if (packed_) os << ", packed: up to " << kMaxPackedPrompts << " prompts per sequence";
     return os.str();
   }
 
  private:
+  // One prompt (a document of one more token when packed).
+  int min_seq_len() const { return recall_min_seq_len(pairs_) + (packed_ ? 1 : 0); }
+
   uint64_t seed_;
   Split split_;
   int pairs_;
+  bool packed_;
 };
 
 }  // namespace
@@ -506,13 +729,20 @@ class AnswerOnlyDataset final : public Dataset {
 std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
   const DataConfig& d = config.data;
   std::unique_ptr<Dataset> ds;
+  const bool packed = d.packing == "documents";
   if (d.task == "text") {
     if (d.train.empty()) input_error("data.task is text but data.train names no token file");
-    ds = std::make_unique<TextDataset>(open_source(config, split), config.run.seed, split,
-                                       config.train.seq_len);
+    TextSource src = open_source(config, split, packed);
+    // Said once per file: the training split and, when it has its own file, validation.
+    const bool own_file = split == Split::kTrain || !d.val.empty();
+    if (packed && own_file && !src.file.has_document_index() && world_rank() == 0)
+      std::fprintf(stderr, "%s: %s has no document index; packing it as one document\n",
+                   src.file.label().c_str(), src.file.path().c_str());
+    ds = std::make_unique<TextDataset>(std::move(src), config.run.seed, split,
+                                       config.train.seq_len, packed);
   } else if (d.task == "passkey") {
     std::optional<TextSource> hay;
-    if (!d.train.empty()) hay = open_source(config, split);
+    if (!d.train.empty()) hay = open_source(config, split, false);
     ds = std::make_unique<PasskeyDataset>(config, split, std::move(hay));
   } else if (d.task == "recall") {
     ds = std::make_unique<RecallDataset>(config, split);

@@ -19,6 +19,23 @@
 //  - recall: associative recall; data.recall_pairs " key:value" pairs spread through filler,
 //    then a query key whose value is the answer (see RecallDataset in dataset.cpp).
 // The synthetic tasks are byte-level text (ASCII), generated on the fly.
+//
+// data.packing: documents (Sample::doc and Sample::pos tell the model where documents start;
+// with packing none a sample is one stream: doc all 0, pos 0..seq_len-1):
+//  - text: a sample is seq_len + 1 consecutive tokens from a candidate start: a document start
+//    of the token file's index, or a seq_len-aligned offset inside a document longer than
+//    seq_len (offsets start, start + seq_len, ... of the document). The candidates are listed
+//    once at load; the sample's SampleRng picks one uniformly. The sample runs on through
+//    whole documents and cuts the last where it ends. pos restarts at 0 at each document start
+//    and at the sample's start (a fragment); the last token of each document has target -1,
+//    so the loss never predicts the next document's first token. A file without an index is
+//    one document (a notice says so). When data.val is empty the held-out tail starts at the
+//    document start nearest to the last 10% if one lies within 5%..20% of the end, so that
+//    training and validation share no document; else the one document there is split.
+//  - passkey, recall: a sample is 2..kMaxPackedPrompts complete prompts (fewer when seq_len
+//    cannot hold them), each its own document of a drawn length (at least the task's shortest
+//    prompt plus one token), filling seq_len exactly; every prompt's answer positions are
+//    marked, and its last token (the answer's last digit, an input here) has target -1.
 #pragma once
 
 #include <cstdint>
@@ -91,6 +108,10 @@ class SampleRng {
 };
 
 // ---- synthetic tasks ----------------------------------------------------------------------
+
+// The most prompts a packed synthetic sample holds: enough to train retrieval under the
+// document mask on a mix of prompt lengths, few enough that each prompt stays long-range.
+inline constexpr int kMaxPackedPrompts = 8;
 
 // Appends exactly `n` tokens of pseudo-English filler (sentences of common words, byte-level)
 // drawn from `rng`.

@@ -33,6 +33,30 @@ void store_u64(unsigned char* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
+// The index starts at the first multiple of 8 after the tokens (the header is a multiple of 8).
+uint64_t round_up8(uint64_t bytes) { return bytes + (8 - bytes % 8) % 8; }
+
+// A document index must be usable as is: documents are non-empty and in file order, so the
+// first starts at 0, each start is beyond the previous one and below the token count.
+// `start(d)` reads entry d; `name` opens every message.
+template <typename Start>
+void check_document_index(const std::string& name, uint64_t count, uint64_t documents,
+                          const Start& start) {
+  uint64_t prev = 0;
+  for (uint64_t d = 0; d < documents; ++d) {
+    const uint64_t s = start(d);
+    if (d == 0 && s != 0)
+      input_error(name, ": document index is damaged: document 0 starts at ", s, ", not 0");
+    if (d > 0 && s <= prev)
+      input_error(name, ": document index is out of order: document ", d, " starts at ", s,
+                  ", not after document ", d - 1, " at ", prev);
+    if (s >= count)
+      input_error(name, ": document index is out of range: document ", d, " starts at ", s,
+                  " but the file has ", count, " tokens");
+    prev = s;
+  }
+}
+
 // "data.train: runs/x.bin" or "token file runs/x.bin": how messages name the file.
 std::string name_of(const std::string& label, const std::string& path) {
   return label.empty() ? "token file " + path : label + ": " + path;
@@ -79,9 +103,9 @@ TokenFile TokenFile::open(const std::string& path, const std::string& label) {
   }
   if (!S_ISREG(st.st_mode)) input_error(name, " is not a regular file");
   const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
-  if (file_bytes < kTokenFileHeaderBytes)
+  if (file_bytes < kTokenFileV1HeaderBytes)
     input_error(name, " is not a token file: it has ", file_bytes, " bytes, fewer than the ",
-                kTokenFileHeaderBytes, "-byte header");
+                kTokenFileV1HeaderBytes, "-byte header");
 
   void* map = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED) {
@@ -100,15 +124,20 @@ TokenFile TokenFile::open(const std::string& path, const std::string& label) {
     input_error(name, " is not a token file: wrong magic (expected \"RTTOKENS\", found \"",
                 printable(h, 8), "\")");
   const uint32_t version = load_u32(h + 8);
-  if (version != kTokenFileVersion)
-    input_error(name, " has token file version ", version, "; this build reads version ",
+  if (version != 1 && version != kTokenFileVersion)
+    input_error(name, " has token file version ", version, "; this build reads versions 1 and ",
                 kTokenFileVersion);
+  const uint64_t header = version == 1 ? kTokenFileV1HeaderBytes : kTokenFileHeaderBytes;
+  if (file_bytes < header)
+    input_error(name, " is truncated: it has ", file_bytes, " bytes, fewer than the ", header,
+                "-byte version-", version, " header");
   const uint32_t width = load_u32(h + 12);
   if (width != 2 && width != 4)
     input_error(name, " has a bad token width ", width, " (must be 2 or 4 bytes)");
   const uint64_t count = load_u64(h + 16);
   const uint32_t vocab = load_u32(h + 24);
-  const uint64_t payload = file_bytes - kTokenFileHeaderBytes;
+  const uint64_t documents = version == 1 ? 0 : load_u64(h + 32);
+  const uint64_t payload = file_bytes - header;
   // Compare against payload / width first: a damaged header's count * width could overflow.
   if (count > payload / width) {
     const std::string wanted =
@@ -116,18 +145,43 @@ TokenFile TokenFile::open(const std::string& path, const std::string& label) {
     input_error(name, " is truncated: header says ", count, " tokens (", wanted, " bytes) but ",
                 payload, " bytes follow");
   }
-  if (count * width != payload)
-    input_error(name, " is damaged: header says ", count, " tokens (", count * width,
-                " bytes) but ", payload, " bytes follow (", payload - count * width,
-                " extra bytes)");
+  const uint64_t token_bytes = count * width;
+  if (version == 1) {
+    if (token_bytes != payload)
+      input_error(name, " is damaged: header says ", count, " tokens (", token_bytes,
+                  " bytes) but ", payload, " bytes follow (", payload - token_bytes,
+                  " extra bytes)");
+  } else {
+    if (count == 0 && documents > 0)
+      input_error(name, " is damaged: its document index has ", documents,
+                  " entries but the file has no tokens");
+    const uint64_t padded = round_up8(token_bytes);
+    // documents * 8 can overflow on a damaged header: compare by division first.
+    const bool fits = payload >= padded && documents <= (payload - padded) / 8;
+    if (!fits || payload - padded != documents * 8) {
+      const std::string need = documents <= (UINT64_MAX - header - padded) / 8
+                                   ? std::to_string(header + padded + documents * 8)
+                                   : std::string("over 2^64");
+      input_error(name, fits ? " is damaged" : " is truncated", ": header says ", count,
+                  " tokens and a ", documents, "-entry document index (", need,
+                  " bytes) but the file has ", file_bytes, " bytes");
+    }
+  }
   if (count > 0 && vocab == 0) input_error(name, " is damaged: it has tokens but vocab_size 0");
   if (width == 2 && vocab > 65536)
     input_error(name, " is damaged: vocab_size ", vocab, " does not fit its 2-byte tokens");
 
-  f.tokens_ = f.map_ + kTokenFileHeaderBytes;
+  f.tokens_ = f.map_ + header;
   f.count_ = count;
   f.vocab_size_ = vocab;
   f.width_ = static_cast<int>(width);
+  if (documents > 0) {
+    const unsigned char* index = f.tokens_ + round_up8(token_bytes);
+    check_document_index(name, count, documents,
+                         [&](uint64_t d) { return load_u64(index + 8 * d); });
+    f.index_ = index;
+    f.documents_ = documents;
+  }
   return f;
 }
 
@@ -141,6 +195,8 @@ TokenFile& TokenFile::operator=(TokenFile&& other) noexcept {
     map_ = std::exchange(other.map_, nullptr);
     map_bytes_ = std::exchange(other.map_bytes_, 0);
     tokens_ = std::exchange(other.tokens_, nullptr);
+    index_ = std::exchange(other.index_, nullptr);
+    documents_ = std::exchange(other.documents_, 0);
     count_ = std::exchange(other.count_, 0);
     vocab_size_ = std::exchange(other.vocab_size_, 0);
     width_ = std::exchange(other.width_, 0);
@@ -154,7 +210,20 @@ void TokenFile::release() {
   if (map_ != nullptr) ::munmap(const_cast<unsigned char*>(map_), map_bytes_);
   map_ = nullptr;
   tokens_ = nullptr;
+  index_ = nullptr;
+  documents_ = 0;
   map_bytes_ = 0;
+}
+
+uint64_t TokenFile::document_count() const {
+  if (index_ != nullptr) return documents_;
+  return count_ > 0 ? 1 : 0;
+}
+
+uint64_t TokenFile::document_start(uint64_t d) const {
+  RT_CHECK(d < document_count(), "document ", d, " out of range for ", path_, " (",
+           document_count(), " documents)");
+  return index_ != nullptr ? load_u64(index_ + 8 * d) : 0;
 }
 
 uint32_t TokenFile::operator[](uint64_t i) const {
@@ -173,9 +242,12 @@ void TokenFile::read(uint64_t start, uint64_t n, int32_t* out) const {
   }
 }
 
-void write_token_file(const std::string& path, const std::vector<uint32_t>& tokens, int width) {
+void write_token_file(const std::string& path, const std::vector<uint32_t>& tokens, int width,
+                      const std::vector<uint64_t>& document_starts) {
   if (width != 2 && width != 4)
     input_error("token width ", width, " for ", path, " must be 2 or 4 bytes");
+  check_document_index("cannot write " + path, tokens.size(), document_starts.size(),
+                       [&](uint64_t d) { return document_starts[d]; });
   uint32_t max_token = 0;
   for (uint32_t t : tokens) max_token = std::max(max_token, t);
   if (width == 2 && !tokens.empty() && max_token > 0xFFFF)
@@ -198,6 +270,7 @@ void write_token_file(const std::string& path, const std::vector<uint32_t>& toke
   store_u32(header + 12, static_cast<uint32_t>(width));
   store_u64(header + 16, tokens.size());
   store_u32(header + 24, vocab);
+  store_u64(header + 32, document_starts.size());
   ok = ok && std::fwrite(header, 1, sizeof header, f) == sizeof header;
 
   // Encode in chunks so a large corpus does not need a second full-size buffer.
@@ -211,6 +284,13 @@ void write_token_file(const std::string& path, const std::vector<uint32_t>& toke
         buf[(i - begin) * width + b] = static_cast<unsigned char>(tokens[i] >> (8 * b));
     ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
   }
+  const uint64_t token_bytes = uint64_t(tokens.size()) * width;
+  buf.assign(round_up8(token_bytes) - token_bytes, 0);
+  for (uint64_t s : document_starts) {
+    buf.resize(buf.size() + 8);
+    store_u64(buf.data() + buf.size() - 8, s);
+  }
+  ok = ok && std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
   ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
   int err = ok ? 0 : errno;
   ok = (std::fclose(f) == 0) && ok;

@@ -149,8 +149,9 @@ const std::vector<CommandSpec>& commands() {
        {set_flag()}},
       {Command::kPrepareText,
        "prepare-text",
-       "FILES... --out X.bin [--val-fraction F] [--width 16|32]",
-       "Tokenize text files with the built-in byte tokenizer into a token file.",
+       "FILES... --out X.bin [--val-fraction F] [--width 16|32] [--doc-separator REGEX]",
+       "Tokenize text files with the built-in byte tokenizer into a token file with a document "
+       "index: one document per file, and per --doc-separator match within a file.",
        {{"--out", "X.bin", "token file to write",
          [](CommandLine& c, const std::string& v, const std::string& f) {
            set_once(c.out, v, f);
@@ -166,6 +167,13 @@ const std::vector<CommandSpec>& commands() {
          [](CommandLine& c, const std::string& v, const std::string& f) {
            if (v != "16" && v != "32") input_error(f, " must be 16 or 32, got '", v, "'");
            c.width = v == "16" ? 16 : 32;
+         }},
+        {"--doc-separator", "REGEX",
+         "ECMAScript regular expression (^ and $ match at line ends); each match ends a document "
+         "and is dropped: '\\n\\n+' (blank lines), '<\\|endoftext\\|>', '(?=^CHAPTER )' "
+         "(zero-width: splits before each heading). Default: one document per file",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           set_once(c.doc_separator, v, f);
          }}}},
       {Command::kInspect,
        "inspect",

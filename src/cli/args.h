@@ -7,6 +7,7 @@
 //                  [--lengths a,b] [--depths x,y] [--samples N] [--no-cross-rank]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
+//                          [--doc-separator REGEX]
 //   ringtrain inspect CKPT
 //   ringtrain export CKPT OUT_DIR
 //   ringtrain --help | -h ;  ringtrain --version
@@ -54,6 +55,7 @@ struct CommandLine {
   std::string out;                  // token file to write
   double val_fraction = 0.0;        // tail fraction written to a separate validation file
   int width = 16;                   // token width in bits: 16 or 32
+  std::string doc_separator;        // regex ending a document within a file; "": files only
 
   // export
   std::string out_dir;

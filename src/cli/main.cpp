@@ -139,7 +139,8 @@ int run_config(const CommandLine& cl) {
 }
 
 int run_prepare_text(const CommandLine& cl) {
-  if (world_rank() == 0) prepare_text(cl.inputs, cl.out, cl.val_fraction, cl.width / 8, &std::cout);
+  if (world_rank() == 0)
+    prepare_text(cl.inputs, cl.out, cl.val_fraction, cl.width / 8, &std::cout, cl.doc_separator);
   return 0;
 }
 

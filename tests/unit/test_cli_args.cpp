@@ -91,7 +91,8 @@ TEST(CliArgs, ConfigInspectExport) {
   EXPECT_EQ(e.out_dir, "out/hf");
 }
 
-// Catches: input files and the output confused, or the defaults of width/val-fraction changed.
+// Catches: input files and the output confused, the defaults of width/val-fraction changed, or
+// the document separator lost or altered.
 TEST(CliArgs, PrepareText) {
   CommandLine c = parse({"prepare-text", "a.txt", "b.txt", "--out", "x.bin", "--val-fraction",
                          "0.05", "--width=32", "c.txt"});
@@ -103,6 +104,10 @@ TEST(CliArgs, PrepareText) {
   CommandLine d = parse({"prepare-text", "a.txt", "--out=x.bin"});
   EXPECT_EQ(d.width, 16);
   EXPECT_EQ(d.val_fraction, 0.0);
+  EXPECT_EQ(d.doc_separator, "");
+  // The separator reaches prepare-text verbatim (regex escapes untouched).
+  CommandLine s = parse({"prepare-text", "a.txt", "--out=x.bin", "--doc-separator", "\\n\\n+"});
+  EXPECT_EQ(s.doc_separator, "\\n\\n+");
   // After "--" everything is a file, even names that look like flags.
   CommandLine e = parse({"prepare-text", "--out", "x.bin", "--", "--weird.txt"});
   EXPECT_EQ(e.inputs, (std::vector<std::string>{"--weird.txt"}));

@@ -81,7 +81,30 @@ Config text_config(const std::string& train, const std::string& val = "") {
 }
 
 bool same(const Sample& a, const Sample& b) {
-  return a.inputs == b.inputs && a.targets == b.targets && a.answer == b.answer;
+  return a.inputs == b.inputs && a.targets == b.targets && a.answer == b.answer &&
+         a.doc == b.doc && a.pos == b.pos;
+}
+
+uint64_t round_up8(uint64_t bytes) { return (bytes + 7) / 8 * 8; }
+
+// A version-1 file as earlier builds wrote it: 32-byte header, the tokens, nothing else.
+std::string version1_bytes(const std::vector<uint32_t>& tokens, int width) {
+  std::string b(kTokenFileV1HeaderBytes, '\0');
+  b.replace(0, 8, "RTTOKENS");
+  auto put = [&](size_t at, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b[at + i] = char((v >> (8 * i)) & 0xff);
+  };
+  put(8, 1, 4);
+  put(12, uint64_t(width), 4);
+  put(16, tokens.size(), 8);
+  put(24, tokens.empty() ? 0 : *std::max_element(tokens.begin(), tokens.end()) + 1, 4);
+  for (uint32_t t : tokens)
+    for (int i = 0; i < width; ++i) b += char((t >> (8 * i)) & 0xff);
+  return b;
+}
+
+void put_u64(std::string* b, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*b)[at + i] = char((v >> (8 * i)) & 0xff);
 }
 
 // ---- token files --------------------------------------------------------------------------
@@ -98,7 +121,7 @@ TEST_F(DataTest, TokenFileRoundTripsBothWidths) {
     const std::string p = path("t" + std::to_string(width) + ".bin");
     write_token_file(p, tokens, width);
     EXPECT_FALSE(fs::exists(p + ".partial"));
-    EXPECT_EQ(fs::file_size(p), kTokenFileHeaderBytes + tokens.size() * width);
+    EXPECT_EQ(fs::file_size(p), kTokenFileHeaderBytes + round_up8(tokens.size() * width));
 
     TokenFile f = TokenFile::open(p);
     EXPECT_EQ(f.size(), tokens.size());
@@ -158,7 +181,7 @@ TEST_F(DataTest, BadTokenFilesAreInputErrorsNamingTheProblem) {
   version[8] = 7;
   write_bytes(path("version.bin"), version);
   expect_input_error([&] { TokenFile::open(path("version.bin")); },
-                     {"version.bin", "version 7", "reads version 1"});
+                     {"version.bin", "version 7", "reads versions 1 and 2"});
 
   std::string width = bytes;
   width[12] = 3;
@@ -172,7 +195,7 @@ TEST_F(DataTest, BadTokenFilesAreInputErrorsNamingTheProblem) {
 
   write_bytes(path("long.bin"), bytes + "xyz");
   expect_input_error([&] { TokenFile::open(path("long.bin")); },
-                     {"long.bin", "2003 bytes follow", "3 extra bytes"});
+                     {"long.bin", "damaged", "(2064 bytes) but the file has 2067 bytes"});
 
   // A count so large that count * width overflows 64 bits must still read as truncated.
   std::string huge = bytes;
@@ -181,6 +204,108 @@ TEST_F(DataTest, BadTokenFilesAreInputErrorsNamingTheProblem) {
   expect_input_error([&] { TokenFile::open(path("huge.bin")); }, {"huge.bin", "truncated"});
 
   expect_input_error([&] { TokenFile::open(dir_.string()); }, {"not a regular file"});
+}
+
+// Catches: files written before the document index (version 1) no longer loading, or loading
+// with a made-up index instead of as one document; a version-1 file's size rule lost.
+TEST_F(DataTest, Version1FilesLoadAsOneDocument) {
+  const std::vector<uint32_t> tokens = random_tokens(21, 1001, 300);
+  write_bytes(path("v1.bin"), version1_bytes(tokens, 2));
+  TokenFile f = TokenFile::open(path("v1.bin"), "data.train");
+  ASSERT_EQ(f.size(), tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) ASSERT_EQ(f[i], tokens[i]) << "token " << i;
+  EXPECT_FALSE(f.has_document_index());
+  EXPECT_EQ(f.document_count(), 1u);
+  EXPECT_EQ(f.document_start(0), 0u);
+
+  write_bytes(path("v1long.bin"), version1_bytes(tokens, 2) + "xy");
+  expect_input_error([&] { TokenFile::open(path("v1long.bin")); },
+                     {"v1long.bin", "2002 bytes) but 2004 bytes follow", "2 extra bytes"});
+}
+
+// Catches: the index lost, shifted or misread (padding after an odd number of 2-byte tokens),
+// tokens damaged by the index behind them, a file without documents claiming an index.
+TEST_F(DataTest, DocumentIndexRoundTrips) {
+  for (int width : {2, 4}) {
+    SCOPED_TRACE("width " + std::to_string(width));
+    const std::vector<uint32_t> tokens = random_tokens(22 + width, 1001, 1000);
+    const std::vector<uint64_t> starts = {0, 1, 3, 10, 500, 1000};
+    const std::string p = path("docs" + std::to_string(width) + ".bin");
+    write_token_file(p, tokens, width, starts);
+    EXPECT_EQ(fs::file_size(p),
+              kTokenFileHeaderBytes + round_up8(tokens.size() * width) + 8 * starts.size());
+    TokenFile f = TokenFile::open(p);
+    ASSERT_EQ(f.size(), tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) ASSERT_EQ(f[i], tokens[i]) << "token " << i;
+    EXPECT_TRUE(f.has_document_index());
+    ASSERT_EQ(f.document_count(), starts.size());
+    for (size_t d = 0; d < starts.size(); ++d) EXPECT_EQ(f.document_start(d), starts[d]);
+    TokenFile g = std::move(f);  // the index moves with the mapping
+    EXPECT_EQ(g.document_start(4), 500u);
+  }
+  write_token_file(path("plain.bin"), {5, 6, 7}, 2);
+  TokenFile plain = TokenFile::open(path("plain.bin"));
+  EXPECT_FALSE(plain.has_document_index());
+  EXPECT_EQ(plain.document_count(), 1u);
+  write_token_file(path("empty.bin"), {}, 2);
+  EXPECT_EQ(TokenFile::open(path("empty.bin")).document_count(), 0u);
+}
+
+// Catches: an index that would make the sampler read outside the file or build empty or
+// backwards documents accepted (or asserted on) instead of an input error that names the file
+// and says what is wrong; a header document count that disagrees with the file's size.
+TEST_F(DataTest, BadDocumentIndexesAreInputErrorsNamingTheFile) {
+  const std::vector<uint32_t> tokens(100, 65);
+  write_token_file(path("good.bin"), tokens, 2, {0, 10, 20, 30});
+  const std::string good = read_bytes(path("good.bin"));
+  const size_t index = kTokenFileHeaderBytes + round_up8(200);
+  auto variant = [&](const std::string& name, const std::function<void(std::string*)>& edit) {
+    std::string b = good;
+    edit(&b);
+    write_bytes(path(name), b);
+    return path(name);
+  };
+  const std::string order = variant("order.bin", [&](std::string* b) { put_u64(b, index + 16, 5); });
+  expect_input_error([&] { TokenFile::open(order, "data.train"); },
+                     {"data.train: " + order, "out of order", "document 2 starts at 5",
+                      "after document 1 at 10"});
+  const std::string dup = variant("dup.bin", [&](std::string* b) { put_u64(b, index + 16, 10); });
+  expect_input_error([&] { TokenFile::open(dup); }, {dup, "out of order", "document 2"});
+  const std::string range = variant("range.bin", [&](std::string* b) { put_u64(b, index + 24, 100); });
+  expect_input_error([&] { TokenFile::open(range, "data.val"); },
+                     {"data.val: " + range, "out of range", "document 3 starts at 100",
+                      "100 tokens"});
+  const std::string first = variant("first.bin", [&](std::string* b) { put_u64(b, index, 1); });
+  expect_input_error([&] { TokenFile::open(first); }, {first, "document 0 starts at 1, not 0"});
+  // The header's document count against the file size: one entry more than present reads as
+  // truncated, one fewer leaves 8 extra bytes.
+  const std::string more = variant("more.bin", [&](std::string* b) { put_u64(b, 32, 5); });
+  expect_input_error([&] { TokenFile::open(more); },
+                     {more, "is truncated", "5-entry document index", "has 296 bytes"});
+  const std::string fewer = variant("fewer.bin", [&](std::string* b) { put_u64(b, 32, 3); });
+  expect_input_error([&] { TokenFile::open(fewer); },
+                     {fewer, "is damaged", "3-entry document index (288 bytes)", "has 296 bytes"});
+  const std::string huge = variant("hugedocs.bin", [&](std::string* b) { put_u64(b, 32, ~0ull); });
+  expect_input_error([&] { TokenFile::open(huge); }, {huge, "truncated", "over 2^64"});
+  write_bytes(path("short2.bin"), good.substr(0, 40));
+  expect_input_error([&] { TokenFile::open(path("short2.bin")); },
+                     {"short2.bin", "fewer than the 64-byte version-2 header"});
+  // An index for a file with no tokens.
+  write_token_file(path("none.bin"), {}, 2);
+  std::string none = read_bytes(path("none.bin"));
+  put_u64(&none, 32, 1);
+  none += std::string(8, '\0');
+  write_bytes(path("none.bin"), none);
+  expect_input_error([&] { TokenFile::open(path("none.bin")); }, {"none.bin", "no tokens"});
+
+  // The writer refuses the same mistakes.
+  expect_input_error([&] { write_token_file(path("w.bin"), tokens, 2, {0, 20, 10}); },
+                     {"w.bin", "out of order"});
+  expect_input_error([&] { write_token_file(path("w.bin"), tokens, 2, {0, 100}); },
+                     {"w.bin", "out of range"});
+  expect_input_error([&] { write_token_file(path("w.bin"), tokens, 2, {3}); },
+                     {"w.bin", "not 0"});
+  EXPECT_FALSE(fs::exists(path("w.bin")));
 }
 
 // ---- tokenizer and prepare-text -----------------------------------------------------------
@@ -210,6 +335,9 @@ TEST_F(DataTest, PrepareTextSplitsTrainAndVal) {
   EXPECT_EQ(r.val_path, path("sub/corpus.val.bin"));
   EXPECT_EQ(r.train_tokens + r.val_tokens, all.size());
   EXPECT_EQ(r.val_tokens, uint64_t(std::llround(0.25 * all.size())));
+  // The cut falls where b.txt starts: one whole document on each side.
+  EXPECT_EQ(r.train_documents, 1u);
+  EXPECT_EQ(r.val_documents, 1u);
 
   TokenFile train = TokenFile::open(out);
   TokenFile val = TokenFile::open(r.val_path);
@@ -229,6 +357,59 @@ TEST_F(DataTest, PrepareTextSplitsTrainAndVal) {
   EXPECT_FALSE(fs::exists(path("only.val.bin")));
   EXPECT_EQ(TokenFile::open(path("only.bin")).width(), 4);
   EXPECT_EQ(val_path_for("x/corpus"), "x/corpus.val.bin");
+}
+
+// Catches: documents not recorded per file or per separator match, a separator's text kept,
+// empty documents recorded, the straddling document not split between train and val, a bad
+// regular expression crashing instead of an input error.
+TEST_F(DataTest, PrepareTextWritesDocuments) {
+  write_bytes(path("a.txt"), "First para.\n\nSecond para,\nstill second.\n\n\nThird.");
+  write_bytes(path("b.txt"), "\n\nOther file.\n");
+  auto docs_of = [](const TokenFile& f) {
+    std::vector<std::string> docs;
+    for (uint64_t d = 0; d < f.document_count(); ++d) {
+      const uint64_t b = f.document_start(d);
+      const uint64_t e = d + 1 < f.document_count() ? f.document_start(d + 1) : f.size();
+      std::vector<int32_t> t(e - b);
+      f.read(b, e - b, t.data());
+      docs.push_back(ByteTokenizer::decode(t.data(), t.size()));
+    }
+    return docs;
+  };
+  PrepareTextResult r =
+      prepare_text({path("a.txt"), path("b.txt")}, path("files.bin"), 0.0, 2, nullptr);
+  EXPECT_EQ(r.train_documents, 2u);
+  EXPECT_EQ(docs_of(TokenFile::open(path("files.bin"))),
+            (std::vector<std::string>{"First para.\n\nSecond para,\nstill second.\n\n\nThird.\n",
+                                      "\n\nOther file.\n"}));
+
+  std::ostringstream log;
+  r = prepare_text({path("a.txt"), path("b.txt")}, path("paras.bin"), 0.0, 2, &log, "\\n\\n+");
+  EXPECT_EQ(docs_of(TokenFile::open(path("paras.bin"))),
+            (std::vector<std::string>{"First para.", "Second para,\nstill second.", "Third.\n",
+                                      "Other file.\n"}));
+  EXPECT_EQ(r.train_documents, 4u);
+  EXPECT_NE(log.str().find("4 documents"), std::string::npos) << log.str();
+
+  // A zero-width separator (a lookahead at a line start) splits and drops nothing.
+  write_bytes(path("book.txt"), "Preface.\nBOOK one\nAlpha.\nBOOK two\nBeta.\n");
+  prepare_text({path("book.txt")}, path("books.bin"), 0.0, 2, nullptr, "(?=^BOOK )");
+  EXPECT_EQ(docs_of(TokenFile::open(path("books.bin"))),
+            (std::vector<std::string>{"Preface.\n", "BOOK one\nAlpha.\n", "BOOK two\nBeta.\n"}));
+
+  // The validation cut falls inside "BOOK two": its head ends train, its tail starts val.
+  r = prepare_text({path("book.txt")}, path("split.bin"), 0.2, 2, nullptr, "(?=^BOOK )");
+  EXPECT_EQ(r.train_documents, 3u);
+  EXPECT_EQ(r.val_documents, 1u);
+  const auto train_docs = docs_of(TokenFile::open(path("split.bin")));
+  const auto val_docs = docs_of(TokenFile::open(r.val_path));
+  ASSERT_EQ(train_docs.size(), 3u);
+  ASSERT_EQ(val_docs.size(), 1u);
+  EXPECT_EQ(train_docs[2] + val_docs[0], "BOOK two\nBeta.\n");
+
+  expect_input_error(
+      [&] { prepare_text({path("a.txt")}, path("x.bin"), 0.0, 2, nullptr, "(unclosed"); },
+      {"--doc-separator", "(unclosed", "not a valid regular expression"});
 }
 
 // Catches: a missing input file crashing or writing an empty corpus.
@@ -386,6 +567,230 @@ TEST_F(DataTest, SamplesDoNotDependOnCallOrder) {
       EXPECT_TRUE(same(s, forward[k])) << "sample " << k;
     }
   }
+}
+
+// ---- packed documents ---------------------------------------------------------------------
+
+// The checks every packed sample must pass: doc counts up from 0 in steps of one, pos restarts
+// at 0 exactly where doc changes (and at the sample start), and no target crosses a document
+// boundary: the last token of a document has target -1, never the next document's first token.
+void expect_packed_structure(const Sample& s, int seq_len) {
+  ASSERT_EQ(s.inputs.size(), size_t(seq_len));
+  ASSERT_EQ(s.targets.size(), size_t(seq_len));
+  ASSERT_EQ(s.answer.size(), size_t(seq_len));
+  ASSERT_EQ(s.doc.size(), size_t(seq_len));
+  ASSERT_EQ(s.pos.size(), size_t(seq_len));
+  EXPECT_EQ(s.doc[0], 0);
+  EXPECT_EQ(s.pos[0], 0);
+  for (int i = 0; i + 1 < seq_len; ++i) {
+    if (s.doc[i + 1] != s.doc[i]) {
+      ASSERT_EQ(s.doc[i + 1], s.doc[i] + 1) << "position " << i;
+      ASSERT_EQ(s.pos[i + 1], 0) << "position " << i + 1;
+      ASSERT_EQ(s.targets[i], -1) << "target crosses the boundary after position " << i;
+      ASSERT_NE(s.targets[i], s.inputs[i + 1]) << "target is the next document's first token";
+    } else {
+      ASSERT_EQ(s.pos[i + 1], s.pos[i] + 1) << "position " << i + 1;
+    }
+  }
+}
+
+// Documents of mixed lengths (shorter than, about, and several times seq_len) whose token ids
+// are their offsets in the file, so a sample shows where it was read from.
+struct DocCorpus {
+  std::vector<uint32_t> tokens;
+  std::vector<uint64_t> starts;
+};
+DocCorpus doc_corpus(uint64_t seed, int docs) {
+  DocCorpus c;
+  SampleRng rng(seed);
+  const uint64_t lengths[] = {1, 5, 40, 63, 64, 65, 150, 400};
+  for (int d = 0; d < docs; ++d) {
+    c.starts.push_back(c.tokens.size());
+    const uint64_t len = lengths[rng.below(8)];
+    for (uint64_t i = 0; i < len; ++i) c.tokens.push_back(uint32_t(c.tokens.size()));
+  }
+  return c;
+}
+
+// Catches: samples that start elsewhere than at a document start or a seq_len-aligned offset
+// inside a long document, doc/pos wrong, targets that predict across a boundary (the loss
+// learning that one document follows another), a packed sample that is not a pure function
+// of its arguments, the held-out split cutting through a document when a start is close by.
+TEST_F(DataTest, PackedTextSamples) {
+  const DocCorpus corpus = doc_corpus(31, 400);
+  const uint64_t n = corpus.tokens.size();
+  write_token_file(path("docs.bin"), corpus.tokens, 4, corpus.starts);
+  Config c = text_config(path("docs.bin"));
+  c.data.packing = "documents";
+  c.model.vocab_size = int(n);
+  const int seq = c.train.seq_len;
+  auto train = make_dataset(c, Split::kTrain);
+  auto again = make_dataset(c, Split::kTrain);
+  auto val = make_dataset(c, Split::kVal);
+  EXPECT_NE(train->describe().find("packed documents"), std::string::npos) << train->describe();
+
+  auto doc_of = [&](uint64_t t) {
+    return uint64_t(std::upper_bound(corpus.starts.begin(), corpus.starts.end(), t) -
+                    corpus.starts.begin() - 1);
+  };
+  uint64_t train_end = 0;
+  Sample s, t;
+  std::set<uint64_t> starts_seen;
+  int aligned = 0, at_doc_start = 0, several_docs = 0;
+  for (uint64_t i = 0; i < 400; ++i) {
+    SCOPED_TRACE("sample " + std::to_string(i));
+    train->sample(3, i, seq, &s);
+    expect_packed_structure(s, seq);
+    again->sample(3, i, seq, &t);
+    EXPECT_TRUE(same(s, t)) << "same arguments, another sample";
+    const uint64_t start = uint64_t(s.inputs[0]);
+    starts_seen.insert(start);
+    const uint64_t d0 = doc_of(start);
+    const uint64_t into = start - corpus.starts[d0];
+    ASSERT_EQ(into % seq, 0u) << "start " << start << " is " << into << " into its document";
+    (into == 0 ? at_doc_start : aligned) += 1;
+    several_docs += s.doc.back() > 0;
+    for (int j = 0; j < seq; ++j) {
+      const uint64_t tok = start + j;
+      ASSERT_EQ(uint64_t(s.inputs[j]), tok) << "not consecutive";
+      const uint64_t d = doc_of(tok);
+      ASSERT_EQ(uint64_t(s.doc[j]), d - d0);
+      ASSERT_EQ(uint64_t(s.pos[j]), d == d0 ? tok - start : tok - corpus.starts[d]);
+      const bool last = d + 1 < corpus.starts.size() && corpus.starts[d + 1] == tok + 1;
+      ASSERT_EQ(s.targets[j], last ? -1 : int32_t(tok + 1));
+      ASSERT_EQ(s.answer[j], 0);
+    }
+    train_end = std::max(train_end, start + seq);
+  }
+  EXPECT_GT(at_doc_start, 50);
+  EXPECT_GT(aligned, 20);
+  EXPECT_GT(several_docs, 100);
+  EXPECT_GT(starts_seen.size(), 250u);
+
+  // Train and validation share no document: the boundary is a document start, train's last
+  // token before it, validation's first at or after it.
+  uint64_t val_begin = n;
+  for (uint64_t i = 0; i < 400; ++i) {
+    val->sample(4, i, seq, &t);
+    expect_packed_structure(t, seq);
+    val_begin = std::min(val_begin, uint64_t(t.inputs[0]));
+  }
+  EXPECT_TRUE(std::binary_search(corpus.starts.begin(), corpus.starts.end(), val_begin))
+      << "validation starts inside a document at " << val_begin;
+  EXPECT_LT(train_end, val_begin);
+  EXPECT_GE(val_begin, n - 2 * (n / 10));
+  EXPECT_LE(val_begin, n - n / 20);
+}
+
+// Catches: a file without an index rejected, or packed with made-up boundaries, instead of
+// being one document (and saying so once, on stderr); samples of it starting off the
+// seq_len grid.
+TEST_F(DataTest, PackedTextWithoutIndexIsOneDocument) {
+  const uint64_t n = 5000;
+  std::vector<uint32_t> tokens(n);
+  for (uint64_t i = 0; i < n; ++i) tokens[i] = uint32_t(i);
+  write_bytes(path("v1.bin"), version1_bytes(tokens, 4));
+  Config c = text_config(path("v1.bin"));
+  c.data.packing = "documents";
+  c.model.vocab_size = int(n);
+  ::testing::internal::CaptureStderr();
+  auto train = make_dataset(c, Split::kTrain);
+  auto val = make_dataset(c, Split::kVal);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err, "data.train: " + path("v1.bin") +
+                     " has no document index; packing it as one document\n");
+  Sample s;
+  for (uint64_t i = 0; i < 100; ++i) {
+    train->sample(0, i, 64, &s);
+    expect_packed_structure(s, 64);
+    EXPECT_EQ(s.inputs[0] % 64, 0) << "start off the grid";
+    EXPECT_EQ(s.doc.back(), 0);
+    EXPECT_EQ(s.targets.back(), s.inputs.back() + 1);
+    EXPECT_LE(uint64_t(s.targets.back()), n - n / 10 - 1);
+    // The one document is split at the token cut: validation fragments count from it.
+    val->sample(0, i, 64, &s);
+    EXPECT_EQ((s.inputs[0] - int32_t(n - n / 10)) % 64, 0);
+    EXPECT_EQ(s.pos[63], 63);
+  }
+}
+
+// Catches: a model reading doc/pos from an unpacked sample that left them empty or stale
+// (from an earlier packed sample in the same buffer).
+TEST_F(DataTest, UnpackedSamplesAreOneStream) {
+  write_token_file(path("text.bin"), random_tokens(13, 30000, 256), 2, {0, 100, 5000});
+  for (const Config& c : all_task_configs(path("text.bin"))) {
+    SCOPED_TRACE("task " + c.data.task);
+    auto ds = make_dataset(c, Split::kTrain);
+    Sample s;
+    s.doc.assign(128, 7);
+    s.pos.assign(3, 7);
+    for (uint64_t i = 0; i < 20; ++i) {
+      ds->sample(0, i, 128, &s);
+      ASSERT_EQ(s.doc, std::vector<int32_t>(128, 0));
+      ASSERT_EQ(s.pos.size(), 128u);
+      for (int j = 0; j < 128; ++j) ASSERT_EQ(s.pos[j], j);
+    }
+  }
+}
+
+// Catches: packed synthetic samples with one prompt only, prompts that do not fill seq_len or
+// are shorter than the task's shortest prompt, an answer of some prompt not marked (the needle
+// evaluation on packed sequences would miss it) or marked on the wrong positions, a prompt's
+// last token predicting the next prompt.
+TEST(PackedSynthetic, SeveralPromptsWithTheirAnswers) {
+  for (const std::string task : {"passkey", "recall"}) {
+    for (int seq_len : {96, 512, 4096}) {
+      SCOPED_TRACE(task + " seq_len " + std::to_string(seq_len));
+      Config c;
+      c.data.task = task;
+      c.data.packing = "documents";
+      c.data.recall_pairs = 3;
+      c.train.seq_len = seq_len;
+      auto ds = make_dataset(c, Split::kTrain);
+      const int answer_len = task == "passkey" ? c.data.passkey_digits : kRecallValueDigits;
+      const int min_doc = (task == "passkey" ? passkey_min_seq_len(c.data.passkey_digits)
+                                             : recall_min_seq_len(3)) + 1;
+      std::set<int> prompt_counts;
+      Sample s;
+      for (uint64_t i = 0; i < 40; ++i) {
+        ds->sample(2, i, seq_len, &s);
+        expect_packed_structure(s, seq_len);
+        const int docs = s.doc.back() + 1;
+        prompt_counts.insert(docs);
+        EXPECT_LE(docs, kMaxPackedPrompts);
+        EXPECT_EQ(answer_count(s), docs * answer_len);
+        // Each document: long enough, its answers just before its last token, and the
+        // answer is what the prompt hid earlier in the same document.
+        int begin = 0;
+        for (int d = 0; d < docs; ++d) {
+          int end = begin;
+          while (end < seq_len && s.doc[end] == d) ++end;
+          EXPECT_GE(end - begin, min_doc) << "document " << d;
+          for (int j = begin; j < end; ++j)
+            ASSERT_EQ(s.answer[j], j >= end - 1 - answer_len && j < end - 1) << "position " << j;
+          std::string answer;
+          for (int j = end - 1 - answer_len; j < end - 1; ++j) answer += char(s.targets[j]);
+          ASSERT_EQ(answer.back(), char(s.inputs[end - 1]));
+          const std::string text =
+              ByteTokenizer::decode(s.inputs.data() + begin, size_t(end - 1 - answer_len - begin));
+          EXPECT_NE(text.find(task == "passkey" ? answer : ":" + answer), std::string::npos)
+              << "answer " << answer << " not hidden in its own prompt: " << text;
+          begin = end;
+        }
+        ASSERT_EQ(begin, seq_len);
+        EXPECT_TRUE(exact_match(s, s.targets));
+      }
+      if (seq_len >= 2 * min_doc) {
+        EXPECT_EQ(*prompt_counts.begin(), 2) << "never two prompts";
+        EXPECT_GT(prompt_counts.size(), 1u) << "always the same number of prompts";
+      }
+    }
+  }
+  Config tight;
+  tight.data.task = "passkey";
+  tight.data.packing = "documents";
+  tight.train.seq_len = passkey_min_seq_len(5);
+  expect_input_error([&] { make_dataset(tight, Split::kTrain); }, {"too short", "packed"});
 }
 
 // ---- passkey ------------------------------------------------------------------------------
