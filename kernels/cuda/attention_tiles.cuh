@@ -58,7 +58,7 @@ struct AttnMask {
     if ((causal && k.pos_lo > q.pos_hi) || k.doc_hi < q.doc_lo || k.doc_lo > q.doc_hi ||
         (window != 0 && q.pos_lo - k.pos_hi >= window))
       return TileKind::kSkip;
-    const bool full = (!causal || k.pos_hi <= q.pos_lo) && (q.doc_lo == q.doc_hi && k.doc_lo == k.doc_hi) &&
+    const bool full = (!causal || k.pos_hi <= q.pos_lo) && (q.doc_lo == q.doc_hi && k.doc_lo == k.doc_hi && q.doc_lo == k.doc_lo) &&
                       (window == 0 || q.pos_hi - k.pos_lo < window);
     return full ? TileKind::kFull : TileKind::kMasked;
   }

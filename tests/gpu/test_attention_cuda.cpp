@@ -355,6 +355,12 @@ std::vector<Case> masked_cases() {
       // behind the diagonal and runs tiles wholly inside it unmasked; skipping a tile that is
       // still partly inside the window, or running a window-edge tile unmasked, fails.
       {1, kPacked, kPacked, 4, 1, 64, true, {}, {}, std::vector<int32_t>(kPacked, 3), std::vector<int32_t>(kPacked, 3), 256},
+      // Window 127 = 2 tiles - 1: a 64-key tile two tiles behind a 64-query tile, and a 32-query
+      // tile of the dK/dV pass three half-tiles past a key block, are exactly 127 apart at their
+      // far corners, so that corner is the one invisible pair. Catches "every distance below
+      // the window" tested with <= (such a tile run unmasked): dq, dk and dv fail; out and lse
+      // of that one row move by about 1/128, inside bf16's tolerance.
+      {1, 200, 200, 4, 1, 64, true, {}, {}, {}, {}, 127},
       // Non-causal packed documents (both directions inside a document), GQA 4: the document
       // term applied only together with the causal one.
       packed(1, 4, 1, 64, false, 0),
