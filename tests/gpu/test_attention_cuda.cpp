@@ -6,11 +6,13 @@
 // wrong causal mask or positions (global, non-monotone zigzag shards), a tile skipped that was
 // needed, tail rows or keys dropped or written twice, wrong GQA head mapping, a pipeline stage
 // read before its cp.async landed or overwritten before it was used (schedule-dependent bits),
-// rows that see no key (must be out = 0, lse = -inf).
+// rows that see no key (must be out = 0, lse = -inf), packed documents and sliding windows (ids
+// of the wrong sample, a boundary or window-edge tile run unmasked, a tile with no visible pair
+// loaded at all: see SkipsTilesWithNoVisiblePair).
 //
-// Sizes (emulator ~5 µs per warp mma): the cases below take a few seconds in all on 2 cores;
-// length 1000 runs for one bf16 (d = 128, GQA 2) and one fp16 (d = 64) forward case and one
-// bf16 (d = 64, GQA 2, causal) backward case.
+// Sizes (emulator ~5 µs per warp mma): the position-only cases take a few seconds in all on 2
+// cores, the document and window cases about 10 s more; length 1000 runs for one bf16 (d = 128,
+// GQA 2) and one fp16 (d = 64) forward case and one bf16 (d = 64, GQA 2, causal) backward case.
 #include <gtest/gtest.h>
 
 #include <cmath>
