@@ -14,8 +14,10 @@
 //      order).
 //   3. dQ: one CTA per 64 query rows of one head (4 warps x 16 rows), looping over 64-key tiles:
 //      S, P, dP = dO Vᵀ, dS, dQ += dS K.
-// Tiles wholly in the future (causal, by position) are skipped; only straddling or tail tiles
-// evaluate the mask. Gradients are fp32 and overwritten.
+// The mask (positions, document ids, window: AttnMask in attention_tiles.cuh) is classified per
+// (query tile, key tile) pair from their position and id ranges: pairs with no visible element
+// are skipped (never loaded), only straddling or tail tiles evaluate the mask per element.
+// Gradients are fp32 and overwritten.
 //
 // Budgets (128 threads per CTA; no static shared memory):
 //   dK/dV: K, V [64][d+8] + Q, dO [2][32][d+8] (16-bit) + lse, delta [2][32] fp32:
@@ -41,23 +43,9 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 struct BwdParams {
   int s_q, s_k, h, h_kv, group;
-  bool causal;
   float scale, scale_log2;
-  const int32_t* q_pos;
-  const int32_t* k_pos;
+  AttnMask mask;
 };
-__device__ __forceinline__ int qpos_at(const BwdParams& p, int i) { return p.q_pos ? p.q_pos[i] : i; }
-__device__ __forceinline__ int kpos_at(const BwdParams& p, int j) { return p.k_pos ? p.k_pos[j] : j; }
-
-__device__ __forceinline__ void pos_range(const int32_t* pos, int i0, int n, int& lo, int& hi) {
-  lo = pos ? pos[i0] : i0;
-  hi = lo;
-  for (int i = i0 + 1; i < i0 + n; ++i) {
-    const int v = pos ? pos[i] : i;
-    lo = min(lo, v);
-    hi = max(hi, v);
-  }
-}
 
 }  // namespace
 
@@ -91,21 +79,18 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
   const int64_t q_stride = static_cast<int64_t>(p.h) * D, kv_stride = static_cast<int64_t>(p.h_kv) * D;
   const int k_rows = min(kKeys, p.s_k - k0);
   const int n_qt = (p.s_q + kQTile - 1) / kQTile, n_it = p.group * n_qt;
-  int kmin, kmax;
-  pos_range(p.k_pos, k0, k_rows, kmin, kmax);
-  // Iteration it = (query head of the group, query tile); needed unless every key is later.
-  auto classify = [&](int it, bool& masked) {
-    const int q0 = (it % n_qt) * kQTile, rows = min(kQTile, p.s_q - q0);
-    masked = rows < kQTile || k_rows < kKeys;
-    if (!p.causal) return true;
-    int qmin, qmax;
-    pos_range(p.q_pos, q0, rows, qmin, qmax);
-    masked = masked || kmax > qmin;
-    return kmin <= qmax;
-  };
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
+  const TileRange kr_range = mk.k_range(k0, k_rows);
+  // The next iteration it = (query head of the group, query tile) from `from` with a visible
+  // pair, and whether it needs the per-element mask (also at a tail of queries or keys).
   auto next_it = [&](int from, bool& masked) {
-    for (int it = from; it < n_it; ++it)
-      if (classify(it, masked)) return it;
+    for (int it = from; it < n_it; ++it) {
+      const int q0 = (it % n_qt) * kQTile, rows = min(kQTile, p.s_q - q0);
+      const TileKind kind = mk.classify(mk.q_range(q0, rows), kr_range);
+      if (kind == TileKind::kSkip) continue;
+      masked = kind == TileKind::kMasked || rows < kQTile || k_rows < kKeys;
+      return it;
+    }
     return n_it;
   };
   auto load_q = [&](int stage, int it) {
@@ -130,10 +115,11 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
   float dk[D / 8][4], dv[D / 8][4];
   for (int n = 0; n < D / 8; ++n)
     for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.0f;
-  // This thread's two keys (rows of Sᵀ) and their positions.
+  // This thread's two keys (rows of Sᵀ), their positions and document ids.
   const int kr = warp * 16 + lane / 4;
   const bool key_ok[2] = {kr < k_rows, kr + 8 < k_rows};
-  const int key_pos[2] = {key_ok[0] ? kpos_at(p, k0 + kr) : 0, key_ok[1] ? kpos_at(p, k0 + kr + 8) : 0};
+  const int key_pos[2] = {key_ok[0] ? mk.kpos(k0 + kr) : 0, key_ok[1] ? mk.kpos(k0 + kr + 8) : 0};
+  const int key_doc[2] = {key_ok[0] ? mk.kdoc(k0 + kr) : 0, key_ok[1] ? mk.kdoc(k0 + kr + 8) : 0};
 
   bool masked_cur = false, masked_next = false;
   int it = next_it(0, masked_cur);
@@ -194,7 +180,8 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
         const float lq = ls[qc];
         bool live = lq != -INFINITY;
         if (masked_cur && live)
-          live = key_ok[half] && q0 + qc < p.s_q && (!p.causal || key_pos[half] <= qpos_at(p, q0 + qc));
+          live = key_ok[half] && q0 + qc < p.s_q &&
+                 mk.visible(mk.qpos(q0 + qc), mk.qdoc(q0 + qc), key_pos[half], key_doc[half]);
         const float pe = live ? exp2f(s[n][e] * p.scale_log2 - lq) : 0.0f;
         s[n][e] = pe;
         dp[n][e] = pe * (dp[n][e] - ds[qc]);
@@ -246,17 +233,15 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p,
   const T* Kb = K + static_cast<int64_t>(bi) * p.s_k * kv_stride + kvh * D;
   const T* Vb = V + static_cast<int64_t>(bi) * p.s_k * kv_stride + kvh * D;
   const int q_rows = min(kQRows, p.s_q - q0), n_tiles = (p.s_k + kKeys - 1) / kKeys;
-  int qmin, qmax;
-  pos_range(p.q_pos, q0, q_rows, qmin, qmax);
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
+  const TileRange qr = mk.q_range(q0, q_rows);
   auto next_tile = [&](int from, bool& masked) {
     for (int kt = from; kt < n_tiles; ++kt) {
       const int k0 = kt * kKeys, rows = min(kKeys, p.s_k - k0);
-      masked = rows < kKeys;
-      if (!p.causal) return kt;
-      int kmin, kmax;
-      pos_range(p.k_pos, k0, rows, kmin, kmax);
-      masked = masked || kmax > qmin;
-      if (kmin <= qmax) return kt;
+      const TileKind kind = mk.classify(qr, mk.k_range(k0, rows));
+      if (kind == TileKind::kSkip) continue;
+      masked = kind == TileKind::kMasked || rows < kKeys;
+      return kt;
     }
     return n_tiles;
   };
@@ -273,7 +258,8 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p,
 
   const int r0 = warp * 16 + lane / 4;
   const bool row_ok[2] = {r0 < q_rows, r0 + 8 < q_rows};
-  const int row_pos[2] = {row_ok[0] ? qpos_at(p, q0 + r0) : 0, row_ok[1] ? qpos_at(p, q0 + r0 + 8) : 0};
+  const int row_pos[2] = {row_ok[0] ? mk.qpos(q0 + r0) : 0, row_ok[1] ? mk.qpos(q0 + r0 + 8) : 0};
+  const int row_doc[2] = {row_ok[0] ? mk.qdoc(q0 + r0) : 0, row_ok[1] ? mk.qdoc(q0 + r0 + 8) : 0};
   float row_l[2], row_d[2];
   for (int half = 0; half < 2; ++half) {
     const int64_t li = (static_cast<int64_t>(bi) * p.h + hh) * p.s_q + q0 + r0 + 8 * half;
@@ -336,7 +322,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p,
       for (int e = 0; e < 4; ++e) {
         const int half = e / 2, j = k0 + n * 8 + 2 * (lane % 4) + (e & 1);
         bool live = row_l[half] != -INFINITY;
-        if (masked_cur && live) live = j < p.s_k && (!p.causal || kpos_at(p, j) <= row_pos[half]);
+        if (masked_cur && live) live = j < p.s_k && mk.visible(row_pos[half], row_doc[half], mk.kpos(j), mk.kdoc(j));
         const float pe = live ? exp2f(s[n][e] * p.scale_log2 - row_l[half]) : 0.0f;
         dp[n][e] = pe * (dp[n][e] - row_d[half]);
       }
@@ -379,11 +365,9 @@ gpu::Status attention_backward_cuda(const AttentionArgs& a, const T* q, const T*
   p.h = a.h;
   p.h_kv = a.h_kv;
   p.group = a.h / a.h_kv;
-  p.causal = a.causal;
   p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
   p.scale_log2 = p.scale * kLog2e;
-  p.q_pos = a.q_pos;
-  p.k_pos = a.k_pos;
+  p.mask = attn_mask(a, "attention_backward_cuda");
   gpu::Status s = gpu::Status::kSuccess;
   const int n_rows = a.b * a.s_q * a.h;
   if (out != nullptr && n_rows > 0) {

@@ -1,10 +1,11 @@
 // CUDA flash attention (kernels/cuda/attention_fwd.cu) through the GPU layer: runs on a real
 // device (RINGTRAIN_GPU=cuda) and on the emulated one (RINGTRAIN_GPU=emulate).
 //
-// Same contract as kernels/attention.h (layouts [b, s, h, d], explicit global positions, causal
-// mask k_pos <= q_pos, GQA with kv head = h / (h / h_kv), lse [b, h, s_q] fp32, a row that sees
-// no key gets out = 0 and lse = -inf), except that every pointer is device memory:
-// AttentionArgs::q_pos / k_pos point to int32 device arrays (null: 0..s-1).
+// Same contract as kernels/attention.h (layouts [b, s, h, d], explicit global positions, the
+// causal, document and window mask, GQA with kv head = h / (h / h_kv), lse [b, h, s_q] fp32, a
+// row that sees no key gets out = 0 and lse = -inf), except that every pointer is device memory:
+// AttentionArgs::q_pos / k_pos point to int32 device arrays (null: 0..s-1), q_doc / k_doc to
+// int32 device arrays [b, s_q] / [b, s_k] (null: one document).
 // Head dims 64 and 128; q/k/v/out 16-byte aligned. Anything else fails with ringtrain::Error
 // naming the problem.
 #pragma once

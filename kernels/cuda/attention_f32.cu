@@ -19,11 +19,14 @@
 //   merge:    one thread per (batch, query row, head) row, the max-shifted lse merge.
 // Every output element is written by exactly one thread, summed in a fixed order, no atomics
 // and no shared memory: bitwise the same on every run and under every emulator schedule.
-// Keys masked by position (causal: k_pos > q_pos) are skipped, never computed; a row that
-// sees no key gets lse = -inf, out = 0 and contributes no gradient.
+// The mask (causal by position, document ids, sliding window: AttnMask in attention_tiles.cuh)
+// is evaluated per (query, key) pair before anything is read: an invisible key costs two id and
+// two position loads, never a dot product; a row that sees no key gets lse = -inf, out = 0 and
+// contributes no gradient. The unit of work here is one row, so there are no tiles to skip.
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/ops_cuda.h"
 #include "src/core/error.h"
 #include "src/device/kernel.h"
@@ -34,10 +37,8 @@ namespace ringtrain::cuda {
 // names then appear in the emulator's traces and messages).
 struct F32Params {
   int s_q, s_k, h, h_kv, d, group;
-  bool causal;
   float scale;
-  const int32_t* q_pos;
-  const int32_t* k_pos;
+  AttnMask mask;
 };
 
 namespace {
@@ -45,9 +46,6 @@ namespace {
 constexpr int kMaxHeadDim = 256;  // the per-thread local rows
 constexpr int kRowThreads = 128;  // threads per block of the row kernels
 
-
-__device__ __forceinline__ int qpos_at(const F32Params& p, int i) { return p.q_pos ? p.q_pos[i] : i; }
-__device__ __forceinline__ int kpos_at(const F32Params& p, int j) { return p.k_pos ? p.k_pos[j] : j; }
 
 F32Params make_params(const AttentionArgs& a, const char* what) {
   RT_CHECK(a.d >= 1 && a.d <= kMaxHeadDim, what, ": head dim ", a.d, " is not supported (1..", kMaxHeadDim, ")");
@@ -61,10 +59,8 @@ F32Params make_params(const AttentionArgs& a, const char* what) {
   p.h_kv = a.h_kv;
   p.d = a.d;
   p.group = a.h / a.h_kv;
-  p.causal = a.causal;
   p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  p.q_pos = a.q_pos;
-  p.k_pos = a.k_pos;
+  p.mask = attn_mask(a, what);
   return p;
 }
 
@@ -92,10 +88,11 @@ __global__ void __launch_bounds__(kRowThreads) attention_f32_forward_kernel(F32P
     qr[c] = Q[qoff + c];
     acc[c] = 0.0f;
   }
-  const int qp = qpos_at(p, i);
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
+  const int qp = mk.qpos(i), qd = mk.qdoc(i);
   float m = -INFINITY, l = 0.0f;
   for (int j = 0; j < p.s_k; ++j) {
-    if (p.causal && kpos_at(p, j) > qp) continue;
+    if (!mk.visible(qp, qd, mk.kpos(j), mk.kdoc(j))) continue;
     const float* kj = Kb + static_cast<int64_t>(j) * kv_stride;
     const float* vj = Vb + static_cast<int64_t>(j) * kv_stride;
     float s = 0.0f;
@@ -153,9 +150,10 @@ __global__ void __launch_bounds__(kRowThreads) attention_f32_dq_kernel(F32Params
     gr[c] = dO[qoff + c];
     acc[c] = 0.0f;
   }
-  const int qp = qpos_at(p, i);
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
+  const int qp = mk.qpos(i), qd = mk.qdoc(i);
   for (int j = 0; j < p.s_k; ++j) {
-    if (p.causal && kpos_at(p, j) > qp) continue;
+    if (!mk.visible(qp, qd, mk.kpos(j), mk.kdoc(j))) continue;
     const float* kj = Kb + static_cast<int64_t>(j) * kv_stride;
     const float* vj = Vb + static_cast<int64_t>(j) * kv_stride;
     float s = 0.0f, dp = 0.0f;
@@ -190,14 +188,15 @@ __global__ void __launch_bounds__(kRowThreads) attention_f32_dkdv_kernel(F32Para
     dk[c] = 0.0f;
     dv[c] = 0.0f;
   }
-  const int kp = kpos_at(p, j);
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
+  const int kp = mk.kpos(j), kd = mk.kdoc(j);
   for (int hh = kvh * p.group; hh < (kvh + 1) * p.group; ++hh) {
     const float* Qb = Q + static_cast<int64_t>(bi) * p.s_q * q_stride + static_cast<int64_t>(hh) * d;
     const float* Gb = dO + static_cast<int64_t>(bi) * p.s_q * q_stride + static_cast<int64_t>(hh) * d;
     const float* Lh = L + (static_cast<int64_t>(bi) * p.h + hh) * p.s_q;
     const float* Dh = Dl + (static_cast<int64_t>(bi) * p.h + hh) * p.s_q;
     for (int i = 0; i < p.s_q; ++i) {
-      if (p.causal && kp > qpos_at(p, i)) continue;
+      if (!mk.visible(mk.qpos(i), mk.qdoc(i), kp, kd)) continue;
       const float lse = Lh[i];
       if (lse == -INFINITY) continue;  // the row sees no key at all
       const float* qi = Qb + static_cast<int64_t>(i) * q_stride;

@@ -8,9 +8,11 @@
 // the row sum kept per lane and reduced once at the end), then O += P V with P converted from the
 // S accumulators to A fragments in registers and V fragments by ldmatrix.x4.trans.
 //
-// Masking: positions are global (q_pos, k_pos). A tile whose every key is later than every query
-// of the CTA is skipped; a tile wholly in the past and inside s_k runs unmasked; only tiles that
-// straddle the diagonal or the end of the keys evaluate the mask per element.
+// Masking: positions are global (q_pos, k_pos), document ids per sample, an optional window
+// (AttnMask, attention_tiles.cuh). From the position and id ranges of the CTA's queries and of a
+// key tile: a tile with no visible pair is skipped (never loaded), a tile whose every pair is
+// visible and that lies inside s_k runs unmasked; only tiles that straddle the diagonal, a
+// document boundary, a window edge or the end of the keys evaluate the mask per element.
 //
 // Budgets (per CTA, 128 threads): dynamic shared memory 46,080 B (d = 64) / 87,040 B (d = 128);
 // no static shared memory. Registers per thread: O accumulators d/2 fp32 (32 / 64), S 32 fp32,
@@ -32,33 +34,10 @@ constexpr int kBM = kAttnFwdRows, kBN = kAttnFwdKeys, kThreads = kAttnFwdThreads
 
 struct FwdParams {
   int s_q, s_k, h, h_kv, group;
-  bool causal;
   float scale_log2;  // scale * log2(e): softmax in base 2
   float scale;
-  const int32_t* q_pos;
-  const int32_t* k_pos;
+  AttnMask mask;
 };
-
-__device__ __forceinline__ int qpos_at(const FwdParams& p, int i) { return p.q_pos ? p.q_pos[i] : i; }
-__device__ __forceinline__ int kpos_at(const FwdParams& p, int j) { return p.k_pos ? p.k_pos[j] : j; }
-
-// Whether key tile kt is needed (not wholly in the future of every query of the CTA) and
-// whether it needs the per-element mask. Every thread computes the same answer.
-__device__ __forceinline__ void classify_tile(const FwdParams& p, int kt, int qmin, int qmax, bool& needed,
-                                              bool& masked) {
-  const int k0 = kt * kBN, k1 = min(p.s_k, k0 + kBN);
-  masked = k1 - k0 < kBN;
-  needed = true;
-  if (!p.causal) return;
-  int kmin = kpos_at(p, k0), kmax = kmin;
-  for (int j = k0 + 1; j < k1; ++j) {
-    const int kp = kpos_at(p, j);
-    kmin = min(kmin, kp);
-    kmax = max(kmax, kp);
-  }
-  needed = kmin <= qmax;
-  masked = masked || kmax > qmin;
-}
 
 }  // namespace
 
@@ -80,27 +59,27 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, co
   const T* Vb = V + static_cast<int64_t>(bi) * p.s_k * kv_stride + kvh * D;
   const int q_rows = min(kBM, p.s_q - q0);
   const int n_tiles = (p.s_k + kBN - 1) / kBN;
+  const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
 
-  // The CTA's query position range (for skipping and the unmasked fast path).
-  int qmin = qpos_at(p, q0), qmax = qmin;
-  for (int i = 1; i < q_rows; ++i) {
-    const int qp = qpos_at(p, q0 + i);
-    qmin = min(qmin, qp);
-    qmax = max(qmax, qp);
-  }
+  // The next key tile from `from` with a visible pair, and whether it needs the per-element
+  // mask (also at the end of the keys). Every thread computes the same answer.
+  const TileRange qr = mk.q_range(q0, q_rows);
   auto next_tile = [&](int from, bool& masked) {
     for (int kt = from; kt < n_tiles; ++kt) {
-      bool needed;
-      classify_tile(p, kt, qmin, qmax, needed, masked);
-      if (needed) return kt;
+      const int k0 = kt * kBN, rows = min(kBN, p.s_k - k0);
+      const TileKind kind = mk.classify(qr, mk.k_range(k0, rows));
+      if (kind == TileKind::kSkip) continue;
+      masked = kind == TileKind::kMasked || rows < kBN;
+      return kt;
     }
     return n_tiles;
   };
 
-  // This thread's two rows (r0, r0 + 8 of the warp's 16) and their positions.
+  // This thread's two rows (r0, r0 + 8 of the warp's 16), their positions and document ids.
   const int r0 = warp * 16 + lane / 4;
   const bool row_ok[2] = {r0 < q_rows, r0 + 8 < q_rows};
-  const int row_pos[2] = {row_ok[0] ? qpos_at(p, q0 + r0) : 0, row_ok[1] ? qpos_at(p, q0 + r0 + 8) : 0};
+  const int row_pos[2] = {row_ok[0] ? mk.qpos(q0 + r0) : 0, row_ok[1] ? mk.qpos(q0 + r0 + 8) : 0};
+  const int row_doc[2] = {row_ok[0] ? mk.qdoc(q0 + r0) : 0, row_ok[1] ? mk.qdoc(q0 + r0 + 8) : 0};
 
   float acc[D / 8][4];
   for (int n = 0; n < D / 8; ++n)
@@ -163,9 +142,9 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, co
         for (int e = 0; e < 2; ++e) {
           const int j = k0 + n * 8 + 2 * (lane % 4) + e;
           const bool in = j < p.s_k;
-          const int kp = in ? kpos_at(p, j) : 0;
+          const int kp = in ? mk.kpos(j) : 0, kd = in ? mk.kdoc(j) : 0;
           for (int half = 0; half < 2; ++half)
-            if (!in || (p.causal && kp > row_pos[half])) s[n][2 * half + e] = -INFINITY;
+            if (!in || !mk.visible(row_pos[half], row_doc[half], kp, kd)) s[n][2 * half + e] = -INFINITY;
         }
     }
 
@@ -239,11 +218,9 @@ gpu::Status attention_forward_cuda(const AttentionArgs& a, const T* q, const T* 
   p.h = a.h;
   p.h_kv = a.h_kv;
   p.group = a.h / a.h_kv;
-  p.causal = a.causal;
   p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
   p.scale_log2 = p.scale * 1.4426950408889634f;
-  p.q_pos = a.q_pos;
-  p.k_pos = a.k_pos;
+  p.mask = attn_mask(a, "attention_forward_cuda");
   const dim3 grid((a.s_q + kBM - 1) / kBM, a.h, a.b);
   const int smem = attention_fwd_smem_bytes(a.d);
   auto run = [&](auto kernel) {

@@ -4,9 +4,90 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/attention.h"
+#include "src/core/error.h"
 #include "src/device/kernel.h"
 
 namespace ringtrain::cuda {
+
+// What the mask of kernels/attention.h makes of one (query tile, key tile) pair.
+enum class TileKind { kSkip, kFull, kMasked };
+
+// Position and document-id ranges of a tile's rows: min/max, since a zigzag shard's positions
+// (and so its ids) are not monotone along the tile. Without documents doc_lo = doc_hi = 0.
+struct TileRange {
+  int pos_lo, pos_hi, doc_lo, doc_hi;
+};
+
+// The mask of kernels/attention.h on the device, for the document ids of one sample:
+//   visible(i, j) = (!causal || k_pos[j] <= q_pos[i]) && q_doc[i] == k_doc[j]
+//                && (window == 0 || q_pos[i] - k_pos[j] < window)
+// Positions are shared by the batch; kernel parameters hold the document ids of sample 0 and a
+// CTA takes sample(bi, s_q, s_k). Null ids: one document (every id 0).
+struct AttnMask {
+  bool causal;
+  int window;
+  const int32_t* q_pos;  // [s_q], null: 0..s_q-1
+  const int32_t* k_pos;  // [s_k], null: 0..s_k-1
+  const int32_t* q_doc;  // [b, s_q] or null
+  const int32_t* k_doc;  // [b, s_k] or null
+
+  __device__ __forceinline__ AttnMask sample(int bi, int s_q, int s_k) const {
+    AttnMask m = *this;
+    if (q_doc != nullptr) {
+      m.q_doc = q_doc + static_cast<int64_t>(bi) * s_q;
+      m.k_doc = k_doc + static_cast<int64_t>(bi) * s_k;
+    }
+    return m;
+  }
+  __device__ __forceinline__ int qpos(int i) const { return q_pos ? q_pos[i] : i; }
+  __device__ __forceinline__ int kpos(int j) const { return k_pos ? k_pos[j] : j; }
+  __device__ __forceinline__ int qdoc(int i) const { return q_doc ? q_doc[i] : 0; }
+  __device__ __forceinline__ int kdoc(int j) const { return k_doc ? k_doc[j] : 0; }
+  __device__ __forceinline__ bool visible(int qp, int qd, int kp, int kd) const {
+    return (!causal || kp <= qp) && qd == kd && (window == 0 || qp - kp < window);
+  }
+  __device__ __forceinline__ TileRange q_range(int i0, int n) const { return range(q_pos, q_doc, i0, n); }
+  __device__ __forceinline__ TileRange k_range(int j0, int n) const { return range(k_pos, k_doc, j0, n); }
+
+  // Skip when no pair can be visible: every key in the future of every query, the id ranges
+  // disjoint, or every key at least `window` before every query. Full when every pair is:
+  // every key at or before every query, one id on both sides, every distance below the window.
+  // Anything else straddles a diagonal, a document boundary or a window edge.
+  __device__ __forceinline__ TileKind classify(const TileRange& q, const TileRange& k) const {
+    if ((causal && k.pos_lo > q.pos_hi) || k.doc_hi < q.doc_lo || k.doc_lo > q.doc_hi ||
+        (window != 0 && q.pos_lo - k.pos_hi >= window))
+      return TileKind::kSkip;
+    const bool full = (!causal || k.pos_hi <= q.pos_lo) && (q.doc_lo == q.doc_hi && k.doc_lo == k.doc_hi && q.doc_lo == k.doc_lo) &&
+                      (window == 0 || q.pos_hi - k.pos_lo < window);
+    return full ? TileKind::kFull : TileKind::kMasked;
+  }
+
+ private:
+  __device__ __forceinline__ static TileRange range(const int32_t* pos, const int32_t* doc, int i0, int n) {
+    TileRange r{pos ? pos[i0] : i0, 0, doc ? doc[i0] : 0, 0};
+    r.pos_hi = r.pos_lo;
+    r.doc_hi = r.doc_lo;
+    for (int i = i0 + 1; i < i0 + n; ++i) {
+      const int p = pos ? pos[i] : i;
+      r.pos_lo = min(r.pos_lo, p);
+      r.pos_hi = max(r.pos_hi, p);
+      if (doc != nullptr) {
+        r.doc_lo = min(r.doc_lo, doc[i]);
+        r.doc_hi = max(r.doc_hi, doc[i]);
+      }
+    }
+    return r;
+  }
+};
+
+// The device mask of host-side arguments (pointers already device memory); refuses ids on one
+// side only and a negative window.
+inline AttnMask attn_mask(const AttentionArgs& a, const char* what) {
+  RT_CHECK((a.q_doc == nullptr) == (a.k_doc == nullptr), what, ": document ids for one side only");
+  RT_CHECK(a.window >= 0, what, ": window ", a.window, " must be at least 0");
+  return AttnMask{a.causal, a.window, a.q_pos, a.k_pos, a.q_doc, a.k_doc};
+}
 
 // d += a b on tensor cores, m16n8k16 with fp32 accumulators, in the element type T.
 template <typename T>

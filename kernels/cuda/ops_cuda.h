@@ -84,7 +84,7 @@ gpu::Status sum_squares(const float* x, int64_t n, double* out, double* work, gp
 
 // ---- fp32 attention (kernels/cuda/attention_f32.cu) ----
 // kernels/attention.h's contract in fp32, any head dim (<= 256), GQA, explicit device
-// positions, masked rows lse = -inf and out = 0. A simple kernel (a thread per query row for
+// positions and document ids, sliding window, masked rows lse = -inf and out = 0. A simple kernel (a thread per query row for
 // the forward and dQ, a thread per key row for dK/dV), the reference the bf16 flash kernels
 // and the CPU path are compared with; backward ACCUMULATES into dq, dk, dv.
 gpu::Status attention_forward_f32(const AttentionArgs& a, const float* q, const float* k, const float* v,

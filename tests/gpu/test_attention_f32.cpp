@@ -33,14 +33,25 @@ struct Case {
   std::vector<int32_t> q_pos, k_pos;  // empty: 0..s-1
   float scale = 0.0f;
   bool expect_empty_rows = false;  // some query rows see no key (lse -inf, out 0)
+  std::vector<int32_t> q_doc = {}, k_doc = {};  // [b, s_q], [b, s_k] document ids; empty: one document
+  int window = 0;
+  // The first nan_keys keys of every sample hold NaN in K and V on the device (the reference
+  // and the CPU op see finite values): a kernel that reads an invisible key returns NaN.
+  int nan_keys = 0;
 };
 
 std::string describe(const Case& c) {
   return "b " + std::to_string(c.b) + " s_q " + std::to_string(c.s_q) + " s_k " + std::to_string(c.s_k) + " h " +
          std::to_string(c.h) + " h_kv " + std::to_string(c.h_kv) + " d " + std::to_string(c.d) +
          (c.causal ? " causal" : " non-causal") + (c.q_pos.empty() ? "" : " explicit positions") +
-         (c.scale != 0.0f ? " scale " + std::to_string(c.scale) : "");
+         (c.scale != 0.0f ? " scale " + std::to_string(c.scale) : "") + (c.q_doc.empty() ? "" : " documents") +
+         (c.window ? " window " + std::to_string(c.window) : "") +
+         (c.nan_keys ? " NaN in keys 0.." + std::to_string(c.nan_keys - 1) : "");
 }
+
+// The CPU op (kernels/cpu) takes positions only: cases with documents or a window are compared
+// with the double reference alone.
+bool cpu_op_applies(const Case& c) { return c.q_doc.empty() && c.window == 0; }
 
 size_t q_elems(const Case& c) { return static_cast<size_t>(c.b) * c.s_q * c.h * c.d; }
 size_t k_elems(const Case& c) { return static_cast<size_t>(c.b) * c.s_k * c.h_kv * c.d; }
@@ -58,23 +69,39 @@ AttentionArgs host_args(const Case& c) {
   a.scale = c.scale;
   a.q_pos = c.q_pos.empty() ? nullptr : c.q_pos.data();
   a.k_pos = c.k_pos.empty() ? nullptr : c.k_pos.data();
+  a.q_doc = c.q_doc.empty() ? nullptr : c.q_doc.data();
+  a.k_doc = c.k_doc.empty() ? nullptr : c.k_doc.data();
+  a.window = c.window;
   return a;
 }
 
 std::vector<double> widen(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
 
-// Positions on the device (a one-element dummy when the case has none: null is passed then).
+// Positions and document ids on the device (a one-element dummy when the case has none: null
+// is passed then).
 struct DevicePositions {
-  DeviceBuffer<int32_t> q, k;
+  DeviceBuffer<int32_t> q, k, qd, kd;
+  static std::vector<int32_t> or_dummy(const std::vector<int32_t>& v) { return v.empty() ? std::vector<int32_t>{0} : v; }
   explicit DevicePositions(const Case& c)
-      : q(c.q_pos.empty() ? std::vector<int32_t>{0} : c.q_pos), k(c.k_pos.empty() ? std::vector<int32_t>{0} : c.k_pos) {}
+      : q(or_dummy(c.q_pos)), k(or_dummy(c.k_pos)), qd(or_dummy(c.q_doc)), kd(or_dummy(c.k_doc)) {}
   AttentionArgs args(const Case& c) const {
     AttentionArgs a = host_args(c);
     a.q_pos = c.q_pos.empty() ? nullptr : q.get();
     a.k_pos = c.k_pos.empty() ? nullptr : k.get();
+    a.q_doc = c.q_doc.empty() ? nullptr : qd.get();
+    a.k_doc = c.k_doc.empty() ? nullptr : kd.get();
     return a;
   }
 };
+
+// K or V as the device gets it: NaN in the first c.nan_keys keys of every sample.
+std::vector<float> with_nan_keys(std::vector<float> x, const Case& c) {
+  const size_t row = static_cast<size_t>(c.h_kv) * c.d;
+  for (int bi = 0; bi < c.b; ++bi)
+    for (size_t e = 0; e < static_cast<size_t>(c.nan_keys) * row; ++e)
+      x[static_cast<size_t>(bi) * c.s_k * row + e] = std::numeric_limits<float>::quiet_NaN();
+  return x;
+}
 
 std::vector<float> concat(std::initializer_list<const std::vector<float>*> parts) {
   std::vector<float> r;
@@ -120,9 +147,9 @@ void check_forward(const Case& c, uint64_t seed) {
   const auto qd = widen(q), kd = widen(k), vd = widen(v);
   attention_reference_forward(ha, qd.data(), kd.data(), vd.data(), ref_out.data(), ref_lse.data());
   std::vector<float> cpu_out(nq), cpu_lse(nl);
-  attention_forward(ha, q.data(), k.data(), v.data(), cpu_out.data(), cpu_lse.data());
+  if (cpu_op_applies(c)) attention_forward(ha, q.data(), k.data(), v.data(), cpu_out.data(), cpu_lse.data());
 
-  DeviceBuffer<float> dq(q), dk(k), dv(v), dout(nq), dlse(nl);
+  DeviceBuffer<float> dq(q), dk(with_nan_keys(k, c)), dv(with_nan_keys(v, c)), dout(nq), dlse(nl);
   const DevicePositions pos(c);
   const AttentionArgs da = pos.args(c);
   const auto got = same_under_all_schedules<float>([&] {
@@ -136,8 +163,10 @@ void check_forward(const Case& c, uint64_t seed) {
   const float* g_lse = got.data() + nq;
   EXPECT_EQ(compare(g_out, ref_out.data(), static_cast<int64_t>(nq), kF32, "out vs reference"), "");
   EXPECT_EQ(compare(g_lse, ref_lse.data(), static_cast<int64_t>(nl), kF32, "lse vs reference"), "");
-  EXPECT_EQ(compare(g_out, cpu_out.data(), static_cast<int64_t>(nq), kF32, "out vs CPU op"), "");
-  EXPECT_EQ(compare(g_lse, cpu_lse.data(), static_cast<int64_t>(nl), kF32, "lse vs CPU op"), "");
+  if (cpu_op_applies(c)) {
+    EXPECT_EQ(compare(g_out, cpu_out.data(), static_cast<int64_t>(nq), kF32, "out vs CPU op"), "");
+    EXPECT_EQ(compare(g_lse, cpu_lse.data(), static_cast<int64_t>(nl), kF32, "lse vs CPU op"), "");
+  }
   // A row that sees no key: lse exactly -inf and out exactly 0 (not NaN, not stale).
   const int64_t empty = count_empty_rows(ref_lse);
   if (c.expect_empty_rows) {
@@ -224,12 +253,14 @@ void check_backward(const Case& c, uint64_t seed) {
   }
   // The CPU op, from its own forward, accumulating into the same starting values.
   std::vector<float> cpu_out(nq), cpu_lse(nl), cpu_delta(nl), cpu_dq(dq0), cpu_dk(dk0), cpu_dv(dv0);
-  attention_forward(ha, q.data(), k.data(), v.data(), cpu_out.data(), cpu_lse.data());
-  attention_backward_delta(ha, cpu_out.data(), g.data(), cpu_delta.data());
-  attention_backward(ha, q.data(), k.data(), v.data(), g.data(), cpu_lse.data(), cpu_delta.data(), cpu_dq.data(),
-                     cpu_dk.data(), cpu_dv.data());
+  if (cpu_op_applies(c)) {
+    attention_forward(ha, q.data(), k.data(), v.data(), cpu_out.data(), cpu_lse.data());
+    attention_backward_delta(ha, cpu_out.data(), g.data(), cpu_delta.data());
+    attention_backward(ha, q.data(), k.data(), v.data(), g.data(), cpu_lse.data(), cpu_delta.data(), cpu_dq.data(),
+                       cpu_dk.data(), cpu_dv.data());
+  }
 
-  DeviceBuffer<float> dq_in(q), dk_in(k), dv_in(v), dg(g), dout(nq), dlse(nl), ddelta(nl), gq(nq), gk(nk), gv(nk);
+  DeviceBuffer<float> dq_in(q), dk_in(with_nan_keys(k, c)), dv_in(with_nan_keys(v, c)), dg(g), dout(nq), dlse(nl), ddelta(nl), gq(nq), gk(nk), gv(nk);
   const DevicePositions pos(c);
   const AttentionArgs da = pos.args(c);
   CUDA_CHECK(cuda::attention_forward_f32(da, dq_in.get(), dk_in.get(), dv_in.get(), dout.get(), dlse.get(), nullptr));
@@ -253,10 +284,12 @@ void check_backward(const Case& c, uint64_t seed) {
   EXPECT_EQ(compare(g_dq, ref_dq.data(), n(nq), kF32, "dq vs reference"), "");
   EXPECT_EQ(compare(g_dk, ref_dk.data(), n(nk), kF32, "dk vs reference"), "");
   EXPECT_EQ(compare(g_dv, ref_dv.data(), n(nk), kF32, "dv vs reference"), "");
-  EXPECT_EQ(compare(g_delta, cpu_delta.data(), n(nl), kF32, "delta vs CPU op"), "");
-  EXPECT_EQ(compare(g_dq, cpu_dq.data(), n(nq), kF32, "dq vs CPU op"), "");
-  EXPECT_EQ(compare(g_dk, cpu_dk.data(), n(nk), kF32, "dk vs CPU op"), "");
-  EXPECT_EQ(compare(g_dv, cpu_dv.data(), n(nk), kF32, "dv vs CPU op"), "");
+  if (cpu_op_applies(c)) {
+    EXPECT_EQ(compare(g_delta, cpu_delta.data(), n(nl), kF32, "delta vs CPU op"), "");
+    EXPECT_EQ(compare(g_dq, cpu_dq.data(), n(nq), kF32, "dq vs CPU op"), "");
+    EXPECT_EQ(compare(g_dk, cpu_dk.data(), n(nk), kF32, "dk vs CPU op"), "");
+    EXPECT_EQ(compare(g_dv, cpu_dv.data(), n(nk), kF32, "dv vs CPU op"), "");
+  }
   // A row that sees no key adds nothing: its dq row keeps its starting bits exactly.
   for (int bi = 0; bi < c.b; ++bi)
     for (int hh = 0; hh < c.h; ++hh)
@@ -281,9 +314,10 @@ TEST(AttentionF32, BackwardAccumulatesMatchingReferenceAndCpu) {
 // Ring: the keys in two blocks, forward per block merged, backward per block with the FINAL
 // lse and delta, equals attention over all keys.
 
-// Rows [j0, j1) of a [b, s, heads, d] tensor.
-std::vector<float> key_rows(const std::vector<float>& x, int b, int s, int row, int j0, int j1) {
-  std::vector<float> r;
+// Rows [j0, j1) of a [b, s, heads, d] tensor (row = heads * d elements).
+template <typename T>
+std::vector<T> key_rows(const std::vector<T>& x, int b, int s, int row, int j0, int j1) {
+  std::vector<T> r;
   for (int bi = 0; bi < b; ++bi)
     r.insert(r.end(), x.begin() + (static_cast<int64_t>(bi) * s + j0) * row, x.begin() + (static_cast<int64_t>(bi) * s + j1) * row);
   return r;
@@ -320,6 +354,10 @@ void check_split(const Case& c, int split, uint64_t seed) {
   }
   c1.k_pos.assign(kp.begin(), kp.begin() + split);
   c2.k_pos.assign(kp.begin() + split, kp.end());
+  if (!c.k_doc.empty()) {
+    c1.k_doc = key_rows(c.k_doc, c.b, c.s_k, 1, 0, split);
+    c2.k_doc = key_rows(c.k_doc, c.b, c.s_k, 1, split, c.s_k);
+  }
   const auto k1 = key_rows(k, c.b, c.s_k, krow, 0, split), k2 = key_rows(k, c.b, c.s_k, krow, split, c.s_k);
   const auto v1 = key_rows(v, c.b, c.s_k, krow, 0, split), v2 = key_rows(v, c.b, c.s_k, krow, split, c.s_k);
   const size_t nk1 = k1.size(), nk2 = k2.size();
@@ -389,6 +427,121 @@ TEST(AttentionF32, TwoKeyBlocksMergeToWholeAttention) {
     c.k_pos.insert(c.k_pos.end(), k3.begin(), k3.end());
     check_split(c, 32, 3030);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed documents and sliding windows (AttentionArgs::q_doc, k_doc, window), against the
+// double reference (the CPU op has no such mask).
+
+// attention_f32.cu's rows per thread block: the forward and dQ kernels' block of query rows,
+// the dK/dV kernel's block of key rows. Document lengths around it put boundaries at, just
+// before and just after a block edge.
+constexpr int kBlockRows = 128;
+
+// Document ids of a packed sequence: lengths[0] tokens of document first, then the next, ...
+std::vector<int32_t> doc_ids(const std::vector<int>& lengths, int first = 0) {
+  std::vector<int32_t> ids;
+  for (size_t n = 0; n < lengths.size(); ++n) ids.insert(ids.end(), static_cast<size_t>(lengths[n]), first + static_cast<int32_t>(n));
+  return ids;
+}
+// ids[pos[i]]: the ids of a shard whose global positions are pos.
+std::vector<int32_t> gather(const std::vector<int32_t>& ids, const std::vector<int32_t>& pos) {
+  std::vector<int32_t> r;
+  for (int32_t p : pos) r.push_back(ids[static_cast<size_t>(p)]);
+  return r;
+}
+
+// Two samples of 587 tokens packed differently: documents of 1, 2, block-1, block, block+1
+// and 200 tokens, in that order and reversed (ids from 10).
+constexpr int kPacked = 1 + 2 + (kBlockRows - 1) + kBlockRows + (kBlockRows + 1) + 200;
+Case packed(int b, int h, int h_kv, int d, bool causal, int window) {
+  std::vector<int32_t> ids = doc_ids({1, 2, kBlockRows - 1, kBlockRows, kBlockRows + 1, 200});
+  if (b == 2) {
+    const auto second = doc_ids({200, kBlockRows + 1, kBlockRows, kBlockRows - 1, 2, 1}, 10);
+    ids.insert(ids.end(), second.begin(), second.end());
+  }
+  Case c{b, kPacked, kPacked, h, h_kv, d, causal, {}, {}};
+  c.q_doc = c.k_doc = ids;
+  c.window = window;
+  return c;
+}
+
+// A 512-token sequence (documents 1, 2, block-1, block, block+1, 125) over 2 zigzag ranks: the
+// queries of shard rq against the keys of shard rk, with their global positions and ids.
+const std::vector<int32_t> kZigzagIds = doc_ids({1, 2, kBlockRows - 1, kBlockRows, kBlockRows + 1, 125});
+Case zigzag_docs(int rq, int rk, int h, int h_kv, int d, int window) {
+  Case c{1, 256, 256, h, h_kv, d, true, zigzag(512, 2, rq), zigzag(512, 2, rk)};
+  c.q_doc = gather(kZigzagIds, c.q_pos);
+  c.k_doc = gather(kZigzagIds, c.k_pos);
+  c.window = window;
+  return c;
+}
+
+// Each case with the bug it catches.
+std::vector<Case> masked_cases() {
+  std::vector<Case> cs = {
+      // b 2 packed differently, GQA 4: ids read without the per-sample offset, the document
+      // term missing or applied in one kernel only (forward, dQ or dK/dV), the 1- and 2-token
+      // documents (rows that see only themselves) mishandled.
+      packed(2, 4, 1, 16, true, 0),
+      // Window 17 with documents, GQA 1: the window edge inside a document, both terms at once.
+      packed(2, 2, 2, 32, true, 17),
+      // Window 1, no documents: a row sees only itself; catches <= instead of < in the window.
+      {1, 130, 130, 4, 1, 16, true, {}, {}, 0.0f, false, {}, {}, 1},
+      // Window 256 in one long document (ids all 3, not 0): the window alone, longer than a block.
+      {1, 300, 300, 2, 2, 16, true, {}, {}, 0.0f, false, std::vector<int32_t>(300, 3), std::vector<int32_t>(300, 3), 256},
+      // Non-causal packed documents, GQA 4: the document term applied only with the causal one.
+      packed(1, 4, 1, 16, false, 0),
+      // Zigzag shard 0 against shard 1's keys: the first chunk sees no key (lse -inf, out 0,
+      // dq unchanged, no NaN), the second sees keys of its own documents out of order.
+      zigzag_docs(0, 1, 4, 1, 16, 0),
+      // Shard 1 against shard 0 with window 17: the window in global positions, across the gap.
+      zigzag_docs(1, 0, 2, 2, 16, 17),
+      // Shard 0 against itself with window 17: both chunks' diagonals.
+      zigzag_docs(0, 0, 4, 1, 16, 17),
+  };
+  cs[5].expect_empty_rows = true;
+  // 128 queries at the end of a 1024-token sequence of 16-token documents: every earlier key is
+  // invisible and holds NaN on the device. Catches a key read (dot product or V row) before the
+  // mask is evaluated.
+  {
+    const int s = 1024, q0 = s - kBlockRows;
+    std::vector<int32_t> qp(kBlockRows), kp(static_cast<size_t>(s));
+    std::iota(qp.begin(), qp.end(), q0);
+    std::iota(kp.begin(), kp.end(), 0);
+    const auto ids = doc_ids(std::vector<int>(static_cast<size_t>(s / 16), 16));
+    Case c{1, kBlockRows, s, 4, 1, 16, true, qp, kp};
+    c.q_doc = gather(ids, qp);
+    c.k_doc = ids;
+    c.nan_keys = q0;
+    cs.push_back(c);
+  }
+  return cs;
+}
+
+TEST(AttentionF32, ForwardDocumentsAndWindows) {
+  const auto cs = masked_cases();
+  for (size_t i = 0; i < cs.size(); ++i) check_forward(cs[i], 6000 + 10 * i);
+}
+TEST(AttentionF32, BackwardDocumentsAndWindows) {
+  const auto cs = masked_cases();
+  for (size_t i = 0; i < cs.size(); ++i) check_backward(cs[i], 6100 + 10 * i);
+}
+
+// A ring pass with packed documents: zigzag shard 0's queries against the keys of shards 0 and
+// 1 in two blocks, merged, and each block's backward with the final lse/delta. Catches the key
+// block's ids not travelling with its keys (ids of the wrong block) and a block in which some
+// rows see nothing (shard 1's keys for shard 0's first chunk) spoiling the merge.
+TEST(AttentionF32, TwoKeyBlocksWithDocuments) {
+  Case c{1, 256, 512, 4, 2, 16, true, zigzag(512, 2, 0), {}};
+  const auto k0 = zigzag(512, 2, 0), k1 = zigzag(512, 2, 1);
+  c.k_pos = k0;
+  c.k_pos.insert(c.k_pos.end(), k1.begin(), k1.end());
+  c.q_doc = gather(kZigzagIds, c.q_pos);
+  c.k_doc = gather(kZigzagIds, c.k_pos);
+  check_split(c, 256, 6200);
+  c.window = 17;
+  check_split(c, 256, 6210);
 }
 
 // ---------------------------------------------------------------------------------------------
