@@ -131,10 +131,12 @@ PrepareTextResult prepare_text(const std::vector<std::string>& files, const std:
     std::ostringstream line;
     line << "prepare-text: " << files.size() << (files.size() == 1 ? " file, " : " files, ")
          << result.bytes_read << " bytes -> " << out << " (" << result.train_tokens
-         << " tokens, " << result.train_documents << " documents, uint" << 8 * width << ")";
+         << " tokens, " << result.train_documents
+         << (result.train_documents == 1 ? " document" : " documents") << ", uint" << 8 * width
+         << ")";
     if (n_val > 0)
       line << ", " << result.val_path << " (" << n_val << " tokens, " << result.val_documents
-           << " documents)";
+           << (result.val_documents == 1 ? " document)" : " documents)");
     line << ", byte-level vocab " << ByteTokenizer::kVocabSize << "\n";
     *log << line.str() << std::flush;
   }

@@ -43,9 +43,10 @@ def read_safetensors(path):
 def read_tokens(path):
     raw = open(path, "rb").read()
     assert raw[:8] == b"RTTOKENS", "not a ringtrain token file"
-    width = struct.unpack("<I", raw[12:16])[0]
+    version, width = struct.unpack("<II", raw[8:16])
     count = struct.unpack("<Q", raw[16:24])[0]
-    return np.frombuffer(raw[32:32 + count * width], dtype="<u2" if width == 2 else "<u4").astype(np.int64)
+    start = 32 if version == 1 else 64  # data/token_file.h: the version-2 header is 64 bytes
+    return np.frombuffer(raw[start:start + count * width], dtype="<u2" if width == 2 else "<u4").astype(np.int64)
 
 
 def main():
