@@ -82,7 +82,8 @@ struct Geom {
 };
 
 // Masked (causal, documents or window): 128 x 128 tiles (the tiles on a mask edge are masked
-// work, part of it wasted). Without a mask no tile is wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
+// work, part of it wasted; packed documents: kAttnTilePacked). Without a mask no tile is
+// wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
 // both operands of every call, a cost of about 1/(2 M) + 1/(2 N) per flop, so widening the
 // tile dimension that is not d pays (see attention_cpu.h for the sizes and measurements).
 Geom make_geom(const AttentionArgs& a, bool backward) {
@@ -98,6 +99,7 @@ Geom make_geom(const AttentionArgs& a, bool backward) {
   const bool masked = a.causal || a.q_doc != nullptr || a.window > 0;
   g.tq = masked ? kAttnTileQ : (backward ? kAttnTileQWide : kAttnTileQ);
   g.tk = masked ? kAttnTileK : kAttnTileKWide;
+  if (a.q_doc != nullptr) g.tq = g.tk = cpu::kAttnTilePacked;
   g.nqt = (a.s_q + g.tq - 1) / g.tq;
   g.nkt = (a.s_k + g.tk - 1) / g.tk;
   return g;
@@ -160,8 +162,10 @@ Mask prepare_mask(const AttentionArgs& a, const Geom& g, CallBuffers& cb) {
   ws::ensure_size(cb.qdr, docs ? static_cast<size_t>(a.b) * g.nqt : 0);
   ws::ensure_size(cb.kdr, docs ? static_cast<size_t>(a.b) * g.nkt : 0);
   for (int bi = 0; docs && bi < a.b; ++bi) {
-    tile_ranges(a.q_doc + static_cast<int64_t>(bi) * a.s_q, a.s_q, g.tq, cb.qdr.data() + static_cast<int64_t>(bi) * g.nqt);
-    tile_ranges(a.k_doc + static_cast<int64_t>(bi) * a.s_k, a.s_k, g.tk, cb.kdr.data() + static_cast<int64_t>(bi) * g.nkt);
+    tile_ranges(a.q_doc + static_cast<int64_t>(bi) * a.s_q, a.s_q, g.tq,
+                cb.qdr.data() + static_cast<int64_t>(bi) * g.nqt);
+    tile_ranges(a.k_doc + static_cast<int64_t>(bi) * a.s_k, a.s_k, g.tk,
+                cb.kdr.data() + static_cast<int64_t>(bi) * g.nkt);
   }
   return Mask{a.causal, a.window, a.q_pos, a.k_pos, a.q_doc, a.k_doc, cb.qr.data(), cb.kr.data(),
               cb.qdr.data(), cb.kdr.data(), a.s_q, a.s_k, g.nqt, g.nkt};
@@ -234,6 +238,56 @@ void apply_mask(const Mask& m, float* s, int ld, int nq, int nk, int bi, int i0,
     }
   }
 }
+
+// The parts of a (query tile, key tile) pair to compute: rows [r0, r1) x keys [c0, c1), tile
+// relative. Without documents, or on a tile of one document, the whole tile. On a masked tile
+// with documents, one rectangle per run of query rows of one document: those rows against the
+// keys from the first to the last of that document in the key tile (none: nothing). Short
+// packed documents then cost their own squares, not the tile's: with 100-token documents a
+// 128 x 128 diagonal tile holds two or three of them, about a third of its area. The
+// rectangles still get the element-wise mask (causality, window, and ids that a layout might
+// interleave). Kept apart from the tile loops so those stay in the per-ISA clones.
+struct Block {
+  int r0, r1, c0, c1;
+};
+class TileBlocks {
+ public:
+  TileBlocks(const Mask& m, TileKind kind, int bi, int i0, int nq, int j0, int nk)
+      : nq_(nq), nk_(nk), whole_(kind != TileKind::kMasked || m.q_doc == nullptr) {
+    if (!whole_) {
+      qdoc_ = m.q_doc + static_cast<int64_t>(bi) * m.s_q + i0;
+      kdoc_ = m.k_doc + static_cast<int64_t>(bi) * m.s_k + j0;
+    }
+  }
+  bool next(Block& b) {
+    if (whole_) {
+      if (r_ > 0) return false;
+      r_ = nq_;
+      b = {0, nq_, 0, nk_};
+      return true;
+    }
+    while (r_ < nq_) {
+      const int32_t doc = qdoc_[r_];
+      const int r0 = r_;
+      while (r_ < nq_ && qdoc_[r_] == doc) ++r_;
+      int c0 = 0, c1 = nk_;
+      while (c0 < nk_ && kdoc_[c0] != doc) ++c0;
+      while (c1 > c0 && kdoc_[c1 - 1] != doc) --c1;
+      if (c0 < c1) {
+        b = {r0, r_, c0, c1};
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  int nq_, nk_;
+  bool whole_;
+  const int32_t* qdoc_ = nullptr;
+  const int32_t* kdoc_ = nullptr;
+  int r_ = 0;
+};
 
 // The tile products are small (128 x 128 x d): BLAS must not spawn its own threads for them
 // (that costs more than the product, and fights our threads). Restored on scope exit.
@@ -382,33 +436,38 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
   for (int kt = 0; kt < g.nkt; ++kt) {
     const TileKind kind = classify(mask, bi, qt, kt);
     if (kind == TileKind::kSkip) continue;
-    const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
-    scores += static_cast<int64_t>(nq) * nk;
-    const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
-    // S = scale Q K^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row,
-                k + koff, g.k_row, 0.0f, s, ld);
-    if (kind == TileKind::kMasked) apply_mask(mask, s, ld, nq, nk, bi, i0, j0);
-    // online softmax: one pass for the row max, one for exp and its sum (fused)
-    for (int i = 0; i < nq; ++i) {
-      float* row = s + static_cast<int64_t>(i) * ld;
-      const float m_new = cpu::max_floats(row, nk, m[i]);
-      if (m_new == kNegInf) {  // nothing visible to this row yet
-        std::fill(row, row + nk, 0.0f);
-        continue;
+    const int kj0 = kt * g.tk;
+    TileBlocks blocks(mask, kind, bi, i0, nq, kj0, std::min(g.tk, a.s_k - kj0));
+    for (Block blk; blocks.next(blk);) {
+      // rows r0 + [0, nb) of the query tile against keys j0 + [0, nk)
+      const int r0 = blk.r0, nb = blk.r1 - blk.r0, j0 = kj0 + blk.c0, nk = blk.c1 - blk.c0;
+      scores += static_cast<int64_t>(nb) * nk;
+      const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
+      // S = scale Q K^T
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, d, g.scale, qp + r0 * g.q_row, g.q_row,
+                  k + koff, g.k_row, 0.0f, s, ld);
+      if (kind == TileKind::kMasked) apply_mask(mask, s, ld, nb, nk, bi, i0 + r0, j0);
+      // online softmax: one pass for the row max, one for exp and its sum (fused)
+      for (int i = r0; i < r0 + nb; ++i) {
+        float* row = s + static_cast<int64_t>(i - r0) * ld;
+        const float m_new = cpu::max_floats(row, nk, m[i]);
+        if (m_new == kNegInf) {  // nothing visible to this row yet
+          std::fill(row, row + nk, 0.0f);
+          continue;
+        }
+        const float rs = cpu::exp_shift_sum(row, nk, m_new);
+        if (m_new != m[i]) {
+          const float alpha = cpu::exp_approx(m[i] - m_new);  // 0 when m[i] = -inf
+          l[i] *= alpha;
+          float* orow = o + static_cast<int64_t>(i) * d;
+          for (int c = 0; c < d; ++c) orow[c] *= alpha;
+          m[i] = m_new;
+        }
+        l[i] += rs;
       }
-      const float rs = cpu::exp_shift_sum(row, nk, m_new);
-      if (m_new != m[i]) {
-        const float alpha = cpu::exp_approx(m[i] - m_new);  // 0 when m[i] = -inf
-        l[i] *= alpha;
-        float* orow = o + static_cast<int64_t>(i) * d;
-        for (int c = 0; c < d; ++c) orow[c] *= alpha;
-        m[i] = m_new;
-      }
-      l[i] += rs;
+      // O += P V
+      gemm_nd(false, nb, d, nk, 1.0f, s, ld, v + koff, g.k_row, o + static_cast<int64_t>(r0) * d, d);
     }
-    // O += P V
-    gemm_nd(false, nq, d, nk, 1.0f, s, ld, v + koff, g.k_row, o, d);
   }
 
   for (int i = 0; i < nq; ++i) {
@@ -446,12 +505,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
                    float* dq, float* dk, float* dv, int bi, int kvh, int kt, BwdScratch& w,
                    int64_t& scores) {
   const int d = a.d;
-  const int j0 = kt * g.tk, nk = std::min(g.tk, a.s_k - j0);
-  const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
-  const float* kp = k + koff;
-  const float* vp = v + koff;
-  float* dkp = dk + koff;
-  float* dvp = dv + koff;
+  const int kj0 = kt * g.tk, knk = std::min(g.tk, a.s_k - kj0);
   float* p = w.p.data();
   float* dp = w.dp.data();
   const int ld = g.tk;
@@ -460,40 +514,50 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
     for (int qt = 0; qt < g.nqt; ++qt) {
       const TileKind kind = classify(mask, bi, qt, kt);
       if (kind == TileKind::kSkip) continue;
-      const int i0 = qt * g.tq, nq = std::min(g.tq, a.s_q - i0);
-      scores += static_cast<int64_t>(nq) * nk;
-      const int64_t qoff = (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
-      const float* qp = q + qoff;
-      const float* dop = dout + qoff;
-      const float* lse_t = lse + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
-      const float* delta_t = delta + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
+      const int qi0 = qt * g.tq;
+      TileBlocks blocks(mask, kind, bi, qi0, std::min(g.tq, a.s_q - qi0), kj0, knk);
+      for (Block blk; blocks.next(blk);) {
+        // queries i0 + [0, nq) against keys j0 + [0, nk)
+        const int i0 = qi0 + blk.r0, nq = blk.r1 - blk.r0, j0 = kj0 + blk.c0, nk = blk.c1 - blk.c0;
+        scores += static_cast<int64_t>(nq) * nk;
+        const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
+        const float* kp = k + koff;
+        const float* vp = v + koff;
+        float* dkp = dk + koff;
+        float* dvp = dv + koff;
+        const int64_t qoff = (static_cast<int64_t>(bi) * a.s_q + i0) * g.q_row + static_cast<int64_t>(hh) * d;
+        const float* qp = q + qoff;
+        const float* dop = dout + qoff;
+        const float* lse_t = lse + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
+        const float* delta_t = delta + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
 
-      // P = exp(scale Q K^T - lse)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row, kp,
-                  g.k_row, 0.0f, p, ld);
-      if (kind == TileKind::kMasked) apply_mask(mask, p, ld, nq, nk, bi, i0, j0);
-      for (int i = 0; i < nq; ++i) {
-        float* row = p + static_cast<int64_t>(i) * ld;
-        if (lse_t[i] == kNegInf)  // the row sees no key at all: no probability, no gradient
-          std::fill(row, row + nk, 0.0f);
-        else
-          cpu::exp_shift_inplace(row, nk, lse_t[i]);
+        // P = exp(scale Q K^T - lse)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row, kp,
+                    g.k_row, 0.0f, p, ld);
+        if (kind == TileKind::kMasked) apply_mask(mask, p, ld, nq, nk, bi, i0, j0);
+        for (int i = 0; i < nq; ++i) {
+          float* row = p + static_cast<int64_t>(i) * ld;
+          if (lse_t[i] == kNegInf)  // the row sees no key at all: no probability, no gradient
+            std::fill(row, row + nk, 0.0f);
+          else
+            cpu::exp_shift_inplace(row, nk, lse_t[i]);
+        }
+        // dV += P^T dO
+        gemm_nd(true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
+        // dP = dO V^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, dop, g.q_row, vp,
+                    g.k_row, 0.0f, dp, ld);
+        // dS = P (dP - delta), in place of dP
+        for (int i = 0; i < nq; ++i) {
+          const float* prow = p + static_cast<int64_t>(i) * ld;
+          float* drow = dp + static_cast<int64_t>(i) * ld;
+          const float di = lse_t[i] == kNegInf ? 0.0f : delta_t[i];
+          for (int j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);
+        }
+        // dQ += scale dS K;  dK += scale dS^T Q
+        gemm_nd(false, nq, d, nk, g.scale, dp, ld, kp, g.k_row, dq + qoff, g.q_row);
+        gemm_nd(true, nk, d, nq, g.scale, dp, ld, qp, g.q_row, dkp, g.k_row);
       }
-      // dV += P^T dO
-      gemm_nd(true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
-      // dP = dO V^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, dop, g.q_row, vp,
-                  g.k_row, 0.0f, dp, ld);
-      // dS = P (dP - delta), in place of dP
-      for (int i = 0; i < nq; ++i) {
-        const float* prow = p + static_cast<int64_t>(i) * ld;
-        float* drow = dp + static_cast<int64_t>(i) * ld;
-        const float di = lse_t[i] == kNegInf ? 0.0f : delta_t[i];
-        for (int j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);
-      }
-      // dQ += scale dS K;  dK += scale dS^T Q
-      gemm_nd(false, nq, d, nk, g.scale, dp, ld, kp, g.k_row, dq + qoff, g.q_row);
-      gemm_nd(true, nk, d, nq, g.scale, dp, ld, qp, g.q_row, dkp, g.k_row);
     }
   }
 }

@@ -435,17 +435,19 @@ std::vector<int32_t> doc_ids(const std::vector<int>& lengths, int32_t first = 7)
   return ids;
 }
 
-// Documents of lengths 1, 2, tile-1, tile, tile+1 and a long one, packed into one sequence; the
-// second sample holds the same lengths in another order, so its boundaries fall elsewhere.
-// Causal and not, GQA groups 1 and 4, no window and windows 1, 17, 256.
+// Documents of lengths 1, 2, tile-1, tile, tile+1 and longer ones (tile: kAttnTilePacked, the
+// tiles of calls with documents; kAttnTileQ + 1, an edge of the causal tiles, too), packed into
+// one sequence; the second sample holds the same lengths in another order, so its boundaries
+// fall elsewhere. Causal and not, GQA groups 1 and 4, no window and windows 1, 17, 256.
 // Catches: document ranges shared between samples (or read from sample 0), a tile classified
 // full or skipped wrongly at a document boundary that sits exactly on / one off a tile edge, a
-// one-token document (its query sees only itself), a window off by one (window 1: each query
-// sees only its own key), a window measured the wrong way round, docs and window not combined.
+// per-document rectangle cut one row or key short, a one-token document (its query sees only
+// itself), a window off by one (window 1: each query sees only its own key), a window measured
+// the wrong way round, documents and window not combined.
 TEST(AttentionMasks, PackedDocumentsAndWindowsMatchReference) {
-  constexpr int kT = cpu::kAttnTileQ;
-  const std::vector<int> lengths0 = {1, 2, kT - 1, kT, kT + 1, 2 * kT + 45};
-  const std::vector<int> lengths1 = {kT + 1, 1, 2 * kT + 45, kT - 1, 2, kT};
+  constexpr int kT = cpu::kAttnTilePacked, kC = cpu::kAttnTileQ;
+  const std::vector<int> lengths0 = {1, 2, kT - 1, kT, kT + 1, kC + 1, 2 * kC + 45};
+  const std::vector<int> lengths1 = {kT + 1, 1, 2 * kC + 45, kT - 1, kC + 1, 2, kT};
   uint32_t seed = 700;
   for (int window : {0, 1, 17, 256})
     for (int group : {1, 4})
@@ -564,10 +566,12 @@ TEST(AttentionMasks, RowWithNoVisibleKey) {
 }
 
 // Tile skipping is real: a sequence of many short documents (and, separately, a short window)
-// must compute only the tiles near the diagonal, not the causal triangle. Counted by the
-// kernel itself (scores of the tiles not skipped), forward and backward.
+// must compute only the tiles near the diagonal, not the causal triangle; and with documents,
+// inside those tiles only each document's own rectangles: at most the sum of the documents'
+// squares. Counted by the kernel itself (scores computed), forward and backward.
 // Catches: a document or window mask applied only element-wise (right answers, dense cost),
-// skipping that works in the forward but not in the backward.
+// skipping that works in the forward but not in the backward, tiles with several documents
+// computed whole (documents of 40 tokens do not line up with the tiles).
 TEST(AttentionMasks, ShortDocumentsSkipTiles) {
   const uint32_t seed = 900;
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -588,7 +592,10 @@ TEST(AttentionMasks, ShortDocumentsSkipTiles) {
   EXPECT_GE(dense.first, int64_t{s} * s / 2);
   EXPECT_EQ(dense.first, dense.second);
 
-  std::vector<int> lens(s / 64, 64);  // 64 documents of 64 tokens: s * 64 / 2 visible pairs
+  std::vector<int> lens(s / 40, 40);
+  lens.push_back(s % 40);
+  int64_t squares = 0;
+  for (int len : lens) squares += int64_t{len} * len;
   const std::vector<int32_t> docs = doc_ids(lens);
   AttentionArgs packed = p.a;
   packed.q_doc = packed.k_doc = docs.data();
@@ -596,6 +603,8 @@ TEST(AttentionMasks, ShortDocumentsSkipTiles) {
   AttentionArgs windowed = p.a;
   windowed.window = 64;
   const auto wd = cost(windowed);
+  EXPECT_LE(pk.first, squares);
+  EXPECT_LE(pk.second, squares);
   for (auto [what, c] : {std::pair{"packed", pk}, std::pair{"window 64", wd}}) {
     SCOPED_TRACE(what);
     EXPECT_GT(c.first, 0);
