@@ -3,8 +3,9 @@
 // sequence packing three documents equal, token by token, each document's losses when it is
 // the whole sequence on its own, on one rank and split over cp = 2 (ring). The packed batch's
 // loss is then the mean of the documents' losses weighted by their scored tokens. Catches
-// attention leaking across a boundary, RoPE positions that do not restart per document, a
-// sliding window measured across documents, a target predicted across a boundary.
+// attention leaking across a boundary, a sliding window measured across documents, a target
+// predicted across a boundary. (RoPE's restart per document cannot show here: rotary scores
+// depend on position differences only; the PyTorch reference checks the positions.)
 #include <gtest/gtest.h>
 #include <mpi.h>
 
