@@ -4,8 +4,9 @@
 // the whole sequence on its own, on one rank and split over cp = 2 (ring). The packed batch's
 // loss is then the mean of the documents' losses weighted by their scored tokens. Catches
 // attention leaking across a boundary, a sliding window measured across documents, a target
-// predicted across a boundary. (RoPE's restart per document cannot show here: rotary scores
-// depend on position differences only; the PyTorch reference checks the positions.)
+// predicted across a boundary. (RoPE restarting per document cannot show in any output:
+// rotary scores depend on position differences only and a query sees only its own document;
+// positions restart so that a document is computed exactly as transformers computes it alone.)
 #include <gtest/gtest.h>
 #include <mpi.h>
 
