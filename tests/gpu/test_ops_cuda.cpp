@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/adamw.h"
+#include "kernels/backend.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/embedding.h"
@@ -96,6 +97,8 @@ TEST(OpsCuda, ZeroSizedCallsSucceed) {
   EXPECT_EQ(cuda::swiglu_forward(nullptr, nullptr, nullptr, 0, nullptr), Status::kSuccess);
   EXPECT_EQ(cuda::swiglu_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr), Status::kSuccess);
   EXPECT_EQ(cuda::swap01(nullptr, nullptr, 3, 0, 5, nullptr), Status::kSuccess);
+  EXPECT_EQ(cuda::gather_heads(nullptr, nullptr, 0, 2, 4, 8, nullptr, nullptr), Status::kSuccess);
+  EXPECT_EQ(cuda::sum_heads(nullptr, nullptr, 0, 4, 2, 8, nullptr, nullptr), Status::kSuccess);
   EXPECT_EQ(cuda::rmsnorm_forward(RmsNormArgs{0, 64, 1e-5f}, nullptr, nullptr, nullptr, nullptr, nullptr),
             Status::kSuccess);
   EXPECT_EQ(cuda::rmsnorm_backward(RmsNormArgs{0, 64, 1e-5f}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -232,6 +235,58 @@ TEST(OpsCuda, Swap01Transposes) {
         for (int64_t c = 0; c < s.c; ++c)
           ASSERT_EQ(got[static_cast<size_t>((b * s.a + a) * s.c + c)], src[static_cast<size_t>((a * s.b + b) * s.c + c)])
               << "shape " << s.a << "x" << s.b << "x" << s.c << " at " << a << "," << b << "," << c;
+  }
+}
+
+// Ulysses beyond the kv heads (parallel/context_attention.cpp) sends some kv heads twice and
+// sums their gradients back. Compared bitwise with the CPU backend: the sum's order is part of
+// the contract (j ascending), so that the CUDA and CPU trainers agree to the bit there. Values
+// span many binades, so a different order of a duplicate's partial sums changes the bits.
+// Catches: map read from the wrong side (gather by destination, sum by source), a duplicate's
+// contributions summed in another order or only the last kept, a head no j maps to left
+// unwritten instead of zero, rows/heads/d exchanged in the index arithmetic.
+TEST(OpsCuda, GatherAndSumHeadsMatchCpuBitwise) {
+  struct Case {
+    int64_t rows;
+    int few, many, d;            // kv heads, heads sent (gather: few -> many; sum: many -> few)
+    std::vector<int32_t> map;    // [many], values in [0, few)
+  };
+  const std::vector<Case> cases = {
+      {3, 2, 4, 8, {0, 0, 1, 1}},           // 2 kv heads to Ulysses degree 4: each sent twice
+      {37, 2, 8, 16, {0, 0, 0, 0, 1, 1, 1, 1}},
+      {5, 3, 5, 33, {2, 0, 2, 1, 2}},       // unordered, head 2 three times
+      {9, 4, 3, 7, {3, 1, 3}},              // heads 0 and 2 unused: summed to zero
+      {300, 1, 2, 130, {0, 0}},             // above one block of threads, d off the block size
+  };
+  const auto cpu = make_cpu_backend(Precision::kF32);
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const Case& c = cases[ci];
+    const uint64_t seed = 350 + ci;
+    SCOPED_TRACE("case " + std::to_string(ci) + " " + seed_note(seed));
+    const size_t few_n = static_cast<size_t>(c.rows * c.few * c.d), many_n = static_cast<size_t>(c.rows * c.many * c.d);
+    auto wide = [](std::vector<float> v, uint64_t s) {
+      const auto e = random_ints(v.size(), s, -20, 20);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(v[i], e[i]);
+      return v;
+    };
+    const auto kv = wide(random_floats(few_n, seed), seed + 1), grads = wide(random_floats(many_n, seed + 2), seed + 3);
+    DeviceBuffer<int32_t> dmap(c.map);
+    DeviceBuffer<float> dkv(kv), dgathered(many_n), dgrads(grads), dsummed(few_n);
+    const auto got = same_under_all_schedules<float>([&] {
+      dgathered.poison();
+      dsummed.poison();
+      CUDA_CHECK(cuda::gather_heads(dkv.get(), dgathered.get(), c.rows, c.few, c.many, c.d, dmap.get(), nullptr));
+      CUDA_CHECK(cuda::sum_heads(dgrads.get(), dsummed.get(), c.rows, c.many, c.few, c.d, dmap.get(), nullptr));
+      const auto a = dgathered.download(), b = dsummed.download();
+      return cat({&a, &b});
+    }, "gather/sum heads");
+    std::vector<float> gathered(many_n), summed(few_n, std::numeric_limits<float>::quiet_NaN());
+    cpu->gather_heads(kv.data(), gathered.data(), c.rows, c.few, c.many, c.d, c.map.data());
+    cpu->sum_heads(grads.data(), summed.data(), c.rows, c.many, c.few, c.d, c.map.data());
+    const auto ref = cat({&gathered, &summed});
+    const int64_t diff = first_bitwise_difference(got, ref);
+    EXPECT_EQ(diff, -1) << "first difference at element " << diff << " (gathered: " << many_n
+                        << " elements, then summed)";
   }
 }
 
