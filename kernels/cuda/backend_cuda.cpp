@@ -52,7 +52,16 @@ class CudaBackend final : public Backend {
   // buffer being replaced), then copy synchronously, so the host buffer is free on return.
   void upload(void* dst, const void* host, size_t bytes) override {
     if (bytes == 0) return;
-    ++weights_generation_;  // may have replaced weights (initialization, a checkpoint)
+    // Initialization or a checkpoint may replace weights: then their bf16 copies are stale.
+    // Token ids, targets, positions and document ids (every micro-batch) leave them valid.
+    const char* lo = static_cast<const char*>(dst);
+    for (const auto& [w, c] : weight_copies_) {
+      const char* wlo = reinterpret_cast<const char*>(w);
+      if (c.bf16.defined() && lo < wlo + c.bf16.numel() * static_cast<int64_t>(sizeof(float)) && wlo < lo + bytes) {
+        ++weights_generation_;
+        break;
+      }
+    }
     CUDA_CHECK(gpu::stream_synchronize(stream_));
     CUDA_CHECK(gpu::memcpy(dst, host, bytes, gpu::CopyKind::kHostToDevice));
   }
