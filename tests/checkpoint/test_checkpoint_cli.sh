@@ -67,6 +67,13 @@ eww=$("$BIN" eval "$CFG" "${TINY[@]}" --set model.sliding_window=16 --checkpoint
 $PY "$SRC/tests/checkpoint/export_reference.py" hfw window.bin \
   "$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["eval_loss"])' "$eww")" || fail "windowed export reference"
 
+echo "== both exports in the real transformers (PyPI, scripts/ml-venv): the same loss"
+HFPY=$("$SRC/scripts/ml-venv") || fail "scripts/ml-venv"
+"$HFPY" "$SRC/tests/checkpoint/hf_loss.py" hf window.bin \
+  "$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["eval_loss"])' "$ew")" || fail "transformers: Llama export"
+"$HFPY" "$SRC/tests/checkpoint/hf_loss.py" hfw window.bin \
+  "$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["eval_loss"])' "$eww")" || fail "transformers: Mistral export"
+
 echo "== eval --checkpoint on other layouts = the training's final eval"
 final=$(grep '^{"eval_loss"' trainA.log)
 e1=$($MPI -np 1 "$BIN" eval "$CFG" "${TINY[@]}" --checkpoint A/step-000006.h5 2>&1 | grep '^{"eval_loss"')
