@@ -26,7 +26,6 @@ using test::kF32Layout;
 using test::kFiniteDiff;
 using Vec = std::vector<double>;
 using FVec = std::vector<float>;
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 #define EXPECT_CLOSE(got, ref, n, tol, what) EXPECT_EQ(compare(got, ref, n, tol, what), "")
 
