@@ -17,7 +17,7 @@
 
 #include "kernels/backend.h"
 #include "parallel/attention_plan.h"
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 #include "parallel/ring_attention.h"
 #include "parallel/ulysses.h"
 

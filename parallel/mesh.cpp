@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "src/core/error.h"
+#include "src/core/mpi_communicator.h"
 
 namespace ringtrain {
 

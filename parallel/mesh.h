@@ -9,7 +9,7 @@
 
 #include <mpi.h>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 
 namespace ringtrain {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 
 namespace ringtrain {
 

@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "kernels/backend.h"
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 
 namespace ringtrain {
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "kernels/backend.h"
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 
 namespace ringtrain {
 

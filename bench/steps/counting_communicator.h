@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 
 namespace ringtrain::bench {
 

@@ -14,12 +14,12 @@
 #include <unordered_map>
 
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/gpu_runtime.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "src/core/error.h"
 #include "src/device/caching_allocator.h"
 #include "src/device/nccl_communicator.h"
 #include "src/device/staged_mpi_communicator.h"
-#include "src/train/compute.h"
 
 namespace ringtrain {
 namespace {

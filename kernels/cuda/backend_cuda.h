@@ -15,7 +15,7 @@ namespace ringtrain {
 std::unique_ptr<Backend> make_cuda_backend(Precision precision, int index);
 // The compute stream of a backend made by make_cuda_backend.
 gpu::Stream cuda_compute_stream(Backend& backend);
-// Makes device: cuda available to the trainer (src/train/compute.h).
+// Makes device: cuda available to the layers above (kernels/gpu_runtime.h).
 void register_cuda_runtime();
 
 }  // namespace ringtrain

@@ -19,7 +19,6 @@
 #include "src/core/error.h"
 #include "src/core/process.h"
 #include "src/model/params.h"
-#include "src/train/optimizer.h"
 
 namespace ringtrain {
 namespace {
@@ -409,10 +408,9 @@ void bcast_string(std::string* s, int root, MPI_Comm comm) {
 }  // namespace
 
 void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, const ParamStore& params,
-                           Optimizer& optimizer, const CheckpointState& state) {
+                           const MomentsView& moments, const CheckpointState& state) {
   h5::quiet();
   params.pull_values();  // device -> the host copies written below
-  optimizer.pull_state();
   const std::string partial = path + ".partial";
   const MeshCoord& at = mesh.coord();
   const MeshShape& shape = mesh.shape();
@@ -452,7 +450,7 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     Handle dxpl(H5_CHECK(H5Pcreate(H5P_DATASET_XFER)));
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
     const bool zero1 = config.parallel.zero1 && shape.dp > 1;
-    const int64_t lo = optimizer.shard_begin(), hi = lo + optimizer.shard_size();
+    const int64_t lo = moments.begin, hi = lo + moments.size;
     for (const Param& p : params.params()) {
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
       const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
@@ -462,8 +460,8 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
       const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
       const Piece mine = moment_writer ? piece(p, b - p.offset, e - p.offset) : piece(p, 0, 0);
       const size_t off = moment_writer ? static_cast<size_t>(b - lo) : 0;
-      write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, optimizer.exp_avg_host() + off, dxpl);
-      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, optimizer.exp_avg_sq_host() + off, dxpl);
+      write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, moments.exp_avg + off, dxpl);
+      write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, moments.exp_avg_sq + off, dxpl);
     }
     H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
   } catch (const Error& e) {  // the handles above are closed by now (collective close)
@@ -483,15 +481,15 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
 }
 
 CheckpointState read_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, ParamStore& params,
-                                     Optimizer* optimizer) {
+                                     const MomentsView* moments) {
   h5::quiet();
   const MPI_Comm comm = mesh.world_comm();
   CheckpointHeader header;
   std::string problem;
-  if (mesh.rank() == 0) problem = load_problem(path, config, params, optimizer != nullptr, &header);
+  if (mesh.rank() == 0) problem = load_problem(path, config, params, moments != nullptr, &header);
   bcast_string(&problem, 0, comm);
   if (!problem.empty()) collective_input_error(problem);
-  if (mesh.rank() == 0 && optimizer && header.seed != config.run.seed)
+  if (mesh.rank() == 0 && moments && header.seed != config.run.seed)
     warn("resuming " + path + " (trained with run.seed " + std::to_string(header.seed) + ") with run.seed " +
          std::to_string(config.run.seed) + ": the data from here on differs from the original run's");
   long long hv[2] = {header.step, header.tokens_seen};
@@ -507,19 +505,19 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::read_access()));
     if (!file.valid())
       error = "checkpoint " + path + " cannot be opened on rank " + std::to_string(mesh.rank()) + ": " + h5::error_stack();
-    const int64_t lo = optimizer ? optimizer->shard_begin() : 0;
-    const int64_t hi = optimizer ? lo + optimizer->shard_size() : 0;
+    const int64_t lo = moments ? moments->begin : 0;
+    const int64_t hi = moments ? lo + moments->size : 0;
     for (const Param& p : params.params()) {
       if (!error.empty()) break;
       error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), params.host_values() + p.offset);
-      if (!error.empty() || !optimizer) continue;
+      if (!error.empty() || !moments) continue;
       const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
       if (b >= e) continue;
       const Piece mine = piece(p, b - p.offset, e - p.offset);
-      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, optimizer->exp_avg_host() + (b - lo));
+      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, moments->exp_avg + (b - lo));
       if (error.empty())
         error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine,
-                           optimizer->exp_avg_sq_host() + (b - lo));
+                           moments->exp_avg_sq + (b - lo));
     }
   }
   // Agree: the lowest rank that saw a problem tells everyone.
@@ -530,7 +528,6 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     collective_input_error(error);
   }
   params.push_values();  // the host copies read above -> the device
-  if (optimizer) optimizer->push_state();
   CheckpointState s;
   s.step = hv[0];
   s.tokens_seen = hv[1];

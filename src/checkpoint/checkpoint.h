@@ -39,9 +39,17 @@ namespace ringtrain {
 
 class Mesh;
 class ParamStore;
-class Optimizer;
 
 inline constexpr int kCheckpointFormatVersion = 1;
+
+// The optimizer state a checkpoint holds: this rank's range [begin, begin + size) of the flat
+// parameter buffer (ZeRO-1 shards it over dp) and its AdamW moments in host memory. The
+// trainer copies the moments from the device before a save and back after a load.
+struct MomentsView {
+  int64_t begin = 0, size = 0;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+};
 
 struct CheckpointState {
   int64_t step = 0;
@@ -67,15 +75,15 @@ struct CheckpointHeader {
 // `path`.partial, closed, then rank 0 renames it. Does not touch `latest` or other files
 // (see checkpoint_files.h: save_checkpoint does the whole protocol).
 void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh,
-                           const ParamStore& params, Optimizer& optimizer,
+                           const ParamStore& params, const MomentsView& moments,
                            const CheckpointState& state);
 
-// Reads `path` into this rank's parameters (and, if `optimizer` is not null, its moments),
+// Reads `path` into this rank's parameters (and, if `moments` is not null, the moments),
 // resharding from whatever layout wrote it. Checks format, version, model shape, names,
 // shapes, dtypes and checksums; any problem is an input error (exit 2) naming the file and
 // what is wrong, raised identically on every rank. Collective over mesh.world_comm().
 CheckpointState read_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh,
-                                     ParamStore& params, Optimizer* optimizer);
+                                     ParamStore& params, const MomentsView* moments);
 
 // Serial (one process) access for inspect/export/tests: opens with the default driver.
 CheckpointHeader read_checkpoint_header(const std::string& path);

@@ -148,7 +148,7 @@ std::string resolve_checkpoint(const std::string& spec, Mesh& mesh, bool allow_n
   return path;
 }
 
-std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& params, Optimizer& optimizer,
+std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& params, const MomentsView& moments,
                             const CheckpointState& state, SaveTiming* timing) {
   using clock = std::chrono::steady_clock;
   auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
@@ -192,7 +192,7 @@ std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& 
     input_error(problem);
   }
   const auto t_write = clock::now();
-  write_checkpoint_file(path, config, mesh, params, optimizer, state);
+  write_checkpoint_file(path, config, mesh, params, moments, state);
   if (timing) timing->write_s = since(t_write);
   const auto t_sync = clock::now();
   if (mesh.rank() == 0) {

@@ -20,7 +20,6 @@ namespace ringtrain {
 
 class Mesh;
 class ParamStore;
-class Optimizer;
 
 // "step-000100.h5"
 std::string checkpoint_file_name(int64_t step);
@@ -52,7 +51,7 @@ struct SaveTiming {
 
 // The whole save protocol above; collective over mesh.world_comm(). Returns the path written.
 std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& params,
-                            Optimizer& optimizer, const CheckpointState& state, SaveTiming* timing = nullptr);
+                            const MomentsView& moments, const CheckpointState& state, SaveTiming* timing = nullptr);
 
 // DIR/LOCK holds "host pid" of the job using the directory. acquire() (collective) is an
 // input error if another live job holds it; a lock left by a dead process on this host is taken

@@ -1,4 +1,4 @@
-// The Communicator interface (parallel/communicator.h) on device memory through the GPU
+// The Communicator interface (src/core/communicator.h) on device memory through the GPU
 // layer's NCCL: on a real device NCCL itself, on the emulated device NCCL's semantics over MPI.
 // Every NCCL call is issued on the communicator's own stream (the communication stream).
 //
@@ -32,7 +32,7 @@
 
 #include <mpi.h>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 #include "src/device/gpu.h"
 #include "src/device/nccl.h"
 

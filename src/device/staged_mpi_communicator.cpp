@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "src/core/error.h"
+#include "src/core/mpi_communicator.h"
 
 namespace ringtrain {
 

@@ -1,7 +1,7 @@
 // The staged-MPI communicator: the Communicator interface on device memory without NCCL, for
 // several processes sharing one GPU (NCCL refuses two ranks on one device) or a machine
 // without NCCL. Each operation synchronizes the compute stream, copies the device data into
-// pinned host staging buffers, runs the MPI operation on them (parallel/mpi_communicator.cpp)
+// pinned host staging buffers, runs the MPI operation on them (src/core/mpi_communicator.cpp)
 // and copies the results back to the device on the compute stream.
 //
 // Ordering contract: operations see everything issued on `compute` before the call (the host
@@ -24,7 +24,7 @@
 
 #include <mpi.h>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 #include "src/device/gpu.h"
 
 namespace ringtrain {

@@ -5,15 +5,8 @@
 #include "src/core/error.h"
 
 namespace ringtrain {
-namespace {
-const GpuRuntime* g_runtime = nullptr;
-}  // namespace
-
-void set_gpu_runtime(const GpuRuntime* runtime) { g_runtime = runtime; }
-const GpuRuntime* gpu_runtime() { return g_runtime; }
-
 std::string resolve_device(const Config& config) {
-  const GpuRuntime* rt = g_runtime;
+  const GpuRuntime* rt = gpu_runtime();
   const int count = rt ? rt->device_count() : 0;
   if (config.device == "cpu") return "cpu";
   if (config.device == "auto") return rt && !rt->emulated && count > 0 ? "cuda" : "cpu";
@@ -32,7 +25,7 @@ Compute::Compute(const Config& config, Mesh& mesh, bool force_cpu) {
     description_ = "cpu";
     return;
   }
-  const GpuRuntime& rt = *g_runtime;
+  const GpuRuntime& rt = *gpu_runtime();
   const int count = rt.device_count();
   const int index = mesh.local_rank() % count;
   backend_ = rt.make_backend(precision, index);

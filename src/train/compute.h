@@ -11,26 +11,11 @@
 #include <mpi.h>
 
 #include "kernels/backend.h"
+#include "kernels/gpu_runtime.h"
 #include "parallel/mesh.h"
 #include "src/config/config.h"
 
 namespace ringtrain {
-
-// What the GPU build provides (kernels/cuda/backend_cuda.cpp; register_cuda_runtime() puts it
-// here). Absent in a build without the GPU layer.
-struct GpuRuntime {
-  bool emulated = false;  // the emulated device: never chosen by device: auto
-  int (*device_count)() = nullptr;
-  // PCI domain, bus and device of device `index`: processes with equal ids share a GPU.
-  void (*pci_id)(int index, int id[3]) = nullptr;
-  // The CUDA backend on device `index` (the process's GPU, chosen from its local rank).
-  std::unique_ptr<Backend> (*make_backend)(Precision precision, int index) = nullptr;
-  // A communicator over `comm` for the backend's device memory: NCCL (nccl = true) or staged
-  // through host memory and MPI; both ordered against the backend's compute stream.
-  std::unique_ptr<Communicator> (*make_communicator)(MPI_Comm comm, Backend& backend, bool nccl) = nullptr;
-};
-void set_gpu_runtime(const GpuRuntime* runtime);
-const GpuRuntime* gpu_runtime();
 
 class Compute {
  public:

@@ -15,7 +15,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/backend.h"
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
 #include "src/config/config.h"
 #include "src/model/params.h"
 

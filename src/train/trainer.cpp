@@ -68,13 +68,21 @@ Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh
 
 Trainer::~Trainer() = default;
 
-// --- checkpoints (issue 6) ---
+// --- checkpoints ---
+// The optimizer's moments as the checkpoint code sees them (host copies of this rank's range).
+MomentsView Trainer::optimizer_moments() {
+  return MomentsView{optimizer_->shard_begin(), optimizer_->shard_size(), optimizer_->exp_avg_host(),
+                     optimizer_->exp_avg_sq_host()};
+}
+
 void Trainer::load_checkpoint(const std::string& spec, bool with_optimizer) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = resolve_checkpoint(spec, mesh_);
+  const MomentsView moments = optimizer_moments();
   const CheckpointState s =
-      read_checkpoint_file(path, config_, mesh_, model_->params(), with_optimizer ? optimizer_.get() : nullptr);
+      read_checkpoint_file(path, config_, mesh_, model_->params(), with_optimizer ? &moments : nullptr);
   if (with_optimizer) {
+    optimizer_->push_state();
     state_.step = s.step;
     state_.tokens_seen = s.tokens_seen;
     last_saved_step_ = s.step;
@@ -95,7 +103,8 @@ std::string Trainer::save_checkpoint() {
   s.tokens_seen = state_.tokens_seen;
   s.lr = state_.step > 0 ? learning_rate(config_.train, static_cast<int>(state_.step - 1)) : 0.0;
   SaveTiming timing;
-  const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), *optimizer_, s, &timing);
+  optimizer_->pull_state();
+  const std::string path = ringtrain::save_checkpoint(config_, mesh_, model_->params(), optimizer_moments(), s, &timing);
   last_saved_step_ = state_.step;
   if (mesh_.rank() == 0) {
     if (metrics_) metrics_->end_live_line();

@@ -13,6 +13,7 @@
 #include "src/config/config.h"
 #include "src/model/llama.h"
 #include "src/train/compute.h"
+#include "src/checkpoint/checkpoint.h"
 #include "src/train/optimizer.h"
 
 namespace ringtrain {
@@ -59,6 +60,7 @@ class Trainer {
   void load_checkpoint(const std::string& spec, bool with_optimizer);
   // Saves the current state to checkpoint.dir (collective). Returns the path.
   std::string save_checkpoint();
+  MomentsView optimizer_moments();
   // train() ended early on SIGTERM/SIGUSR1 after saving a checkpoint.
   bool stopped_by_signal() const { return stopped_by_signal_; }
   // --- end checkpoints ---

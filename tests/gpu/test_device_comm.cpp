@@ -17,7 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
+#include "src/core/mpi_communicator.h"
 #include "src/device/nccl_communicator.h"
 #include "src/device/staged_mpi_communicator.h"
 #include "tests/gpu/gpu_test.h"

@@ -10,7 +10,8 @@
 
 #include <cmath>
 
-#include "parallel/communicator.h"
+#include "src/core/communicator.h"
+#include "src/core/mpi_communicator.h"
 #include "src/device/nccl.h"
 #include "src/device/nccl_communicator.h"
 #include "tests/gpu/gpu_test.h"

@@ -1,6 +1,7 @@
 // One interface for the collectives the trainer needs. Counts are elements, never bytes.
-// MpiCommunicator works on host memory; the NCCL and staged-MPI implementations (GPU layer)
-// work on device memory. A communicator covers one group of the mesh (tp, cp, dp, ...).
+// The MPI implementation (src/core/mpi_communicator.h) works on host memory; the NCCL and
+// staged-MPI implementations (GPU layer, src/device) work on device memory. The interface sits
+// on the ground floor so that both can implement it. A communicator covers one group of the mesh (tp, cp, dp, ...).
 #pragma once
 
 #include <cstddef>
@@ -56,9 +57,8 @@ class Communicator {
   virtual void barrier() = 0;
 };
 
-// Host-memory communicator over an MPI communicator (not owned).
-std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm);
-
+// The MPI type of a dtype (host collectives; a fault for the half types, which only the GPU
+// layer's communicators carry).
 MPI_Datatype mpi_dtype(DType dtype);
 
 }  // namespace ringtrain
