@@ -30,7 +30,6 @@
 namespace ringtrain {
 
 enum class Precision { kF32, kBF16 };
-Precision parse_precision(const std::string& name);  // "fp32" | "bf16"
 
 class Backend {
  public:

@@ -23,10 +23,7 @@
 
 namespace ringtrain {
 
-enum class CpMode { kRing, kUlysses, kHybrid };
-
 struct ContextAttention {
-  CpMode mode = CpMode::kRing;
   Communicator* ring = nullptr;     // the ring's group (cp group, or the ring part in hybrid)
   Communicator* ulysses = nullptr;  // the all-to-all group (ulysses/hybrid); null otherwise
   // positions[m] = global positions of the tokens of cp member m (all members, in rank order

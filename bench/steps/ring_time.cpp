@@ -61,7 +61,6 @@ int run(int argc, char** argv) {
   const Zigzag zz{seq, cp};
   bench::CountingCommunicator ring(mesh.cp_ring());
   ContextAttention ctx;
-  ctx.mode = CpMode::kRing;
   ctx.ring = &ring;
   for (int r = 0; r < cp; ++r) ctx.member_positions.push_back(zz.positions(r));
 

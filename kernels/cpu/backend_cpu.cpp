@@ -15,12 +15,6 @@
 
 namespace ringtrain {
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::kF32;
-  if (name == "bf16") return Precision::kBF16;
-  input_error("train.precision: '", name, "' is not one of fp32, bf16");
-}
-
 void ensure_buffer(const Backend& be, Tensor& t, int64_t n, DType dtype) {
   if (t.defined() && t.numel() == n && t.dtype() == dtype) return;
   if (be.on_host()) ws::note_workspace_growth();  // the CPU step's allocation test counts these

@@ -434,7 +434,7 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     put_attr_i64(file, "mesh_cp", shape.cp);
     put_attr_i64(file, "mesh_tp", shape.tp);
     put_attr_i64(file, "mesh_ulysses", shape.ulysses);
-    put_attr_str(file, "mesh_cp_mode", config.parallel.cp_mode);
+    put_attr_str(file, "mesh_cp_mode", to_string(config.parallel.cp_mode));
     put_attr_i64(file, "mesh_zero1", config.parallel.zero1 && shape.dp > 1);
     put_attr_i64(file, "model_vocab_size", m.vocab_size);
     put_attr_i64(file, "model_d_model", m.d_model);

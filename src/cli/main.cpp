@@ -33,10 +33,8 @@ using namespace ringtrain;
 namespace {
 
 MeshShape mesh_shape_of(const Config& c) {
-  MeshShape s{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") s.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") s.ulysses = c.parallel.ulysses_degree;
-  return s;
+  // The config resolved the degree (ring 1, ulysses cp, hybrid as given).
+  return MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
 }
 
 // CPU threads per rank: run.threads, or the node's cores shared among its ranks. BLAS calls
@@ -75,8 +73,8 @@ int run_train(const CommandLine& cl) {
   }
   if (mesh.rank() == 0) {
     std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device %s, %s\n", RINGTRAIN_VERSION,
-                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str(),
-                resolve_device(c).c_str(), c.train.precision.c_str());
+                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, to_string(c.parallel.cp_mode).c_str(),
+                to_string(resolve_device(c)).c_str(), to_string(c.train.precision).c_str());
     announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
   }
   write_resolved_config(c);
@@ -98,7 +96,7 @@ int run_train(const CommandLine& cl) {
 int run_eval(const CommandLine& cl) {
   Config c = load_checked(cl);
   if (!cl.data.empty() && !cl.needle) {  // --needle: --data is the haystack
-    c.data.task = "text";
+    c.data.task = Task::kText;
     c.data.val = cl.data;
     if (c.data.train.empty()) c.data.train = cl.data;
   }

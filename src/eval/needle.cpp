@@ -45,9 +45,9 @@ Haystack open_haystack(const Config& config, const NeedleOptions& opt) {
   bool held_out = false;
   if (!opt.haystack.empty()) {
     path = opt.haystack;
-  } else if (config.data.task == "passkey" && !config.data.val.empty()) {
+  } else if (config.data.task == Task::kPasskey && !config.data.val.empty()) {
     path = config.data.val;
-  } else if (config.data.task == "passkey" && !config.data.train.empty()) {
+  } else if (config.data.task == Task::kPasskey && !config.data.train.empty()) {
     path = config.data.train;
     held_out = true;
   } else {
@@ -182,7 +182,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
     std::printf("needle: checkpoint %s, haystack %s, %zu lengths x %zu depths x %d samples, cp %d (%s), "
                 "cross-rank attention %s\n",
                 path.c_str(), hay.what.c_str(), opt.lengths.size(), opt.depths.size(), opt.samples, cp,
-                config.parallel.cp_mode.c_str(), opt.cross_rank ? "on" : "off");
+                to_string(config.parallel.cp_mode).c_str(), opt.cross_rank ? "on" : "off");
     std::fflush(stdout);
   }
 
@@ -289,7 +289,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
         ", \"min_accuracy\": " + fmt_double(cells.empty() ? 0.0 : acc_min) + ", \"lengths\": [" + lens +
         "], \"depths\": [" + deps + "], \"samples\": " + std::to_string(opt.samples) +
         ", \"cross_rank\": " + (opt.cross_rank ? "true" : "false") + ", \"cp\": " + std::to_string(cp) +
-        ", \"cp_mode\": \"" + config.parallel.cp_mode + "\", \"trained_seq_len\": " + std::to_string(trained) +
+        ", \"cp_mode\": \"" + to_string(config.parallel.cp_mode) + "\", \"trained_seq_len\": " + std::to_string(trained) +
         ", \"seconds\": " + fmt_double(seconds) + "}";
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);

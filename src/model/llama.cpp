@@ -76,9 +76,6 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   vocab_ = VocabShard{tp_rank * shape_.vocab_local(), shape_.vocab_local()};
 
   // Context parallelism; the sequence is laid out over the cp members by the first batch.
-  attention_.mode = config.parallel.cp_mode == "ulysses" ? CpMode::kUlysses
-                    : config.parallel.cp_mode == "hybrid" ? CpMode::kHybrid
-                                                          : CpMode::kRing;
   attention_.ring = groups.ring;
   attention_.ulysses = mesh.shape().ulysses > 1 ? groups.ulysses : nullptr;
   attention_.causal = true;

@@ -198,7 +198,7 @@ StepResult Trainer::step() {
     std::string where = optimizer_->first_nonfinite_grad();
     std::string msg = "non-finite " + what + " at step " + std::to_string(state_.step + 1) +
                       (where.empty() ? "" : " (first non-finite gradient: " + where + ")");
-    if (t.on_nonfinite == "stop") fault(msg, "; stopping (train.on_nonfinite: stop)");
+    if (t.on_nonfinite == OnNonFinite::kStop) fault(msg, "; stopping (train.on_nonfinite: stop)");
     if (mesh_.rank() == 0) warn(msg + "; step skipped (train.on_nonfinite: skip)");
     optimizer_->discard_gradients();
     r.skipped = true;

@@ -202,7 +202,7 @@ int run(int argc, char** argv) {
   // data.packing = documents: each sample cut into documents of random lengths (1 token
   // upwards, one longer than a kernel tile), RoPE positions restarting in each, no target
   // across a boundary.
-  const bool packed = config.data.packing == "documents";
+  const bool packed = config.data.packing == Packing::kDocuments;
   if (packed) {
     batch.seq_len = s;
     batch.docs.resize(batch.ids.size());
