@@ -65,10 +65,10 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   const ModelConfig& m = config.model;
   const int tp = mesh.shape().tp;
   shape_ = ModelShape{m.vocab_size, m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_dim(), tp};
-  RT_INPUT_CHECK(m.n_heads % tp == 0 && m.n_kv_heads % tp == 0 && shape_.ffn % tp == 0 &&
-                     m.vocab_size % tp == 0,
-                 "parallel.tp = ", tp, " must divide model.n_heads (", m.n_heads, "), n_kv_heads (",
-                 m.n_kv_heads, "), the MLP width (", shape_.ffn, ") and vocab_size (", m.vocab_size, ")");
+  // The config checked these (src/config); here they guard against a caller that did not.
+  RT_CHECK(m.n_heads % tp == 0 && m.n_kv_heads % tp == 0 && shape_.ffn % tp == 0 && m.vocab_size % tp == 0,
+           "parallel.tp = ", tp, " must divide model.n_heads (", m.n_heads, "), n_kv_heads (", m.n_kv_heads,
+           "), the MLP width (", shape_.ffn, ") and vocab_size (", m.vocab_size, ")");
   tp_.comm = groups.tp;
   tp_.backend = &be_;
   tp_.sequence_parallel = config.parallel.sequence_parallel && tp > 1;
