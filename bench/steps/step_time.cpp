@@ -104,7 +104,6 @@ int run(int argc, char** argv) {
   const Config c = o.config_path.empty() ? parse_config(o.yaml, "--yaml", o.overrides)
                                          : load_config(o.config_path, o.overrides);
   validate_for_world(c, world_size());
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   // As the command line does (src/cli/main.cpp), and the attention kernels on the same threads.
   const int threads = c.run.threads > 0 ? c.run.threads : 1;

@@ -399,12 +399,6 @@ void bcast_string(std::string* s, int root, MPI_Comm comm) {
   if (n > 0) MPI_CHECK(MPI_Bcast(s->data(), static_cast<int>(n), MPI_CHAR, root, comm));
 }
 
-// Every rank raises the same input error (printed once by rank 0, exit 2 everywhere).
-[[noreturn]] void collective_input_error(const std::string& msg) {
-  set_collective_phase(true);
-  input_error(msg);
-}
-
 }  // namespace
 
 void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, const ParamStore& params,

@@ -47,13 +47,16 @@ void set_threads(const Config& c, const Mesh& mesh) {
   attention_set_cpu_threads(threads);
 }
 
+// Every rank reads the same file with the same overrides: its errors are collective.
 Config load_checked(const CommandLine& cl) {
-  Config c = load_config(cl.config_path, cl.overrides);
-  validate_for_world(c, world_size());
-  // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry run
-  // only plans, so it may plan a GPU job on any machine.
-  if (!cl.dry_run) resolve_device(c);
-  return c;
+  return collectively([&] {
+    Config c = load_config(cl.config_path, cl.overrides);
+    validate_for_world(c, world_size());
+    // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry
+    // run only plans, so it may plan a GPU job on any machine.
+    if (!cl.dry_run) resolve_device(c);
+    return c;
+  });
 }
 
 void write_resolved_config(const Config& c) {
@@ -64,7 +67,6 @@ void write_resolved_config(const Config& c) {
 
 int run_train(const CommandLine& cl) {
   const Config c = load_checked(cl);
-  set_collective_phase(false);  // from here on an error may be one rank's own
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
   if (cl.dry_run) {
@@ -100,7 +102,6 @@ int run_eval(const CommandLine& cl) {
     c.data.val = cl.data;
     if (c.data.train.empty()) c.data.train = cl.data;
   }
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
   if (cl.needle) {  // issue 14: needle-in-a-haystack sweep (src/eval/needle.h)
@@ -143,7 +144,7 @@ int run_prepare_text(const CommandLine& cl) {
 }
 
 int dispatch(int argc, char** argv) {
-  const CommandLine cl = parse_command_line(argc, argv);
+  const CommandLine cl = collectively([&] { return parse_command_line(argc, argv); });
   switch (cl.command) {
     case Command::kHelp:
       if (world_rank() == 0) std::cout << usage_text() << '\n';

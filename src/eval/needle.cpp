@@ -148,27 +148,42 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
   const int cp_rank = mesh.coord().cp;
   const int digits = config.data.passkey_digits;
   // Checks that every rank makes identically: errors here end the job with exit 2.
-  set_collective_phase(true);
-  RT_INPUT_CHECK(digits >= 1 && digits <= 64, "data.passkey_digits ", digits, " must be in [1, 64]");
-  RT_INPUT_CHECK(config.model.vocab_size >= kAsciiVocab, "eval --needle: the prompts are byte-level ASCII text, ",
-                 "which needs model.vocab_size >= ", kAsciiVocab, " (it is ", config.model.vocab_size, ")");
+  struct Prepared {
+    NeedleOptions opt;
+    std::string path;
+    int trained = 0;
+    Haystack hay;
+  };
+  Prepared prep = collectively([&] {
+    RT_INPUT_CHECK(digits >= 1 && digits <= 64, "data.passkey_digits ", digits, " must be in [1, 64]");
+    RT_INPUT_CHECK(config.model.vocab_size >= kAsciiVocab, "eval --needle: the prompts are byte-level ASCII text, ",
+                   "which needs model.vocab_size >= ", kAsciiVocab, " (it is ", config.model.vocab_size, ")");
 
-  NeedleOptions opt = opt_in;
-  check_needle_options(opt, cp, digits);
-  if (opt.depths.empty())
-    for (int i = 0; i <= 10; ++i) opt.depths.push_back(i / 10.0);
-  if (opt.samples == 0) opt.samples = kNeedleDefaultSamples;
-  std::string spec = opt.checkpoint;
-  if (spec.empty()) {
-    RT_INPUT_CHECK(!config.checkpoint.dir.empty(),
-                   "eval --needle needs a trained model: give --checkpoint P or set checkpoint.dir");
-    spec = config.checkpoint.dir;
-  }
-  const std::string path = resolve_checkpoint(spec, mesh);
-  const int trained = trained_seq_len(path, config, mesh);
-  if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
-  const Haystack hay = open_haystack(config, opt);
-  set_collective_phase(false);
+    Prepared p;
+    NeedleOptions& opt = p.opt;
+    opt = opt_in;
+    check_needle_options(opt, cp, digits);
+    if (opt.depths.empty())
+      for (int i = 0; i <= 10; ++i) opt.depths.push_back(i / 10.0);
+    if (opt.samples == 0) opt.samples = kNeedleDefaultSamples;
+    std::string spec = opt.checkpoint;
+    if (spec.empty()) {
+      RT_INPUT_CHECK(!config.checkpoint.dir.empty(),
+                     "eval --needle needs a trained model: give --checkpoint P or set checkpoint.dir");
+      spec = config.checkpoint.dir;
+    }
+    p.path = resolve_checkpoint(spec, mesh);
+    const std::string& path = p.path;
+    p.trained = trained_seq_len(path, config, mesh);
+    const int trained = p.trained;
+    if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
+    p.hay = open_haystack(config, opt);
+    return p;
+  });
+  const NeedleOptions& opt = prep.opt;
+  const std::string& path = prep.path;
+  const int trained = prep.trained;
+  const Haystack& hay = prep.hay;
 
   std::string out_path;
   if (mesh.rank() == 0) {

@@ -165,7 +165,6 @@ int run(int argc, char** argv) {
                                             : load_config(config_path, overrides);
   RT_INPUT_CHECK(world_size() == 1, "reference_dump runs on one rank");
   validate_for_world(config, 1);
-  set_collective_phase(false);
 
   Mesh mesh(MPI_COMM_WORLD, MeshShape{});
   Compute compute(config, mesh);  // device: cpu, or cuda (a real or the emulated GPU)
