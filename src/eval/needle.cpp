@@ -109,12 +109,6 @@ std::string hex64(uint64_t x) {
 
 }  // namespace
 
-int zigzag_owner(int seq_len, int cp, int pos) {
-  const int chunk = seq_len / (2 * cp);
-  const int c = pos / chunk;
-  return c < cp ? c : 2 * cp - 1 - c;
-}
-
 void check_needle_options(const NeedleOptions& opt, int cp, int digits) {
   const int min_len = passkey_min_seq_len(digits);
   for (int64_t len : opt.lengths) {
@@ -204,18 +198,15 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
   const int batch_max = std::max(1, std::min(opt.samples, config.train.micro_batch));
   std::vector<NeedleCell> cells;
   double acc_sum = 0.0, acc_min = 1.0;
+  // One model and one checkpoint read for every length: each batch carries its length, and
+  // the model lays the sequence out over the cp ranks from it.
   Compute compute(config, mesh);
+  LlamaModel model(config, mesh, compute.backend(), compute.groups());
+  model.init_weights(config.run.seed);
+  read_checkpoint_file(path, config, mesh, model.params(), nullptr);
+  model.set_cross_rank(opt.cross_rank);
   for (int64_t len64 : opt.lengths) {
     const int len = static_cast<int>(len64);
-    // A model built for this length (its zigzag positions), with the checkpoint's weights.
-    Config lc = config;
-    lc.train.seq_len = len;
-    lc.train.micro_batch = batch_max;
-    LlamaModel model(lc, mesh, compute.backend(), compute.groups());
-    model.init_weights(config.run.seed);
-    read_checkpoint_file(path, lc, mesh, model.params(), nullptr);
-    model.set_cross_rank(opt.cross_rank);
-
     const Zigzag zz{len, cp};
     const int sl = zz.local_len();
     for (double depth : opt.depths) {
@@ -226,6 +217,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
         LocalBatch batch;
         batch.b = b;
         batch.s_local = sl;
+        batch.seq_len = len;
         batch.ids.resize(static_cast<size_t>(b) * sl);
         batch.targets.resize(batch.ids.size());
         batch.answer.resize(batch.ids.size());
@@ -248,9 +240,9 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
           }
           const PasskeyInfo info = make_passkey(ps, &s);
           answer_begin[static_cast<size_t>(j)] = info.answer_begin;
-          const int q = zigzag_owner(len, cp, len - 1);
+          const int q = zz.owner(len - 1);
           bool local = true;
-          for (int k = 0; k < digits; ++k) local = local && zigzag_owner(len, cp, info.key_digits + k) == q;
+          for (int k = 0; k < digits; ++k) local = local && zz.owner(info.key_digits + k) == q;
           cell.on_answer_rank += local;
           const size_t at = static_cast<size_t>(j) * sl;
           zz.shard(cp_rank, s.inputs.data(), batch.ids.data() + at);
