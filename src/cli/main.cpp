@@ -77,7 +77,7 @@ int run_train(const CommandLine& cl) {
     std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device %s, %s\n", RINGTRAIN_VERSION,
                 mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, to_string(c.parallel.cp_mode).c_str(),
                 to_string(resolve_device(c)).c_str(), to_string(c.train.precision).c_str());
-    announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
+    announce_launcher(c.run.out_dir);  // Slurm job name and ids, flushes
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
@@ -87,7 +87,7 @@ int run_train(const CommandLine& cl) {
     std::fflush(stdout);
   }
   const EvalResult e = trainer.train();
-  if (trainer.stopped_by_signal()) return 0;  // checkpoint saved (issue 6)
+  if (trainer.stopped_by_signal()) return 0;  // checkpoint saved
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
   if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
   line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"step\": " + std::to_string(trainer.state().step) + "}";
@@ -104,12 +104,12 @@ int run_eval(const CommandLine& cl) {
   }
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
-  if (cl.needle) {  // issue 14: needle-in-a-haystack sweep (src/eval/needle.h)
+  if (cl.needle) {  // needle-in-a-haystack sweep (src/eval/needle.h)
     run_needle_sweep(c, mesh, NeedleOptions{cl.checkpoint, cl.data, cl.lengths, cl.depths, cl.samples, cl.cross_rank});
     return 0;
   }
   Trainer trainer(c, mesh);
-  // --- checkpoints (issue 6): --checkpoint P (file or directory), else checkpoint.dir's newest ---
+  // --- checkpoints: --checkpoint P (file or directory), else checkpoint.dir's newest ---
   if (!cl.checkpoint.empty()) {
     trainer.load_checkpoint(cl.checkpoint, false);
   } else {
@@ -160,7 +160,7 @@ int dispatch(int argc, char** argv) {
     case Command::kEval: return run_eval(cl);
     case Command::kConfig: return run_config(cl);
     case Command::kPrepareText: return run_prepare_text(cl);
-    // --- checkpoints (issue 6): one process reads the file; CKPT may be a directory ---
+    // --- checkpoints: one process reads the file; CKPT may be a directory ---
     case Command::kInspect:
       if (world_rank() == 0) inspect_checkpoint(resolve_checkpoint(cl.checkpoint), std::cout);
       return 0;

@@ -54,7 +54,7 @@ class Trainer {
   StepResult step();
   EvalResult evaluate(int batches);
 
-  // --- checkpoints (issue 6, src/checkpoint) ---
+  // --- checkpoints (src/checkpoint) ---
   // Loads `spec` (a checkpoint file, or a directory: its newest valid one) into the model, and
   // with `with_optimizer` also the moments and the train state. Collective.
   void load_checkpoint(const std::string& spec, bool with_optimizer);

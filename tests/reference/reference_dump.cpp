@@ -41,7 +41,7 @@
 namespace ringtrain {
 namespace {
 
-// The model of issue 3's reference check. seq_len 80 spans two key tiles of the CPU attention
+// The model of the PyTorch reference check. seq_len 80 spans two key tiles of the CPU attention
 // kernel (kAttnTileK = 64), the second partial, so the online softmax merges across blocks.
 // init_std is larger than the training default so
 // that attention logits are O(1) (q.k / sqrt(head_dim) ~ 64 * init_std^2 * head_dim / 4):

@@ -345,7 +345,7 @@ TEST(Config, UlyssesBeyondKvHeadsAndWindow) {
   run_cases({{"negative window", "model:\n  sliding_window: -1\n", {}, {"model.sliding_window", "-1"}}});
 }
 
-// Catches: each cross-field rule of the brief being skipped, so the failure would come later
+// Catches: each cross-field rule being skipped, so the failure would come later
 // as a crash, a hang or silently wrong attention.
 TEST(Config, CrossFieldRules) {
   const std::string heads = "model:\n  n_heads: 6\n  n_kv_heads: 6\n  d_model: 96\n";

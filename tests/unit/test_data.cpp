@@ -912,7 +912,7 @@ TEST_F(DataTest, PasskeyWithRealTextHaystack) {
   expect_input_error([&] { make_passkey(spec, &s); }, {"byte-level"});
 }
 
-// Catches: bad needle parameters (issue 14's bad-input cases) crashing instead of erroring.
+// Catches: bad needle parameters (bad-input cases) crashing instead of erroring.
 TEST(Passkey, BadSpecsAreInputErrors) {
   PasskeySpec spec;
   spec.seq_len = 256;
