@@ -80,6 +80,8 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   attention_.ulysses = mesh.shape().ulysses > 1 ? groups.ulysses : nullptr;
   attention_.causal = true;
   attention_.window = m.sliding_window;
+  // Test hook for the fault tests: this rank fails while the others enter the ring.
+  if (const char* r = std::getenv("RINGTRAIN_TEST_FAIL_RANK")) test_fail_ = std::atoi(r) == mesh.rank();
 
   // Parameters in forward order (backward completes them in reverse).
   const int64_t d = shape_.d, hd = shape_.head_dim;
@@ -316,9 +318,7 @@ void LlamaModel::head_logits() {
 }
 
 double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready) {
-  // Test hook for the fault tests: this rank fails while the others enter the ring.
-  if (const char* r = std::getenv("RINGTRAIN_TEST_FAIL_RANK"); r && std::atoi(r) == mesh_.rank())
-    fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
+  if (test_fail_) fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
   forward_trunk(batch, true);
   const int64_t N = rows_, H = held_, d = shape_.d;
   float* row_loss = buf(row_loss_, N);

@@ -132,6 +132,7 @@ class LlamaModel {
   // Step temporaries (gradient buffers, norm/projection scratch), sized on the first step and
   // reused: a steady-state step allocates none of them.
   std::unique_ptr<Work> work_;
+  bool test_fail_ = false;  // RINGTRAIN_TEST_FAIL_RANK names this rank (tests/faults)
 };
 
 }  // namespace ringtrain

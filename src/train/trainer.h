@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "src/config/config.h"
@@ -84,6 +85,13 @@ class Trainer {
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Dataset> train_data_, val_data_;
+  // The micro-batches of a step, reused from step to step (load_local_batch overwrites every
+  // field): a steady-state step allocates nothing for its batches.
+  std::vector<LocalBatch> micro_;
+  // Test-only fault injection (tests/faults/test_nonfinite.sh), read once: step to poison
+  // (1-based, 0: none) and whether the loss (else a gradient) turns NaN.
+  int64_t test_nan_step_ = 0;
+  bool test_nan_loss_ = false;
   TrainState state_;
   std::string metrics_path_;
   double elapsed_ = 0.0;
