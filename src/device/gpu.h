@@ -169,6 +169,15 @@ const char* landing_name(CpAsyncLanding landing);
 // The schedule in force as RINGTRAIN_EMU_SCHEDULE spells it ("shuffle:7+random"), for reports.
 std::string schedule_description();
 
+// The architecture whose launch limits the emulator enforces: sm_80 (A100: at most 163 KiB of
+// static + dynamic shared memory per block after opt-in) or sm_90a (H100: 227 KiB). Default:
+// RINGTRAIN_EMU_ARCH=sm_80|sm_90a, else sm_80, the stricter of the two we ship (CI runs the
+// GPU tests under both). No effect on a real device.
+enum class Arch { kSm80, kSm90a };
+void set_emulated_arch(Arch arch);
+Arch emulated_arch();
+const char* arch_name(Arch arch);
+
 // How the emulator runs work issued on streams. kEager (default): at issue, in issue order —
 // always a valid order. kDeferred: each created stream keeps its work until something waits
 // for it (stream/event/device synchronize, a stream waiting on an event recorded there), then

@@ -193,9 +193,13 @@ TEST(GpuPrimitives, CpAsyncGroupsAndZeroFill) {
       const float* o = results[c].data() + t * kCpOut;
       for (int i = 0; i < 4; ++i) {
         const float early = o[i], data = src[static_cast<size_t>(t * 4 + i)];
-        if (landing == gpu::CpAsyncLanding::kLazy) EXPECT_TRUE(std::isnan(early)) << "landed before its wait";
-        if (landing == gpu::CpAsyncLanding::kEager) EXPECT_EQ(early, data) << "did not land at issue";
-        if (landing == gpu::CpAsyncLanding::kRandom) EXPECT_TRUE(std::isnan(early) || early == data);
+        if (landing == gpu::CpAsyncLanding::kLazy) {
+          EXPECT_TRUE(std::isnan(early)) << "landed before its wait";
+        } else if (landing == gpu::CpAsyncLanding::kEager) {
+          EXPECT_EQ(early, data) << "did not land at issue";
+        } else {
+          EXPECT_TRUE(std::isnan(early) || early == data);
+        }
         EXPECT_EQ(o[4 + i], data);
         EXPECT_EQ(o[8 + i], src[static_cast<size_t>(128 + t * 4 + i)]);
         EXPECT_EQ(o[12 + i], src[static_cast<size_t>(256 + t * 4 + i)]);

@@ -144,6 +144,10 @@ const char* landing_name(CpAsyncLanding l) {
 }
 std::string schedule_description() { return "the device's own"; }
 
+void set_emulated_arch(Arch) {}
+Arch emulated_arch() { return Arch::kSm90a; }
+const char* arch_name(Arch a) { return a == Arch::kSm80 ? "sm_80" : "sm_90a"; }
+
 void set_stream_mode(StreamMode) {}
 StreamMode current_stream_mode() { return StreamMode::kEager; }
 

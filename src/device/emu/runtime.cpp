@@ -324,7 +324,7 @@ Status get_device_properties(DeviceProps* p, int device) {
   p->multiprocessors = 132;
   p->max_threads_per_block = emu::kMaxThreadsPerBlock;
   p->shared_per_block = emu::kSharedPerBlock;
-  p->shared_per_block_optin = emu::kSharedPerBlockOptin;
+  p->shared_per_block_optin = emu::shared_optin_limit();
   p->warp_size = 32;
   p->emulated = true;
   p->pci_domain = 0;
@@ -566,11 +566,42 @@ std::map<const void*, int>& max_dyn_smem() {
 }
 }  // namespace
 
+namespace emu {
+Arch g_arch = Arch::kSm80;
+bool g_arch_from_env = false;
+Arch arch_now() {
+  if (!g_arch_from_env) {
+    g_arch_from_env = true;
+    if (const char* e = std::getenv("RINGTRAIN_EMU_ARCH")) {
+      const std::string s = e;
+      if (s == "sm_80") g_arch = Arch::kSm80;
+      else if (s == "sm_90a") g_arch = Arch::kSm90a;
+      else ringtrain::input_error("RINGTRAIN_EMU_ARCH=", s, ": expected sm_80 or sm_90a");
+    }
+  }
+  return g_arch;
+}
+size_t shared_optin_limit() { return arch_now() == Arch::kSm80 ? kSharedPerBlockOptinSm80 : kSharedPerBlockOptin; }
+int dynamic_smem_attribute(const void* kernel) {
+  std::lock_guard<std::mutex> lock(g_attr_mu);
+  auto it = max_dyn_smem().find(kernel);
+  return it == max_dyn_smem().end() ? -1 : it->second;
+}
+}  // namespace emu
+
+void set_emulated_arch(Arch arch) {
+  emu::g_arch_from_env = true;
+  emu::g_arch = arch;
+}
+Arch emulated_arch() { return emu::arch_now(); }
+const char* arch_name(Arch a) { return a == Arch::kSm80 ? "sm_80" : "sm_90a"; }
+
 Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
   if (!kernel) return fail(Status::kInvalidDeviceFunction, "null kernel");
-  if (bytes < 0 || static_cast<size_t>(bytes) > emu::kSharedPerBlockOptin)
+  if (bytes < 0 || static_cast<size_t>(bytes) > emu::shared_optin_limit())
     return fail(Status::kInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(bytes) +
-                                          " above the device's 227 KiB (232448 bytes)");
+                                          " above " + arch_name(emulated_arch()) + "'s opt-in maximum of " +
+                                          std::to_string(emu::shared_optin_limit()) + " bytes");
   std::lock_guard<std::mutex> lock(g_attr_mu);
   max_dyn_smem()[kernel] = bytes;
   return Status::kSuccess;
@@ -589,16 +620,14 @@ Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
     return fail(Status::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
                                                   std::to_string(grid.z) + ") outside the device's limits");
-  int limit = static_cast<int>(emu::kSharedPerBlock);
-  {
-    std::lock_guard<std::mutex> lock(g_attr_mu);
-    auto it = max_dyn_smem().find(kernel);
-    if (it != max_dyn_smem().end()) limit = it->second;
-  }
-  if (smem_bytes > static_cast<size_t>(limit))
+  const int attr = emu::dynamic_smem_attribute(kernel);
+  // An attribute raised under another architecture counts up to this one's maximum only.
+  const size_t limit = attr < 0 ? emu::kSharedPerBlock : std::min(static_cast<size_t>(attr), emu::shared_optin_limit());
+  if (smem_bytes > limit)
     return fail(Status::kInvalidValue,
                 "dynamic shared memory of " + std::to_string(smem_bytes) + " bytes above the kernel's limit of " +
-                    std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above 227 KiB)");
+                    std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above " +
+                    std::to_string(emu::shared_optin_limit()) + " on " + arch_name(emulated_arch()) + ")");
   return Status::kSuccess;
 }
 

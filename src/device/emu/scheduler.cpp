@@ -188,6 +188,7 @@ struct Launch {
   std::string name;
   dim3 grid, block;
   size_t smem = 0;
+  bool smem_opted_in = false;  // the kernel's dynamic shared memory limit was raised
   detail::KernelBody body{};
   // shared memory
   char* dyn_base = nullptr;
@@ -511,11 +512,17 @@ void* block_shared_static(const void* tag, size_t bytes, size_t align) {
   auto it = L.static_tags.find(tag);
   if (it != L.static_tags.end()) return tl_arena->static_map + it->second;
   const size_t off = round_up(L.static_used, std::max<size_t>(align, 16));
+  // The device refuses the launch (too many resources requested) when static plus dynamic
+  // shared memory exceeds 48 KiB without the opt-in, or the architecture's maximum with it;
+  // static shared memory alone never exceeds 48 KiB.
   if (off + bytes > kSharedPerBlock)
     fail("static shared memory of " + std::to_string(off + bytes) + " bytes exceeds 48 KiB");
-  if (off + bytes + L.smem > kSharedPerBlockOptin)
+  const size_t cap = L.smem_opted_in ? shared_optin_limit() : kSharedPerBlock;
+  if (off + bytes + L.smem > cap)
     fail("static (" + std::to_string(off + bytes) + ") plus dynamic (" + std::to_string(L.smem) +
-         ") shared memory exceeds 227 KiB");
+         ") shared memory exceeds " + std::to_string(cap) + " bytes (" +
+         (L.smem_opted_in ? std::string(arch_name(emulated_arch())) + "'s opt-in maximum)"
+                          : std::string("48 KiB without func_set_max_dynamic_smem)")));
   L.static_tags[tag] = off;
   std::memset(tl_arena->static_map + L.static_used, 0xFF, off + bytes - L.static_used);
   L.static_used = off + bytes;
@@ -685,7 +692,8 @@ void cp_async_wait(int n) {
 
 namespace ringtrain::gpu::emu {
 namespace {
-void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, const detail::KernelBody& body) {
+void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, bool smem_opted_in,
+              const detail::KernelBody& body) {
   install_fault_handler();
   if (!tl_arena) tl_arena = new SharedArena();  // per OS thread, lives as long as the thread
 
@@ -694,6 +702,7 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
   L.grid = grid;
   L.block = block;
   L.smem = smem_bytes;
+  L.smem_opted_in = smem_opted_in;
   L.body = body;
   L.dyn_rounded = (smem_bytes + 15) / 16 * 16;
   L.dyn_base = tl_arena->dyn_end() - L.dyn_rounded;
@@ -751,7 +760,10 @@ Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 blo
   if (e != Status::kSuccess) return e;  // check_launch recorded the detail
   if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
   trace_launch(stream, "launch " + kname);
-  enqueue(stream, [kname, grid, block, smem_bytes, body] { run_grid(kname, grid, block, smem_bytes, body); });
+  const bool opted_in = dynamic_smem_attribute(kernel) >= 0;
+  enqueue(stream, [kname, grid, block, smem_bytes, opted_in, body] {
+    run_grid(kname, grid, block, smem_bytes, opted_in, body);
+  });
   return Status::kSuccess;
 }
 

@@ -15,7 +15,7 @@ constexpr int kLdA = kBK + 8, kLdB = kBN + 8;  // padded shared row lengths (ele
 static_assert(kSampleGemmSmemBytes == 2 * (kBM * kLdA + kBK * kLdB) * 2, "smem layout");
 }  // namespace
 
-// static-check: gemm_bf16_kernel smem=0 hmma
+// static-check: gemm_bf16_kernel smem=0 threads=128 hmma
 template <bool kVec, bool kStageBarrier = true>
 __global__ void __launch_bounds__(128) gemm_bf16_kernel(const __nv_bfloat16* A, const __nv_bfloat16* B, float* C,
                                                         int M, int N, int K) {
