@@ -5,7 +5,9 @@
 // Catches: fragment/ldmatrix index errors, wrong online-softmax rescaling, a missing 1/sqrt(d),
 // wrong causal mask or positions (global, non-monotone zigzag shards), a tile skipped that was
 // needed, tail rows or keys dropped or written twice, wrong GQA head mapping, a pipeline stage
-// read before its cp.async landed or overwritten before it was used (schedule-dependent bits),
+// read before its cp.async landed (descending+lazy) or overwritten by the next prefetch while
+// other warps still read it (ascending+eager; needs three or more key tiles: the length-1000,
+// document and backward cases; removing any of the three end-of-loop barriers fails them),
 // rows that see no key (must be out = 0, lse = -inf), packed documents and sliding windows (ids
 // of the wrong sample, a boundary or window-edge tile run unmasked, a tile with no visible pair
 // loaded at all: see SkipsTilesWithNoVisiblePair).
