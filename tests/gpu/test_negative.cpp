@@ -101,7 +101,7 @@ TEST(GpuNegative, PrefetchIntoStageStillBeingReadIsDetected) {
     std::string caught_by;
     for (size_t s = 0; s < results.size(); ++s)
       if (!compare(results[s].data(), ref.data(), static_cast<int64_t>(ref.size()), kF32, "gemm").empty())
-        caught_by += " " + cases[s].name();
+        caught_by.append(" ").append(cases[s].name());
     if (skip) {
       EXPECT_NE(caught_by, "") << "a prefetch into a stage still being read passed every schedule (seed " << seed << ")";
       EXPECT_NE(caught_by.find("ascending+eager"), std::string::npos) << "caught by:" << caught_by;
