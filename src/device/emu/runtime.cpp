@@ -317,8 +317,9 @@ Status get_device(int* device) {
 }
 Status get_device_properties(DeviceProps* p, int device) {
   if (device != 0) return fail(Status::kInvalidDevice, "the emulated machine has one device (0)");
-  p->name = "ringtrain emulated CUDA device (sm_90, CPU fibers; slow)";
-  p->major = 9;
+  const bool sm80 = emulated_arch() == Arch::kSm80;
+  p->name = std::string("ringtrain emulated CUDA device (") + arch_name(emulated_arch()) + " limits, CPU fibers; slow)";
+  p->major = sm80 ? 8 : 9;
   p->minor = 0;
   p->total_memory = emu::kTotalMemory;
   p->multiprocessors = 132;
@@ -711,8 +712,8 @@ const char* landing_name(CpAsyncLanding l) {
 std::string schedule_description() {
   std::string s = schedule_name(current_schedule());
   if (current_schedule() == Schedule::kShuffle || current_cp_async_landing() == CpAsyncLanding::kRandom)
-    s += ":" + std::to_string(current_schedule_seed());
-  return s + "+" + landing_name(current_cp_async_landing());
+    s.append(":").append(std::to_string(current_schedule_seed()));
+  return s.append("+").append(landing_name(current_cp_async_landing()));
 }
 
 void set_stream_mode(StreamMode mode) {

@@ -273,6 +273,7 @@ void thread_exited(Launch& L, Thread& t) {
   --L.live;
   Warp& w = L.warps[static_cast<size_t>(t.warp)];
   w.exited |= 1u << t.lane;
+  if (L.failed) return;  // the first fault is the one reported; this exit may be its consequence
   for (const PendingWarpOp& op : w.ops)
     if ((op.mask >> t.lane) & 1u) {
       L.failed = true;
