@@ -641,7 +641,7 @@ void ldmatrix(int count, bool trans, uint32_t* r, const void* row) {
 }
 
 // ---- cp.async.ca/cg.shared.global, cp.async.commit_group, cp.async.wait_group ----
-// PTX ISA, "Data Movement and Conversion Instructions: cp.async" (9.7.9.25 in PTX ISA 8.x):
+// PTX ISA, section "Data Movement and Conversion Instructions: cp.async" (and cp.async.wait_group):
 // the copy is performed asynchronously; there is no ordering guarantee between cp.async
 // operations unless cp.async.wait_group (or mbarrier) is used, and wait_group N completes all
 // but the N most recent groups. So a copy may land at issue or any moment up to the wait; the
