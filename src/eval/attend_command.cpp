@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
+#include "kernels/attention_probs.h"
 #include "parallel/mesh.h"
 #include "src/checkpoint/checkpoint_files.h"
 #include "src/checkpoint/h5_util.h"
