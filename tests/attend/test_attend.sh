@@ -4,7 +4,8 @@
 #    to the pool size, a key span's mass equals the row summed over it, the retrieval table
 #    ranks every head; catches a file layout the plot script and users cannot read;
 #  - one rank, ring cp = 2 and 4, Ulysses cp = 2, tp = 2 write the same maps (fp32 layout
-#    tolerance); catches a gather that misplaces a rank's rows, blocks or heads;
+#    tolerance), and so does the CUDA backend (ring cp = 2) when the binary has one (the
+#    emulated device in CI); catches a gather that misplaces a rank's rows, blocks or heads;
 #  - bad input is one line and exit 2: a row, layer or head out of range, a pool size that
 #    does not divide the length, a prompt longer than train.seq_len, two prompt sources;
 #  - scripts/plot-attention draws the file.
@@ -29,8 +30,13 @@ run_attend ring4 4 --set parallel.cp=4
 run_attend ulysses2 2 --set parallel.cp=2 --set parallel.cp_mode=ulysses
 run_attend tp2 2 --set parallel.tp=2
 grep -q '"retrieval_heads"' "$OUT" || fail "no retrieval heads in: $(cat "$OUT")"
+layouts="ring2 ring4 ulysses2 tp2"
+if ! "$RINGTRAIN_BIN" --version | grep -q "GPU backend: none"; then
+  run_attend cuda2 2 --set parallel.cp=2 --set device=cuda
+  layouts="$layouts cuda2"
+fi
 
-/usr/bin/python3 - "$tmp" <<'PY' || fail "HDF5 contents"
+/usr/bin/python3 - "$tmp" $layouts <<'PY' || fail "HDF5 contents"
 import sys, h5py, numpy as np
 tmp = sys.argv[1]
 ref = h5py.File(f"{tmp}/one.h5", "r")
@@ -52,7 +58,7 @@ for l in ("layer_00", "layer_01"):
             assert rows[i, r + 1:].max(initial=0) == 0
             assert abs(g["span_mass"][names.index("needle"), r] - rows[i, lo:hi].sum()) < 1e-5
 assert len(ref["retrieval/score"]) == 16 and np.all(np.diff(ref["retrieval/score"][:]) <= 0)
-for name in ("ring2", "ring4", "ulysses2", "tp2"):
+for name in sys.argv[2:]:
     got = h5py.File(f"{tmp}/{name}.h5", "r")
     for l in ("layer_00", "layer_01"):
         for h in range(8):
