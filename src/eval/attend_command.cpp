@@ -295,8 +295,9 @@ void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& o
         const double n = static_cast<double>(prompt.answer_rows.size());
         retrieval.push_back({r.layers[li], h, score / n, needle / n});
       }
-    std::stable_sort(retrieval.begin(), retrieval.end(),
-                     [](const RetrievalHead& a, const RetrievalHead& b) { return a.score > b.score; });
+    std::stable_sort(retrieval.begin(), retrieval.end(), [](const RetrievalHead& a, const RetrievalHead& b) {
+      return a.needle_mass != b.needle_mass ? a.needle_mass > b.needle_mass : a.score > b.score;
+    });
   }
   write_h5(out, r, req, prompt, heads, retrieval, req.checkpoint);
 
@@ -313,14 +314,14 @@ void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& o
   std::string top;
   for (size_t i = 0; i < std::min(kTopRetrievalHeads, retrieval.size()); ++i)
     top += std::string(i ? ", " : "") + "[" + std::to_string(retrieval[i].layer) + ", " +
-           std::to_string(retrieval[i].head) + ", " + fmt(retrieval[i].score) + "]";
+           std::to_string(retrieval[i].head) + ", " + fmt(retrieval[i].needle_mass) + ", " + fmt(retrieval[i].score) + "]";
   std::string summary = "{\"summary\": \"attend\", \"out\": \"" + out + "\", \"length\": " + std::to_string(r.length) +
                         ", \"layers\": " + std::to_string(r.layers.size()) + ", \"heads\": " + std::to_string(heads.size()) +
                         ", \"rows\": " + std::to_string(R) + ", \"pool\": " + std::to_string(req.pool) +
                         ", \"layout\": \"" + r.layout + "\", \"forward_seconds\": " + fmt(r.forward_seconds) +
                         ", \"attend_seconds\": " + fmt(r.attend_seconds) +
                         ", \"peak_mib\": " + fmt(static_cast<double>(r.peak_bytes) / (1 << 20));
-  if (!retrieval.empty()) summary += ", \"retrieval_heads\": [" + top + "]";
+  if (!retrieval.empty()) summary += ", \"retrieval_heads\": [" + top + "]";  // [layer, head, needle mass, copy]
   summary += "}";
   std::printf("%s\n", summary.c_str());
   std::fflush(stdout);

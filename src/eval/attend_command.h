@@ -12,10 +12,13 @@
 //     checkpoint, pool, row_positions (as /row_positions [R]), span_names;
 //   /layer_LL/head_HH/rows [R, L], pooled [L/B, L/B], entropy [L], mean_distance [L],
 //     span_mass [n_spans, L]  (the sink [0, 1) first, then the needle, then documents);
-//   /retrieval (--needle): layer, head, score, needle_mass, heads sorted by score, the mean over
-//     the answer rows of the probability on the key digit each row copies (Wu et al., 2024).
+//   /retrieval (--needle): layer, head, needle_mass, score for every head, ranked by
+//     needle_mass (the mean over the answer rows of the attention mass on the key's digits),
+//     ties by score (the mean probability on the very digit each answer row copies: the
+//     copy-paste behaviour of the retrieval heads of Wu et al., 2024).
 // Rank 0 prints one JSON line per layer and head (entropy, distance, sink and needle mass of
-// the last row) and one summary line with the top retrieval heads and the timings.
+// the last row) and one summary line with the top retrieval heads ([layer, head, needle_mass,
+// score]) and the timings.
 #pragma once
 
 #include <cstdint>
