@@ -6,6 +6,8 @@
 #  - one rank, ring cp = 2 and 4, Ulysses cp = 2, tp = 2 write the same maps (fp32 layout
 #    tolerance), and so does the CUDA backend (ring cp = 2) when the binary has one (the
 #    emulated device in CI); catches a gather that misplaces a rank's rows, blocks or heads;
+#  - --data --sample with data.packing: documents keeps the window's documents masked apart
+#    (a row reads nothing before its document's start, on 2 ranks);
 #  - bad input is one line and exit 2: a row, layer or head out of range, a pool size that
 #    does not divide the length, a prompt longer than train.seq_len, two prompt sources;
 #  - scripts/plot-attention draws the file.
@@ -66,6 +68,24 @@ for name in sys.argv[2:]:
                 a, b = got[f"{l}/head_{h:02d}/{d}"][:], ref[f"{l}/head_{h:02d}/{d}"][:]
                 assert np.allclose(a, b, atol=1e-6, rtol=1e-5), (name, l, h, d, np.abs(a - b).max())
 print("h5 ok")
+PY
+
+# Packed documents: a token file with a document index, a window that crosses a boundary.
+for i in 1 2 3; do printf 'Document number %d talks about apples and pears and more.\n\n' "$i"; done > docs.txt
+expect_exit 0 "3 documents" "$RINGTRAIN_BIN" prepare-text docs.txt --out docs.bin --doc-separator '\n\n+'
+expect_exit 0 '"summary": "attend"' mpirun -np 2 "$RINGTRAIN_BIN" attend "$cfg" "${common[@]}" --set parallel.cp=2 \
+  --set data.packing=documents --checkpoint "$tmp/ckpt" --data docs.bin --sample 0 --rows 10,63 --pool 8 --out docs.h5
+/usr/bin/python3 - <<'PY' || fail "document masks in docs.h5"
+import h5py, numpy as np
+f = h5py.File("docs.h5", "r")
+d = f["documents"][:]
+start = int(np.argmax(d == d[63]))
+assert 0 < start < 63, d
+for l in ("layer_00", "layer_01"):
+    for h in range(8):
+        r = f[f"{l}/head_{h:02d}/rows"][:]
+        assert np.allclose(r.sum(1), 1, atol=1e-5) and r[1, :start].max() == 0, (l, h, start)
+assert "document 1" in f.attrs["span_names"].decode()
 PY
 
 # Bad input: one line, exit 2.
