@@ -235,13 +235,15 @@ std::string fmt(double x) {
   return buf;
 }
 
-}  // namespace
-
+// The default pool: the smallest divisor of `length` giving at most kDefaultPoolBlocks blocks
+// per side.
 int default_pool(int length) {
   for (int b = std::max(1, length / kDefaultPoolBlocks); b <= length; ++b)
     if (length % b == 0) return b;
   return length;
 }
+
+}  // namespace
 
 void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& opt) {
   set_collective_phase(true);  // every check below is made identically on every rank

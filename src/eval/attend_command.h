@@ -46,7 +46,4 @@ struct AttendOptions {
 // Collective over mesh.world(); input errors (exit 2) for a bad prompt or selection.
 void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& opt);
 
-// The default pool: the smallest divisor of `length` giving at most 64 blocks per side.
-int default_pool(int length);
-
 }  // namespace ringtrain
