@@ -63,17 +63,15 @@ TileKind classify(const AttentionArgs& a, int seq_len, const Range& q, const Ran
   return full ? TileKind::kFull : TileKind::kMasked;
 }
 
-// p[j] = exp(s[j] - l) for the visible keys of one row, 0 for the rest; returns the row's
-// sums of p (l - s) and p (qp - kp) over the tile. The sums run in kLanes independent lanes
-// so that the compiler vectorizes them without reassociating (no -ffast-math).
+// p[j] = exp(s[j] - l) for the keys of one row (the visible ones: vis[j] != 0, when vis is
+// given); returns the row's sums of p (l - s) and p (qp - kp) over the tile. The sums run in
+// kLanes independent lanes so that the compiler vectorizes them without reassociating (no
+// -ffast-math); the unmasked and masked loops are separate so that the common unmasked one
+// reads no mask at all.
 constexpr int kLanes = 16;
 RT_CPU_CLONES
-void row_probs(const float* s, const float* kpos_f, const uint8_t* vis, int n, float l, float qp, float* p,
-               float* entropy, float* distance) {
-  for (int j = 0; j < n; ++j) {
-    const float x = cpu::exp_approx(s[j] - l);
-    p[j] = vis == nullptr ? x : cpu::select(vis[j] != 0, x, 0.0f);
-  }
+void lane_sums(const float* s, const float* kpos_f, const float* p, int n, float l, float qp, float* entropy,
+               float* distance) {
   float e[kLanes] = {}, d[kLanes] = {};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes)
@@ -92,6 +90,25 @@ void row_probs(const float* s, const float* kpos_f, const uint8_t* vis, int n, f
   }
   *entropy = es;
   *distance = ds;
+}
+
+RT_CPU_CLONES
+void exp_row(const float* s, int n, float l, float* p) {
+  for (int j = 0; j < n; ++j) p[j] = cpu::exp_approx(s[j] - l);
+}
+
+RT_CPU_CLONES
+void exp_row_masked(const float* s, const uint8_t* vis, int n, float l, float* p) {
+  for (int j = 0; j < n; ++j) p[j] = cpu::select(vis[j] != 0, cpu::exp_approx(s[j] - l), 0.0f);
+}
+
+void row_probs(const float* s, const float* kpos_f, const uint8_t* vis, int n, float l, float qp, float* p,
+               float* entropy, float* distance) {
+  if (vis == nullptr)
+    exp_row(s, n, l, p);
+  else
+    exp_row_masked(s, vis, n, l, p);
+  lane_sums(s, kpos_f, p, n, l, qp, entropy, distance);
 }
 
 RT_CPU_CLONES
