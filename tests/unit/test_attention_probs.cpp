@@ -25,20 +25,22 @@ struct Case {
   int h, h_kv;
   bool docs;
   int window;
+  int s = 48;  // long enough (with queries in position order) that key tiles lie wholly in the
+               // past of query tiles: the unmasked path
 };
 
 class AttentionProbsTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AttentionProbsTest, MatchesDenseDoubleSoftmax) {
   const Case c = GetParam();
-  const int b = 2, s = 48, d = 16, pool = 8, np = s / pool;
-  const uint32_t seed = 1234u + static_cast<uint32_t>(c.h_kv * 10 + c.docs + c.window);
+  const int b = 2, s = c.s, d = 16, pool = 8, np = s / pool;
+  const uint32_t seed = 1234u + static_cast<uint32_t>(c.h_kv * 10 + c.docs + c.window + c.s);
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   // Queries in a zigzag-like order; keys in two blocks (even, odd positions).
   std::vector<int32_t> qpos(s), kpos[2], doc(static_cast<size_t>(b) * s);
-  for (int i = 0; i < s; ++i) qpos[static_cast<size_t>(i)] = (i * 7) % s;
+  for (int i = 0; i < s; ++i) qpos[static_cast<size_t>(i)] = c.s > 48 ? i : (i * 7) % s;
   for (int j = 0; j < s; ++j) kpos[j % 2].push_back(j);
   for (int bi = 0; bi < b; ++bi)
     for (int t = 0; t < s; ++t) doc[static_cast<size_t>(bi * s + t)] = c.docs ? (t + 5 * bi) / 13 : 0;
@@ -99,7 +101,7 @@ TEST_P(AttentionProbsTest, MatchesDenseDoubleSoftmax) {
   attention_forward(full, q.data(), k.data(), k.data(), out.data(), lse.data());
 
   // Two key blocks, every sample's keys of block blk gathered.
-  const std::vector<int32_t> wanted = {3, 0, 47, 20};  // query indices (global positions 21, 0, 41, 44)
+  const std::vector<int32_t> wanted = {3, 0, 47, 20};  // query indices (positions 21, 0, 41, 44 at s = 48)
   std::vector<int32_t> slot(static_cast<size_t>(s), -1);
   for (size_t r = 0; r < wanted.size(); ++r) slot[static_cast<size_t>(wanted[r])] = static_cast<int32_t>(r);
   const std::vector<int32_t> spans = {0, 1, 10, 20};
@@ -168,7 +170,8 @@ TEST_P(AttentionProbsTest, MatchesDenseDoubleSoftmax) {
 
 INSTANTIATE_TEST_SUITE_P(Masks, AttentionProbsTest,
                          ::testing::Values(Case{4, 4, false, 0}, Case{4, 1, false, 0}, Case{4, 1, true, 0},
-                                           Case{4, 4, true, 0}, Case{4, 2, false, 9}, Case{4, 1, true, 9}));
+                                           Case{4, 4, true, 0}, Case{4, 2, false, 9}, Case{4, 1, true, 9},
+                                           Case{4, 2, false, 0, 640}, Case{4, 1, true, 0, 640}));
 
 }  // namespace
 }  // namespace ringtrain
