@@ -189,6 +189,19 @@ const std::vector<CommandSpec>& commands() {
              c.rows.push_back(p);
            }
          }},
+        {"--spans", "lo:hi,..", "key spans [lo, hi) whose attention mass is written per row, besides the sink, "
+         "the needle and the documents",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.spans.clear();
+           for (const auto& p : split_commas(f, v)) {
+             const auto colon = p.find(':');
+             if (colon == std::string::npos) input_error(f, " expects spans lo:hi, got '", p, "'");
+             const long long lo = parse_integer(f, p.substr(0, colon), false);
+             const long long hi = parse_integer(f, p.substr(colon + 1), false);
+             if (hi <= lo) input_error(f, " expects lo < hi, got '", p, "'");
+             c.spans.emplace_back(lo, hi);
+           }
+         }},
         {"--pool", "B", "pooled map block size; divides the prompt length (default: length / 64, at least 1)",
          [](CommandLine& c, const std::string& v, const std::string& f) {
            const long long n = parse_integer(f, v, true);

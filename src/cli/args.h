@@ -7,7 +7,8 @@
 //                  [--lengths a,b] [--depths x,y] [--samples N] [--no-cross-rank]
 //   ringtrain attend CONFIG [--checkpoint P] (--text "..." | --text-file F | --data TOKENS
 //                    --sample I | --needle --length L --depth D) [--layers a,b] [--heads a,b]
-//                    [--rows last,needle,i,..] [--pool B] [--out F.h5] [--no-cross-rank]
+//                    [--rows last,needle,i,..] [--spans lo:hi,..] [--pool B] [--out F.h5]
+//                    [--no-cross-rank]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -20,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ringtrain {
@@ -63,6 +65,7 @@ struct CommandLine {
   std::vector<int> layers;        // "" : all
   std::vector<int> heads;         // "" : all
   std::vector<std::string> rows;  // "last", "needle" or positions; "" : last
+  std::vector<std::pair<int64_t, int64_t>> spans;  // extra key spans [lo, hi)
   int pool = 0;                   // 0: the command's default
 
   // prepare-text

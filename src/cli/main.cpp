@@ -151,6 +151,7 @@ int run_attend(const CommandLine& cl) {
   o.layers = cl.layers;
   o.heads = cl.heads;
   o.rows = cl.rows;
+  o.spans = cl.spans;
   o.pool = cl.pool;
   o.cross_rank = cl.cross_rank;
   run_attend_command(c, mesh, o);

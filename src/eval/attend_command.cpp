@@ -255,6 +255,12 @@ void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& o
   req.rows = resolve_rows(opt, prompt);
   req.pool = opt.pool > 0 ? opt.pool : default_pool(static_cast<int>(prompt.tokens.size()));
   req.spans = prompt.spans;
+  for (const auto& [lo, hi] : opt.spans) {
+    RT_INPUT_CHECK(hi <= static_cast<int64_t>(prompt.tokens.size()), "--spans: ", lo, ":", hi,
+                   " is not inside the prompt of ", prompt.tokens.size(), " tokens");
+    req.spans.push_back({std::to_string(lo) + ":" + std::to_string(hi), static_cast<int32_t>(lo),
+                         static_cast<int32_t>(hi)});
+  }
   req.cross_rank = opt.cross_rank;
   check_attend_request(config, req);
   for (int h : opt.heads)

@@ -11,7 +11,8 @@
 //   /tokens [L], /positions [L] (and /documents [L] with documents), root attributes: layout,
 //     checkpoint, pool, row_positions (as /row_positions [R]), span_names;
 //   /layer_LL/head_HH/rows [R, L], pooled [L/B, L/B], entropy [L], mean_distance [L],
-//     span_mass [n_spans, L]  (the sink [0, 1) first, then the needle, then documents);
+//     span_mass [n_spans, L]  (the sink [0, 1) first, then the needle or the documents, then
+//     --spans);
 //   /retrieval (--needle): layer, head, needle_mass, score for every head, ranked by
 //     needle_mass (the mean over the answer rows of the attention mass on the key's digits),
 //     ties by score (the mean probability on the very digit each answer row copies: the
@@ -23,6 +24,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/config/config.h"
@@ -39,6 +41,7 @@ struct AttendOptions {
   double depth = 0.5;
   std::vector<int> layers, heads;
   std::vector<std::string> rows;
+  std::vector<std::pair<int64_t, int64_t>> spans;  // extra key spans [lo, hi)
   int pool = 0;
   bool cross_rank = true;
 };

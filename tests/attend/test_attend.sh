@@ -19,7 +19,7 @@ cd "$tmp"
 common=(--set train.seq_len=64 --set data.passkey_digits=2 --set parallel.cp=1 --set checkpoint.dir="$tmp/ckpt")
 expect_exit 0 "step 6/6" "$RINGTRAIN_BIN" train "$cfg" "${common[@]}" --set train.steps=6 --set train.eval_every=0 \
   --set log.every=1 --set run.out_dir="$tmp/train"
-ask=(--checkpoint "$tmp/ckpt" --needle --length 60 --depth 0.3 --rows last,needle,0,17,31 --pool 5)
+ask=(--checkpoint "$tmp/ckpt" --needle --length 60 --depth 0.3 --rows last,needle,0,17,31 --spans 30:45 --pool 5)
 
 run_attend() {  # name, ranks, extra args...
   local name=$1 np=$2; shift 2
@@ -48,6 +48,7 @@ rows_at = list(ref["row_positions"][:])
 assert rows_at[:1] == [59] and {0, 17, 31} <= set(rows_at), rows_at
 names = ref.attrs["span_names"].decode().split(",")
 lo, hi = ref["span_bounds"][names.index("needle")]
+assert names[-1] == "30:45" and list(ref["span_bounds"][-1]) == [30, 45], names
 for l in ("layer_00", "layer_01"):
     for h in range(8):
         g = ref[f"{l}/head_{h:02d}"]
@@ -100,6 +101,7 @@ bad "head 8 is out of range" --needle --length 60 --heads 8
 bad "pool: 7 does not divide the prompt length 60" --needle --length 60 --pool 7
 bad "more than the config's train.seq_len 64" --text "$(printf 'x%.0s' $(seq 70))"
 bad "exactly one prompt" --text "hello" --needle
+bad "spans: 50:70 is not inside the prompt of 60 tokens" --needle --length 60 --spans 50:70
 
 "$RINGTRAIN_SOURCE_DIR/scripts/plot-attention" "$tmp/one.h5" --out "$tmp/plots" > "$OUT" 2>&1 || { cat "$OUT"; fail "plot-attention"; }
 ls "$tmp"/plots/*.png > /dev/null 2>&1 || fail "plot-attention wrote no PNG"

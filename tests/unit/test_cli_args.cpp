@@ -80,7 +80,7 @@ TEST(CliArgs, Eval) {
 // Catches an attend flag stored in the wrong field or a bad --rows entry accepted.
 TEST(CliArgs, Attend) {
   CommandLine c = parse({"attend", "cfg.yaml", "--checkpoint", "ck", "--needle", "--length", "16k", "--depth",
-                         "0.25", "--layers", "0,3", "--heads=1,2", "--rows", "last,needle,7", "--pool", "64",
+                         "0.25", "--layers", "0,3", "--heads=1,2", "--rows", "last,needle,7", "--spans", "0:4,10:20", "--pool", "64",
                          "--out", "a.h5", "--no-cross-rank"});
   EXPECT_EQ(c.command, Command::kAttend);
   EXPECT_EQ(c.config_path, "cfg.yaml");
@@ -92,6 +92,7 @@ TEST(CliArgs, Attend) {
   EXPECT_EQ(c.heads, (std::vector<int>{1, 2}));
   EXPECT_EQ(c.rows, (std::vector<std::string>{"last", "needle", "7"}));
   EXPECT_EQ(c.pool, 64);
+  EXPECT_EQ(c.spans, (std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {10, 20}}));
   EXPECT_EQ(c.out, "a.h5");
   EXPECT_FALSE(c.cross_rank);
   CommandLine t = parse({"attend", "cfg.yaml", "--text", "hello", "--data", "x.bin", "--sample", "3"});
@@ -100,6 +101,7 @@ TEST(CliArgs, Attend) {
   EXPECT_EQ(t.sample, 3);
   expect_contains(usage_error({"attend", "cfg.yaml", "--rows", "last,first"}), {"--rows", "first"});
   expect_contains(usage_error({"attend", "cfg.yaml", "--pool", "0"}), {"--pool"});
+  expect_contains(usage_error({"attend", "cfg.yaml", "--spans", "5:5"}), {"--spans", "lo < hi"});
   expect_contains(usage_error({"attend", "cfg.yaml", "--depth", "2"}), {"--depth", "[0, 1]"});
 }
 
