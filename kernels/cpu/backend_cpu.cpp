@@ -183,6 +183,10 @@ class CpuBackend final : public Backend {
                        const float* lse_b) override {
     ringtrain::attention_merge(b, s_q, h, d, out, lse, out_b, lse_b);
   }
+  void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
+                       const float* lse, float* rows, float* pooled, float* stats) override {
+    ringtrain::attention_probs(a, p, q, k, lse, rows, pooled, stats);
+  }
 
   void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) override {
     ringtrain::adamw_step(a, param, grad, m, v, n);

@@ -22,6 +22,7 @@
 #include "src/core/error.h"
 #include "src/core/launcher.h"
 #include "src/core/process.h"
+#include "src/eval/attend_command.h"
 #include "src/eval/needle.h"
 #include "src/train/trainer.h"
 #if defined(RINGTRAIN_HAS_CUDA_BACKEND)
@@ -131,6 +132,31 @@ int run_eval(const CommandLine& cl) {
   return 0;
 }
 
+int run_attend(const CommandLine& cl) {
+  const Config c = load_checked(cl);
+  set_collective_phase(false);
+  Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
+  set_threads(c, mesh);
+  AttendOptions o;
+  o.checkpoint = cl.checkpoint;
+  o.text = cl.text;
+  o.text_file = cl.text_file;
+  o.data = cl.data;
+  o.out = cl.out;
+  o.sample = cl.sample;
+  o.needle = cl.needle;
+  o.length = cl.length;
+  o.depth = cl.depth;
+  o.layers = cl.layers;
+  o.heads = cl.heads;
+  o.rows = cl.rows;
+  o.spans = cl.spans;
+  o.pool = cl.pool;
+  o.cross_rank = cl.cross_rank;
+  run_attend_command(c, mesh, o);
+  return 0;
+}
+
 int run_config(const CommandLine& cl) {
   const Config c = load_config(cl.config_path, cl.overrides);
   if (world_rank() == 0) std::cout << dump_config(c);
@@ -158,6 +184,7 @@ int dispatch(int argc, char** argv) {
       return 0;
     case Command::kTrain: return run_train(cl);
     case Command::kEval: return run_eval(cl);
+    case Command::kAttend: return run_attend(cl);
     case Command::kConfig: return run_config(cl);
     case Command::kPrepareText: return run_prepare_text(cl);
     // --- checkpoints: one process reads the file; CKPT may be a directory ---

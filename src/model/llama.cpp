@@ -233,6 +233,7 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos}, q);
   be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos}, k);
   context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, v, ao, &a.att);
+  if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, a.att);
   be_.linear_forward(ao, P(params_, L.o), tmp, n, qw, di);
   tp_leave_forward(tp_, tmp, x_mid, N, d);
   be_.add(x_mid, x_in, H * d);
