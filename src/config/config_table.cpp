@@ -102,6 +102,38 @@ std::vector<ConfigField> make_fields() {
                     "a multiple of 32. Divisible by parallel.tp."));
   f.push_back(field("model", "rope_theta", &C::model, &ModelConfig::rope_theta, kPositive,
                     "RoPE base frequency."));
+  f.push_back(choice("model", "rope_scaling", &C::model, &ModelConfig::rope_scaling,
+                     {"none", "linear", "llama3", "yarn"},
+                     "RoPE scaling as Hugging Face defines it (config.json's rope_scaling type): "
+                     "linear divides every frequency by rope_factor; llama3 divides the low "
+                     "frequencies by rope_factor and blends the middle band (rope_low_freq_factor, "
+                     "rope_high_freq_factor); yarn blends interpolated and original frequencies "
+                     "per dimension (rope_beta_fast, rope_beta_slow) and scales cos/sin by "
+                     "rope_attention_factor. Changes no tensor shape (checkpoint.init_from may "
+                     "change it)."));
+  f.push_back(field("model", "rope_factor", &C::model, &ModelConfig::rope_factor, kAtLeastOne,
+                    "RoPE scaling factor (linear, llama3, yarn): the new context over the old."));
+  f.push_back(field("model", "rope_original_max_position_embeddings", &C::model,
+                    &ModelConfig::rope_original_max_position_embeddings, kNonNegative,
+                    "The context the model was pretrained at (llama3, yarn: required, > 0)."));
+  f.push_back(field("model", "rope_low_freq_factor", &C::model, &ModelConfig::rope_low_freq_factor,
+                    kPositive,
+                    "llama3: frequencies with a wavelength above original / low_freq_factor are "
+                    "divided by rope_factor."));
+  f.push_back(field("model", "rope_high_freq_factor", &C::model, &ModelConfig::rope_high_freq_factor,
+                    kPositive,
+                    "llama3: frequencies with a wavelength below original / high_freq_factor are "
+                    "kept; must exceed rope_low_freq_factor."));
+  f.push_back(field("model", "rope_beta_fast", &C::model, &ModelConfig::rope_beta_fast, kPositive,
+                    "yarn: dimensions turning more than beta_fast times over the original context "
+                    "keep their frequency."));
+  f.push_back(field("model", "rope_beta_slow", &C::model, &ModelConfig::rope_beta_slow, kPositive,
+                    "yarn: dimensions turning fewer than beta_slow times are interpolated."));
+  f.push_back(field("model", "rope_attention_factor", &C::model, &ModelConfig::rope_attention_factor,
+                    kNonNegative,
+                    "yarn: multiplies cos and sin; 0: 0.1 * ln(rope_factor) + 1 (the YaRN paper's)."));
+  f.push_back(field("model", "rope_truncate", &C::model, &ModelConfig::rope_truncate, kAny,
+                    "yarn: round the correction range to whole dimensions (transformers' default)."));
   f.push_back(field("model", "norm_eps", &C::model, &ModelConfig::norm_eps, kPositive,
                     "RMSNorm epsilon."));
   f.push_back(field("model", "tie_embeddings", &C::model, &ModelConfig::tie_embeddings, kAny,
