@@ -10,6 +10,8 @@ tests/hf/test_import.sh, and the checks on what ringtrain makes of them.
   hf_models.py same SRC_DIR EXPORT_DIR
                                     every tensor of SRC_DIR equals EXPORT_DIR's: bitwise for fp32
                                     sources, the bf16/fp16 values exactly (as fp32) otherwise
+  hf_models.py check LIST           the lines of LIST, each "loss DIR TOKENS EVAL_LOSS LABEL" or
+                                    "same SRC_DIR EXPORT_DIR", in one process (torch loads once)
 
 The cases cover GQA group sizes 1 and 4, tied and untied embeddings, rope_scaling none,
 linear, llama3 and yarn (with parameters that change positions inside the window), one and
@@ -107,7 +109,7 @@ def make(root):
     print(f"seed {SEED}: {len(CASES)} models under {root}")
 
 
-def loss(d, tokens_path, eval_loss):
+def loss(d, tokens_path, eval_loss, label=""):
     torch.set_num_threads(1)
     model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float64, attn_implementation="eager")
     model.eval()
@@ -116,7 +118,7 @@ def loss(d, tokens_path, eval_loss):
         logits = model(input_ids=tokens[:-1].view(1, -1)).logits
         ref = float(torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), tokens[1:]))
     tol = ATOL + RTOL * abs(ref)
-    print(f"{os.path.basename(d)}: transformers {type(model).__name__} loss {ref:.7f}, ringtrain {eval_loss:.7f}, "
+    print(f"{label}{os.path.basename(d)}: transformers {type(model).__name__} loss {ref:.7f}, ringtrain {eval_loss:.7f}, "
           f"|diff| {abs(ref - eval_loss):.2e} (tolerance {tol:.2e})")
     return 0 if abs(ref - eval_loss) <= tol else 1
 
@@ -165,3 +167,13 @@ if __name__ == "__main__":
         sys.exit(loss(sys.argv[2], sys.argv[3], float(sys.argv[4])))
     elif cmd == "same":
         sys.exit(same(sys.argv[2], sys.argv[3]))
+    elif cmd == "check":
+        bad = 0
+        for line in open(sys.argv[2]):
+            f = line.split()
+            if f[0] == "loss":
+                bad += loss(f[1], f[2], float(f[3]), " ".join(f[4:]) + ": ")
+            elif f[0] == "same":
+                bad += same(f[1], f[2])
+        print(f"{bad} check(s) failed" if bad else "every check passed")
+        sys.exit(1 if bad else 0)
