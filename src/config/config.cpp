@@ -499,6 +499,7 @@ class Loader {
     }
     const std::string& resume = config_.checkpoint.resume;
     if (checks_.paths && resume != "auto" && resume != "none") must_exist("checkpoint.resume", resume);
+    if (checks_.paths && !config_.checkpoint.init_from.empty()) must_exist("checkpoint.init_from", config_.checkpoint.init_from);
   }
 
   void must_exist(const std::string& name, const std::string& path) const {

@@ -91,6 +91,7 @@ struct CheckpointConfig {
   int every = 0;    // steps; 0: only at the end and on SIGTERM/SIGUSR1
   int keep = 3;
   std::string resume = "auto";  // auto | none | PATH
+  std::string init_from;        // PATH: a new run from its weights (step 0, fresh optimizer)
 };
 
 struct LogConfig {

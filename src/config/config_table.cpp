@@ -260,6 +260,15 @@ std::vector<ConfigField> make_fields() {
                             "(must exist).");
   resume.allowed_doc = "auto | none | PATH";
   f.push_back(resume);
+  ConfigField init_from = text("checkpoint", "init_from", &C::checkpoint, &CheckpointConfig::init_from, false,
+                               "A checkpoint (file or directory; e.g. one `ringtrain import` wrote) whose "
+                               "weights start a new run: any layout, step 0, a fresh optimizer, this "
+                               "run's data order. The model section may differ from the checkpoint's only "
+                               "in what changes no tensor: rope_theta, rope_scaling and its parameters, "
+                               "sliding_window (and init_std, unused). A checkpoint that resume finds "
+                               "(this run's own, after a preemption) is loaded instead. Empty: off.");
+  init_from.allowed_doc = "PATH or empty";
+  f.push_back(init_from);
 
   f.push_back(field("log", "every", &C::log, &LogConfig::every, kAtLeastOne,
                     "Log (progress line and metrics.jsonl) every this many steps."));
@@ -355,6 +364,19 @@ std::string config_field_type_name(const ConfigField& field) {
     case FieldType::kChoice: return "enum";
   }
   return "";
+}
+
+std::string model_differences(const Config& a, const Config& b, const std::vector<std::string>& ignore) {
+  std::string out;
+  for (const auto& f : config_fields()) {
+    if (f.section != "model") continue;
+    bool skip = false;
+    for (const std::string& i : ignore) skip = skip || f.key == i || (i.back() == '*' && f.key.rfind(i.substr(0, i.size() - 1), 0) == 0);
+    if (skip) continue;
+    const std::string va = config_field_text(a, f), vb = config_field_text(b, f);
+    if (va != vb) out += (out.empty() ? "" : "; ") + f.name() + " is " + va + " in one and " + vb + " in the other";
+  }
+  return out;
 }
 
 bool same_settings(const Config& a, const Config& b) {

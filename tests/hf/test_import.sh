@@ -52,6 +52,18 @@ done
 "$HFPY" "$M" check checks.txt 2>&1 | grep -v "Loading weights"
 [ "${PIPESTATUS[0]}" = 0 ] || fail "ringtrain and transformers disagree (above)"
 
+echo "== train from an imported model: init_from at cp 2 with a RoPE change, lr 0: its evaluation is the import's"
+c=llama_g4_llama3_fp32_sharded
+EXTRA=(--set parallel.cp=2 --set model.rope_theta=1000000)
+lr=$(eval_loss "$c" $MPI -np 2) || fail "eval of the import with the new rope_theta"
+$MPI -np 2 "$BIN" train "models/$c.yaml" --set checkpoint.init_from="models/$c.h5" --set data.task=text \
+  --set data.train=models/window.bin --set data.val=models/window.bin --set train.seq_len=64 --set train.steps=1 --set train.eval_batches=1 \
+  --set train.lr=0 --set train.min_lr=0 --set train.warmup_steps=0 --set log.progress=never --set run.out_dir=rI \
+  "${EXTRA[@]}" > trainI.log 2>&1 || { cat trainI.log; fail "init_from an imported model"; }
+li=$(grep '^{"eval_loss"' trainI.log | $PY -c 'import json, sys; print(json.loads(sys.stdin.read())["eval_loss"])')
+[ "$li" = "$lr" ] || fail "init_from run's evaluation $li differs from the import's $lr"
+echo "ok: init_from models/$c.h5 at cp 2 with rope_theta 1e6: eval $li, as eval of the import"
+
 echo "== what ringtrain cannot represent: exit 2 naming the key or tensor"
 base=models/llama_g1_none_fp32
 edit() {  # edit DIR PYTHON-STATEMENT-ON-cfg: a copy of $base with config.json changed
