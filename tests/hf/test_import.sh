@@ -64,6 +64,21 @@ li=$(grep '^{"eval_loss"' trainI.log | $PY -c 'import json, sys; print(json.load
 [ "$li" = "$lr" ] || fail "init_from run's evaluation $li differs from the import's $lr"
 echo "ok: init_from models/$c.h5 at cp 2 with rope_theta 1e6: eval $li, as eval of the import"
 
+echo "== a trained checkpoint with rope_scaling yarn, exported, gives ringtrain's loss in transformers"
+$MPI -np 2 "$BIN" train "models/$c.yaml" --set checkpoint.init_from="models/$c.h5" --set data.task=text \
+  --set data.train=models/window.bin --set data.val=models/window.bin --set train.seq_len=64 --set train.steps=3 \
+  --set train.lr=1e-3 --set train.warmup_steps=0 --set log.progress=never --set run.out_dir=rJ --set checkpoint.dir=J \
+  --set parallel.cp=2 --set model.rope_scaling=yarn --set model.rope_factor=2 \
+  --set model.rope_original_max_position_embeddings=32 > trainJ.log 2>&1 || { cat trainJ.log; fail "training with yarn"; }
+"$BIN" export J "exp_J" > /dev/null || fail "export J"
+grep -q '"rope_type": "yarn"' exp_J/config.json || fail "the export's config.json lacks the yarn scaling"
+lj=$("$BIN" eval "models/$c.yaml" --checkpoint J --data models/window.bin --set train.seq_len=64 --set train.eval_batches=1 \
+  --set log.progress=never --set model.rope_scaling=yarn --set model.rope_factor=2 \
+  --set model.rope_original_max_position_embeddings=32 2>&1 | grep '^{"eval_loss"' |
+  $PY -c 'import json, sys; print(json.loads(sys.stdin.read())["eval_loss"])') || fail "eval J"
+"$HFPY" "$M" loss exp_J models/window.bin "$lj" 2>&1 | grep -v "Loading weights"
+[ "${PIPESTATUS[0]}" = 0 ] || fail "transformers' loss of the trained yarn export differs from ringtrain's"
+
 echo "== what ringtrain cannot represent: exit 2 naming the key or tensor"
 base=models/llama_g1_none_fp32
 edit() {  # edit DIR PYTHON-STATEMENT-ON-cfg: a copy of $base with config.json changed
