@@ -72,6 +72,7 @@ struct OpsRopeParams {
   int64_t pairs;  // tokens * half
   int heads, half, head_dim;
   const int32_t* positions;
+  float attention_scaling;
   float inv_freq[kRopeMaxHalf];
 };
 
@@ -185,8 +186,9 @@ gpu::Status rmsnorm_backward(const RmsNormArgs& a, const float* dy, const float*
 
 // ---- RoPE ----
 
-// One thread per (token, frequency): the angle pos * inv_freq[i] (inv_freq computed on the host
-// exactly as kernels/cpu/rope.cpp does, so the fp32 angle has the same bits), cos and sin in
+// One thread per (token, frequency): the angle pos * inv_freq[i] (inv_freq and the yarn
+// attention scaling from the host's rope_frequencies, the CPU's, so the fp32 angle has the same
+// bits), cos and sin in
 // fp32 (the accurate sincosf; its large-argument reduction is the 32-byte stack frame ptxas
 // reports, not a spill), then the pair (i, i + half) of every head of the token.
 // static-check: ops_rope_kernel smem=0
@@ -199,6 +201,8 @@ __global__ void __launch_bounds__(kElemThreads) ops_rope_kernel(OpsRopeParams p,
     const float ang = static_cast<float>(p.positions[t]) * p.inv_freq[i];
     float sn, cs;
     sincosf(ang, &sn, &cs);  // one argument reduction for both
+    cs *= p.attention_scaling;
+    sn *= p.attention_scaling;
     float* v = x + t * p.heads * static_cast<int64_t>(p.head_dim) + i;
     for (int hh = 0; hh < p.heads; ++hh, v += p.head_dim) {
       const float x1 = v[0], x2 = v[p.half];
@@ -227,12 +231,9 @@ gpu::Status rope_apply(const RopeArgs& a, float* x, gpu::Stream stream) {
   p.pairs = static_cast<int64_t>(a.tokens) * p.half;
   p.positions = a.positions;
   if (p.pairs == 0 || a.heads == 0) return gpu::Status::kSuccess;
-  // The CPU's expression, term for term (kernels/cpu/rope.cpp, rope_tables).
-  const float theta = static_cast<float>(a.theta);
-  for (int i = 0; i < p.half; ++i) {
-    const float e = static_cast<float>(2 * i) / static_cast<float>(a.head_dim);
-    p.inv_freq[i] = 1.0f / std::pow(theta, e);
-  }
+  const RopeFrequencies fr = rope_frequencies(a.head_dim, a.theta, a.scaling);
+  for (int i = 0; i < p.half; ++i) p.inv_freq[i] = fr.inv_freq[static_cast<size_t>(i)];
+  p.attention_scaling = fr.attention_scaling;
   return gpu::launch(ops_rope_kernel<kInverse>, elem_blocks(p.pairs), kElemThreads, 0, stream, p, x);
 }
 }  // namespace

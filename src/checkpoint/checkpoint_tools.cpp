@@ -1,8 +1,8 @@
-// inspect and export. The safetensors file is written by hand, following the format's
-// definition: 8 bytes little-endian u64 N, an N-byte UTF-8 JSON header
+// inspect and export. The safetensors file follows the format's definition: 8 bytes
+// little-endian u64 N, an N-byte UTF-8 JSON header
 //   {"__metadata__": {...}, "<name>": {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}}
 // padded with spaces to a multiple of 8, then the tensors' bytes back to back (offsets relative
-// to the end of the header, no gaps), here in name order.
+// to the end of the header, no gaps), here in name order. JSON through nlohmann-json.
 #include "src/checkpoint/checkpoint_tools.h"
 
 #include <cinttypes>
@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "src/checkpoint/checkpoint.h"
 #include "src/config/config.h"
@@ -114,21 +116,18 @@ void export_checkpoint(const std::string& path, const std::string& out_dir, std:
   const std::vector<std::string> names = checkpoint_tensor_names(path, "model");
   if (names.empty()) input_error("export: checkpoint ", path, " holds no tensors under model/");
 
-  std::vector<std::vector<int64_t>> shapes;
-  std::ostringstream js;
-  js << "{\"__metadata__\":{\"format\":\"pt\",\"source\":\"ringtrain\",\"step\":\"" << h.step << "\"}";
+  // ordered_json: the header lists the tensors in the order their bytes follow.
+  nlohmann::ordered_json hdr;
+  hdr["__metadata__"] = {{"format", "pt"}, {"source", "ringtrain"}, {"step", std::to_string(h.step)}};
   uint64_t offset = 0;
   for (const std::string& n : names) {
-    shapes.push_back(checkpoint_tensor_shape(path, "model/" + n));
+    const std::vector<int64_t> shape = checkpoint_tensor_shape(path, "model/" + n);
     uint64_t numel = 1;
-    for (int64_t d : shapes.back()) numel *= static_cast<uint64_t>(d);
-    js << ",\"" << n << "\":{\"dtype\":\"F32\",\"shape\":[";
-    for (size_t i = 0; i < shapes.back().size(); ++i) js << (i ? "," : "") << shapes.back()[i];
-    js << "],\"data_offsets\":[" << offset << "," << offset + numel * 4 << "]}";
+    for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
+    hdr[n] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {offset, offset + numel * 4}}};
     offset += numel * 4;
   }
-  js << "}";
-  std::string header = js.str();
+  std::string header = hdr.dump();
   while (header.size() % 8 != 0) header += ' ';
 
   std::error_code ec;
@@ -154,31 +153,51 @@ void export_checkpoint(const std::string& path, const std::string& out_dir, std:
     // A sliding window is Mistral's (same weights and names as Llama; transformers' Mistral
     // masks keys at distance >= sliding_window, as model.sliding_window does).
     const bool windowed = m.sliding_window > 0;
+    nlohmann::ordered_json j;
+    j["architectures"] = {windowed ? "MistralForCausalLM" : "LlamaForCausalLM"};
+    j["model_type"] = windowed ? "mistral" : "llama";
+    if (windowed) j["sliding_window"] = m.sliding_window;
+    j["vocab_size"] = h.vocab_size;
+    j["hidden_size"] = h.d_model;
+    j["intermediate_size"] = h.d_ff;
+    j["num_hidden_layers"] = h.n_layers;
+    j["num_attention_heads"] = h.n_heads;
+    j["num_key_value_heads"] = h.n_kv_heads;
+    j["head_dim"] = h.d_model / h.n_heads;
+    j["hidden_act"] = "silu";
+    j["max_position_embeddings"] = c.train.seq_len;
+    j["rms_norm_eps"] = m.norm_eps;
+    j["rope_theta"] = m.rope_theta;
+    // transformers 4's rope_scaling, which transformers 5 reads as rope_parameters.
+    if (m.rope_scaling == "none") {
+      j["rope_scaling"] = nullptr;
+    } else {
+      nlohmann::ordered_json r;
+      r["rope_type"] = m.rope_scaling;
+      r["factor"] = m.rope_factor;
+      if (m.rope_scaling == "llama3" || m.rope_scaling == "yarn")
+        r["original_max_position_embeddings"] = m.rope_original_max_position_embeddings;
+      if (m.rope_scaling == "llama3") {
+        r["low_freq_factor"] = m.rope_low_freq_factor;
+        r["high_freq_factor"] = m.rope_high_freq_factor;
+      }
+      if (m.rope_scaling == "yarn") {
+        r["beta_fast"] = m.rope_beta_fast;
+        r["beta_slow"] = m.rope_beta_slow;
+        if (m.rope_attention_factor > 0) r["attention_factor"] = m.rope_attention_factor;
+        r["truncate"] = m.rope_truncate;
+      }
+      j["rope_scaling"] = r;
+    }
+    j["attention_bias"] = false;
+    j["attention_dropout"] = 0.0;
+    j["mlp_bias"] = false;
+    j["initializer_range"] = m.init_std;
+    j["tie_word_embeddings"] = h.tie_embeddings;
+    j["use_cache"] = true;
+    j["torch_dtype"] = "float32";
     std::ofstream o(cfg_path, std::ios::trunc);
-    o << "{\n"
-      << "  \"architectures\": [\"" << (windowed ? "MistralForCausalLM" : "LlamaForCausalLM") << "\"],\n"
-      << "  \"model_type\": \"" << (windowed ? "mistral" : "llama") << "\",\n";
-    if (windowed) o << "  \"sliding_window\": " << m.sliding_window << ",\n";
-    o << "  \"vocab_size\": " << h.vocab_size << ",\n"
-      << "  \"hidden_size\": " << h.d_model << ",\n"
-      << "  \"intermediate_size\": " << h.d_ff << ",\n"
-      << "  \"num_hidden_layers\": " << h.n_layers << ",\n"
-      << "  \"num_attention_heads\": " << h.n_heads << ",\n"
-      << "  \"num_key_value_heads\": " << h.n_kv_heads << ",\n"
-      << "  \"head_dim\": " << h.d_model / h.n_heads << ",\n"
-      << "  \"hidden_act\": \"silu\",\n"
-      << "  \"max_position_embeddings\": " << c.train.seq_len << ",\n"
-      << "  \"rms_norm_eps\": " << num(m.norm_eps) << ",\n"
-      << "  \"rope_theta\": " << num(m.rope_theta) << ",\n"
-      << "  \"rope_scaling\": null,\n"
-      << "  \"attention_bias\": false,\n"
-      << "  \"attention_dropout\": 0.0,\n"
-      << "  \"mlp_bias\": false,\n"
-      << "  \"initializer_range\": " << num(m.init_std) << ",\n"
-      << "  \"tie_word_embeddings\": " << (h.tie_embeddings ? "true" : "false") << ",\n"
-      << "  \"use_cache\": true,\n"
-      << "  \"torch_dtype\": \"float32\"\n"
-      << "}\n";
+    o << j.dump(2) << "\n";
     if (!o) input_error("export: cannot write ", cfg_path);
   }
   log << "exported " << names.size() << " tensors (" << offset << " bytes) of " << path << " (step " << h.step

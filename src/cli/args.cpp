@@ -256,6 +256,12 @@ const std::vector<CommandSpec>& commands() {
        "CKPT OUT_DIR",
        "Export a checkpoint to a Hugging Face Llama directory (safetensors + config.json).",
        {}},
+      {Command::kImport,
+       "import",
+       "HF_DIR OUT.h5",
+       "Import a Hugging Face Llama or Mistral directory (config.json + safetensors, fp32/fp16/bf16) "
+       "as a checkpoint at step 0 that any layout loads, and OUT.yaml, its config.",
+       {}},
   };
   return specs;
 }
@@ -311,6 +317,11 @@ void assign_positionals(CommandLine& c, const CommandSpec& spec,
       exactly(2, pos.empty() ? "CKPT and OUT_DIR" : "OUT_DIR");
       c.checkpoint = pos[0];
       c.out_dir = pos[1];
+      break;
+    case Command::kImport:
+      exactly(2, pos.empty() ? "HF_DIR and OUT.h5" : "OUT.h5");
+      c.hf_dir = pos[0];
+      c.out = pos[1];
       break;
     default:
       break;

@@ -14,6 +14,7 @@
 //                          [--doc-separator REGEX]
 //   ringtrain inspect CKPT
 //   ringtrain export CKPT OUT_DIR
+//   ringtrain import HF_DIR OUT.h5
 //   ringtrain --help | -h ;  ringtrain --version
 //
 // A flag's value may follow as the next argument or after '=' (--set k=v, --set=k=v).
@@ -36,6 +37,7 @@ enum class Command {
   kPrepareText,  // text files -> token file
   kInspect,      // describe a checkpoint
   kExport,       // checkpoint -> Hugging Face directory
+  kImport,       // Hugging Face directory -> checkpoint
 };
 
 struct CommandLine {
@@ -70,13 +72,15 @@ struct CommandLine {
 
   // prepare-text
   std::vector<std::string> inputs;  // text files
-  std::string out;                  // token file to write
+  std::string out;                  // token file to write (import: the checkpoint)
   double val_fraction = 0.0;        // tail fraction written to a separate validation file
   int width = 16;                   // token width in bits: 16 or 32
   std::string doc_separator;        // regex ending a document within a file; "": files only
 
   // export
   std::string out_dir;
+  // import
+  std::string hf_dir;
 };
 
 // Parses argv (argv[0] is the program). Throws an input error on bad usage.

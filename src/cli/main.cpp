@@ -18,6 +18,7 @@
 #include "parallel/mesh.h"
 #include "src/cli/args.h"
 #include "src/cli/dry_run.h"
+#include "src/cli/import_model.h"
 #include "src/config/config.h"
 #include "src/core/error.h"
 #include "src/core/launcher.h"
@@ -192,6 +193,9 @@ int dispatch(int argc, char** argv) {
       return 0;
     case Command::kExport:
       if (world_rank() == 0) export_checkpoint(resolve_checkpoint(cl.checkpoint), cl.out_dir, std::cout);
+      return 0;
+    case Command::kImport:
+      if (world_rank() == 0) import_hf_model(cl.hf_dir, cl.out, std::cout);
       return 0;
   }
   return 0;

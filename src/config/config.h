@@ -57,6 +57,16 @@ struct ModelConfig {
   int n_kv_heads = 4;
   int d_ff = 0;  // 0: the Llama rule, 8/3 * d_model rounded up to a multiple of 32
   double rope_theta = 10000.0;
+  // RoPE scaling as transformers' rope_parameters (kernels/rope.h): none | linear | llama3 | yarn
+  std::string rope_scaling = "none";
+  double rope_factor = 1.0;
+  int rope_original_max_position_embeddings = 0;  // llama3, yarn
+  double rope_low_freq_factor = 1.0;              // llama3
+  double rope_high_freq_factor = 4.0;             // llama3
+  double rope_beta_fast = 32.0;                   // yarn
+  double rope_beta_slow = 1.0;                    // yarn
+  double rope_attention_factor = 0.0;             // yarn; 0: 0.1 ln(factor) + 1
+  bool rope_truncate = true;                      // yarn
   double norm_eps = 1e-5;
   bool tie_embeddings = false;
   double init_std = 0.02;
@@ -114,6 +124,7 @@ struct CheckpointConfig {
   int every = 0;    // steps; 0: only at the end and on SIGTERM/SIGUSR1
   int keep = 3;
   std::string resume = "auto";  // auto | none | PATH
+  std::string init_from;        // PATH: a new run from its weights (step 0, fresh optimizer)
 };
 
 struct LogConfig {

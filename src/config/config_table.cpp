@@ -112,6 +112,38 @@ std::vector<ConfigField> make_fields() {
                     "a multiple of 32. Divisible by parallel.tp."));
   f.push_back(field("model", "rope_theta", &C::model, &ModelConfig::rope_theta, kPositive,
                     "RoPE base frequency."));
+  f.push_back(choice("model", "rope_scaling", &C::model, &ModelConfig::rope_scaling,
+                     {"none", "linear", "llama3", "yarn"},
+                     "RoPE scaling as Hugging Face defines it (config.json's rope_scaling type): "
+                     "linear divides every frequency by rope_factor; llama3 divides the low "
+                     "frequencies by rope_factor and blends the middle band (rope_low_freq_factor, "
+                     "rope_high_freq_factor); yarn blends interpolated and original frequencies "
+                     "per dimension (rope_beta_fast, rope_beta_slow) and scales cos/sin by "
+                     "rope_attention_factor. Changes no tensor shape (checkpoint.init_from may "
+                     "change it)."));
+  f.push_back(field("model", "rope_factor", &C::model, &ModelConfig::rope_factor, kAtLeastOne,
+                    "RoPE scaling factor (linear, llama3, yarn): the new context over the old."));
+  f.push_back(field("model", "rope_original_max_position_embeddings", &C::model,
+                    &ModelConfig::rope_original_max_position_embeddings, kNonNegative,
+                    "The context the model was pretrained at (llama3, yarn: required, > 0)."));
+  f.push_back(field("model", "rope_low_freq_factor", &C::model, &ModelConfig::rope_low_freq_factor,
+                    kPositive,
+                    "llama3: frequencies with a wavelength above original / low_freq_factor are "
+                    "divided by rope_factor."));
+  f.push_back(field("model", "rope_high_freq_factor", &C::model, &ModelConfig::rope_high_freq_factor,
+                    kPositive,
+                    "llama3: frequencies with a wavelength below original / high_freq_factor are "
+                    "kept; must exceed rope_low_freq_factor."));
+  f.push_back(field("model", "rope_beta_fast", &C::model, &ModelConfig::rope_beta_fast, kPositive,
+                    "yarn: dimensions turning more than beta_fast times over the original context "
+                    "keep their frequency."));
+  f.push_back(field("model", "rope_beta_slow", &C::model, &ModelConfig::rope_beta_slow, kPositive,
+                    "yarn: dimensions turning fewer than beta_slow times are interpolated."));
+  f.push_back(field("model", "rope_attention_factor", &C::model, &ModelConfig::rope_attention_factor,
+                    kNonNegative,
+                    "yarn: multiplies cos and sin; 0: 0.1 * ln(rope_factor) + 1 (the YaRN paper's)."));
+  f.push_back(field("model", "rope_truncate", &C::model, &ModelConfig::rope_truncate, kAny,
+                    "yarn: round the correction range to whole dimensions (transformers' default)."));
   f.push_back(field("model", "norm_eps", &C::model, &ModelConfig::norm_eps, kPositive,
                     "RMSNorm epsilon."));
   f.push_back(field("model", "tie_embeddings", &C::model, &ModelConfig::tie_embeddings, kAny,
@@ -238,6 +270,15 @@ std::vector<ConfigField> make_fields() {
                             "(must exist).");
   resume.allowed_doc = "auto | none | PATH";
   f.push_back(resume);
+  ConfigField init_from = text("checkpoint", "init_from", &C::checkpoint, &CheckpointConfig::init_from, false,
+                               "A checkpoint (file or directory; e.g. one `ringtrain import` wrote) whose "
+                               "weights start a new run: any layout, step 0, a fresh optimizer, this "
+                               "run's data order. The model section may differ from the checkpoint's only "
+                               "in what changes no tensor: rope_theta, rope_scaling and its parameters, "
+                               "sliding_window (and init_std, unused). A checkpoint that resume finds "
+                               "(this run's own, after a preemption) is loaded instead. Empty: off.");
+  init_from.allowed_doc = "PATH or empty";
+  f.push_back(init_from);
 
   f.push_back(field("log", "every", &C::log, &LogConfig::every, kAtLeastOne,
                     "Log (progress line and metrics.jsonl) every this many steps."));
@@ -333,6 +374,19 @@ std::string config_field_type_name(const ConfigField& field) {
     case FieldType::kChoice: return "enum";
   }
   return "";
+}
+
+std::string model_differences(const Config& a, const Config& b, const std::vector<std::string>& ignore) {
+  std::string out;
+  for (const auto& f : config_fields()) {
+    if (f.section != "model") continue;
+    bool skip = false;
+    for (const std::string& i : ignore) skip = skip || f.key == i || (i.back() == '*' && f.key.rfind(i.substr(0, i.size() - 1), 0) == 0);
+    if (skip) continue;
+    const std::string va = config_field_text(a, f), vb = config_field_text(b, f);
+    if (va != vb) out += (out.empty() ? "" : "; ") + f.name() + " is " + va + " in one and " + vb + " in the other";
+  }
+  return out;
 }
 
 bool same_settings(const Config& a, const Config& b) {

@@ -247,16 +247,15 @@ int default_pool(int length) {
 
 void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& opt) {
   // Every check below is made identically on every rank: its input errors are collective.
-  struct Checked {
+  struct Prepared {
     Prompt prompt;
     AttendRequest req;
     std::string out;
   };
-  const Checked checked = collectively([&] {
-    Checked c;
-    c.prompt = make_prompt(config, opt);
-    const Prompt& prompt = c.prompt;
-    AttendRequest& req = c.req;
+  Prepared prep = collectively([&] {
+    Prepared p;
+    const Prompt& prompt = p.prompt = make_prompt(config, opt);
+    AttendRequest& req = p.req;
     req.tokens = prompt.tokens;
     req.docs = prompt.docs;
     req.layers = opt.layers;
@@ -283,12 +282,12 @@ void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& o
       spec = config.checkpoint.dir;
     }
     req.checkpoint = resolve_checkpoint(spec, mesh);
-    c.out = opt.out.empty() ? config.run.out_dir + "/attention.h5" : opt.out;
-    return c;
+    p.out = opt.out.empty() ? config.run.out_dir + "/attention.h5" : opt.out;
+    return p;
   });
-  const Prompt& prompt = checked.prompt;
-  const AttendRequest& req = checked.req;
-  const std::string& out = checked.out;
+  const Prompt& prompt = prep.prompt;
+  const AttendRequest& req = prep.req;
+  const std::string& out = prep.out;
 
   const AttendResult r = run_attend(config, mesh, req);
   if (mesh.rank() != 0) return;

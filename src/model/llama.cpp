@@ -33,6 +33,25 @@ struct LlamaModel::Work {
   Tensor embed;                  // [N, d]
 };
 
+RopeScaling rope_scaling_of(const ModelConfig& m) {
+  RopeScaling r;
+  if (m.rope_scaling == "none") r.type = RopeType::kNone;
+  else if (m.rope_scaling == "linear") r.type = RopeType::kLinear;
+  else if (m.rope_scaling == "llama3") r.type = RopeType::kLlama3;
+  else if (m.rope_scaling == "yarn") r.type = RopeType::kYarn;
+  else input_error("model.rope_scaling: unknown type '", m.rope_scaling, "' (none | linear | llama3 | yarn)");
+  if (r.type == RopeType::kNone) return r;  // the parameters of an unused scaling do not matter
+  r.factor = m.rope_factor;
+  r.original_max_positions = m.rope_original_max_position_embeddings;
+  r.low_freq_factor = m.rope_low_freq_factor;
+  r.high_freq_factor = m.rope_high_freq_factor;
+  r.beta_fast = m.rope_beta_fast;
+  r.beta_slow = m.rope_beta_slow;
+  r.attention_factor = m.rope_attention_factor;
+  r.truncate = m.rope_truncate;
+  return r;
+}
+
 namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
@@ -63,6 +82,7 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
                        bool shapes_only)
     : config_(config), mesh_(mesh), be_(backend) {
   const ModelConfig& m = config.model;
+  rope_scaling_ = rope_scaling_of(m);
   const int tp = mesh.shape().tp;
   shape_ = ModelShape{m.vocab_size, m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_dim(), tp};
   // The config checked these (src/config); here they guard against a caller that did not.
@@ -230,8 +250,8 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   be_.linear_forward(h1, P(params_, L.q), q, n, di, qw);
   be_.linear_forward(h1, P(params_, L.k), k, n, di, kvw);
   be_.linear_forward(h1, P(params_, L.v), v, n, di, kvw);
-  be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos}, q);
-  be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos}, k);
+  be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos, rope_scaling_}, q);
+  be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos, rope_scaling_}, k);
   context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, v, ao, &a.att);
   if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, a.att);
   be_.linear_forward(ao, P(params_, L.o), tmp, n, qw, di);
@@ -284,8 +304,8 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   be_.linear_backward(full, a.ao.f32(), P(params_, L.o), dao, G(params_, L.o), n, qw, di, false);
   context_attention_backward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.f32(), a.k.f32(),
                              a.v.f32(), a.ao.f32(), dao, a.att, dq, dk, dv);
-  be_.rope_backward({n, hl, static_cast<int>(hd), theta, pos}, dq);
-  be_.rope_backward({n, kvl, static_cast<int>(hd), theta, pos}, dk);
+  be_.rope_backward({n, hl, static_cast<int>(hd), theta, pos, rope_scaling_}, dq);
+  be_.rope_backward({n, kvl, static_cast<int>(hd), theta, pos, rope_scaling_}, dk);
   be_.linear_backward(dq, a.h1.f32(), P(params_, L.q), full, G(params_, L.q), n, di, qw, false);
   be_.linear_backward(dk, a.h1.f32(), P(params_, L.k), full, G(params_, L.k), n, di, kvw, true);
   be_.linear_backward(dv, a.h1.f32(), P(params_, L.v), full, G(params_, L.v), n, di, kvw, true);

@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/rope.h"
 #include "parallel/context_attention.h"
 #include "parallel/tp_linear.h"
 #include "parallel/vocab_parallel_loss.h"
@@ -25,6 +26,9 @@ namespace ringtrain {
 
 class Mesh;
 struct TensorGroups;
+
+// model.rope_scaling and its parameters as the RoPE kernels take them.
+RopeScaling rope_scaling_of(const ModelConfig& m);
 
 // This rank's share of one micro-batch: b samples of seq_len tokens, the s_local = seq_len / cp
 // tokens of its zigzag chunks. The batch carries its geometry: the model lays the sequence out
@@ -115,6 +119,7 @@ class LlamaModel {
 
   Config config_;
   ModelShape shape_;
+  RopeScaling rope_scaling_;
   Mesh& mesh_;
   Backend& be_;
   TpGroup tp_;

@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "parallel/mesh.h"
+#include "src/checkpoint/checkpoint.h"
 #include "src/checkpoint/checkpoint_files.h"
+#include "src/config/config_table.h"
 #include "src/core/error.h"
 #include "src/core/process.h"
 #include "src/train/batches.h"
@@ -134,14 +136,50 @@ void Trainer::begin_checkpoints() {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGUSR1, &sa, nullptr);
   }
-  if (c.resume == "none") return;
-  if (c.resume == "auto") {
-    if (c.dir.empty()) return;
+  // resume first: a run started with init_from that was preempted continues from its own
+  // checkpoint, not from the start again.
+  if (c.resume == "auto" && !c.dir.empty()) {
     const std::string path = resolve_checkpoint(c.dir, mesh_, /*allow_none=*/true);
-    if (!path.empty()) load_checkpoint(path, true);
-    return;
+    if (!path.empty()) return load_checkpoint(path, true);
+  } else if (c.resume != "auto" && c.resume != "none") {
+    return load_checkpoint(c.resume, true);
   }
-  load_checkpoint(c.resume, true);
+  if (!c.init_from.empty()) init_from_checkpoint(c.init_from);
+}
+
+void Trainer::init_from_checkpoint(const std::string& spec) {
+  const std::string path = resolve_checkpoint(spec, mesh_);
+  // The model section may change only where no tensor changes (RoPE and the window); anything
+  // else would load weights into a model that computes something else, or fail on shapes.
+  std::string problem;
+  if (mesh_.rank() == 0) {
+    try {
+      const Config stored =
+          parse_config(read_checkpoint_header(path).config_yaml, path + " (stored config)", {}, ConfigChecks{.paths = false});
+      problem = model_differences(stored, config_, {"rope_*", "sliding_window", "init_std"});
+      if (!problem.empty()) {
+        // "in one and ... in the other" -> which is which
+        for (size_t at; (at = problem.find(" in one and ")) != std::string::npos;)
+          problem.replace(at, 12, " in the checkpoint but ");
+        for (size_t at; (at = problem.find(" in the other")) != std::string::npos;)
+          problem.replace(at, 13, " in this config");
+        problem = "checkpoint.init_from: " + path + " holds another model: " + problem +
+                  " (init_from may change only rope_theta, rope_scaling and its rope_* parameters, sliding_window)";
+      }
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kInput) throw;
+      problem = std::string("checkpoint.init_from: ") + e.what();
+    }
+  }
+  long long n = static_cast<long long>(problem.size());
+  MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, mesh_.world_comm()));
+  problem.resize(static_cast<size_t>(n));
+  if (n > 0) MPI_CHECK(MPI_Bcast(problem.data(), static_cast<int>(n), MPI_CHAR, 0, mesh_.world_comm()));
+  if (!problem.empty()) {
+    set_collective_phase(true);
+    input_error(problem);
+  }
+  load_checkpoint(path, false);
 }
 
 bool Trainer::stop_requested() {

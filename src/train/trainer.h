@@ -59,6 +59,9 @@ class Trainer {
   // Loads `spec` (a checkpoint file, or a directory: its newest valid one) into the model, and
   // with `with_optimizer` also the moments and the train state. Collective.
   void load_checkpoint(const std::string& spec, bool with_optimizer);
+  // checkpoint.init_from: the weights of `spec` at step 0 with a fresh optimizer, after checking
+  // that the model sections agree but for RoPE and the window (input error naming both values).
+  void init_from_checkpoint(const std::string& spec);
   // Saves the current state to checkpoint.dir (collective). Returns the path.
   std::string save_checkpoint();
   MomentsView optimizer_moments();

@@ -117,6 +117,10 @@ TEST(CliArgs, ConfigInspectExport) {
   EXPECT_EQ(e.command, Command::kExport);
   EXPECT_EQ(e.checkpoint, "ck.h5");
   EXPECT_EQ(e.out_dir, "out/hf");
+  CommandLine m = parse({"import", "hf/llama", "model.h5"});
+  EXPECT_EQ(m.command, Command::kImport);
+  EXPECT_EQ(m.hf_dir, "hf/llama");
+  EXPECT_EQ(m.out, "model.h5");
 }
 
 // Catches: input files and the output confused, the defaults of width/val-fraction changed, or
@@ -199,6 +203,9 @@ TEST(CliArgs, BadUsage) {
       {{"inspect"}, {"ringtrain inspect: missing CKPT"}},
       {{"export", "ck.h5"}, {"ringtrain export: missing OUT_DIR", "usage: ringtrain export CKPT OUT_DIR"}},
       {{"export"}, {"missing CKPT and OUT_DIR"}},
+      {{"import", "hf"}, {"ringtrain import: missing OUT.h5", "usage: ringtrain import HF_DIR OUT.h5"}},
+      {{"import"}, {"missing HF_DIR and OUT.h5"}},
+      {{"import", "hf", "a.h5", "b.h5"}, {"unexpected argument 'b.h5'"}},
       {{"inspect", "a.h5", "--dry-run"}, {"ringtrain inspect: unknown flag '--dry-run'"}},
   };
   for (const auto& c : cases) {
