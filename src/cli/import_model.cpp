@@ -44,7 +44,7 @@ void import_hf_model(const std::string& hf_dir, const std::string& out_path, std
   // train.seq_len (export writes it back as max_position_embeddings). Parsed back from its
   // YAML so that every rule of a hand-written config holds.
   Config c;
-  c.device = "cpu";
+  c.device = DeviceChoice::kCpu;
   c.model = hf.model;
   if (hf.max_position_embeddings >= 2 && hf.max_position_embeddings % 2 == 0) c.train.seq_len = hf.max_position_embeddings;
   try {

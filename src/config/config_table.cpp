@@ -436,5 +436,6 @@ std::string to_string(Task v) { return choice_word("data.task", static_cast<int>
 std::string to_string(LossTargets v) { return choice_word("data.loss", static_cast<int>(v)); }
 std::string to_string(Packing v) { return choice_word("data.packing", static_cast<int>(v)); }
 std::string to_string(Progress v) { return choice_word("log.progress", static_cast<int>(v)); }
+std::string to_string(RopeScalingType v) { return choice_word("model.rope_scaling", static_cast<int>(v)); }
 
 }  // namespace ringtrain

@@ -175,10 +175,7 @@ void Trainer::init_from_checkpoint(const std::string& spec) {
   MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, mesh_.world_comm()));
   problem.resize(static_cast<size_t>(n));
   if (n > 0) MPI_CHECK(MPI_Bcast(problem.data(), static_cast<int>(n), MPI_CHAR, 0, mesh_.world_comm()));
-  if (!problem.empty()) {
-    set_collective_phase(true);
-    input_error(problem);
-  }
+  if (!problem.empty()) collective_input_error(problem);
   load_checkpoint(path, false);
 }
 
