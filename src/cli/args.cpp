@@ -8,6 +8,7 @@
 
 #include "src/config/suggest.h"
 #include "src/core/error.h"
+#include "src/plan/gpu_kinds.h"
 
 namespace ringtrain {
 namespace {
@@ -142,6 +143,20 @@ const std::vector<CommandSpec>& commands() {
          }},
         {"--no-cross-rank", "", "control: attention restricted to each rank's own tokens (a key in another rank's chunk cannot be found)",
          [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }}}},
+      {Command::kPlan,
+       "plan",
+       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu]",
+       "Memory per rank of the config's layout (parallel.cp x tp, dp = N / (cp*tp)) on N GPUs, "
+       "computed on this machine: no MPI world, nothing launched.",
+       {set_flag(),
+        {"--gpus", "N", "GPUs (ranks) of the job",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           const long long n = parse_integer(f, v, false);
+           if (n < 1 || n > 1000000) input_error(f, " expects an integer in [1, 1000000], got '", v, "'");
+           c.gpus = static_cast<int>(n);
+         }},
+        {"--gpu", "KIND", "h100 (default), h200, a100, b200, or cpu (the CPU backend)",
+         [](CommandLine& c, const std::string& v, const std::string&) { c.gpu = gpu_kind(v).name; }}}},
       {Command::kConfig,
        "config",
        "CONFIG [--set k=v]...",
@@ -225,6 +240,11 @@ void assign_positionals(CommandLine& c, const CommandSpec& spec,
     case Command::kConfig:
       exactly(1, "CONFIG");
       c.config_path = pos[0];
+      break;
+    case Command::kPlan:
+      exactly(1, "CONFIG");
+      c.config_path = pos[0];
+      if (c.gpus == 0) usage_error(spec, "missing --gpus N");
       break;
     case Command::kPrepareText:
       if (pos.empty()) usage_error(spec, "missing FILES (the text files to tokenize)");

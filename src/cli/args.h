@@ -5,6 +5,7 @@
 //   ringtrain train CONFIG [--set k=v]... [--dry-run]
 //   ringtrain eval CONFIG [--checkpoint P] [--data TOKENS.bin] [--set k=v]... [--needle]
 //                  [--lengths a,b] [--depths x,y] [--samples N] [--no-cross-rank]
+//   ringtrain plan CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -26,6 +27,7 @@ enum class Command {
   kVersion,      // --version
   kTrain,
   kEval,
+  kPlan,         // memory per rank of the config's layout at N GPUs, without launching
   kConfig,       // print the resolved config as YAML
   kPrepareText,  // text files -> token file
   kInspect,      // describe a checkpoint
@@ -36,10 +38,14 @@ struct CommandLine {
   Command command = Command::kHelp;
   std::string help_topic;  // kHelp: the subcommand asked about ("" for the general help)
 
-  // train, eval, config
+  // train, eval, plan, config
   std::string config_path;
   std::vector<std::string> overrides;  // "section.key=value", in command-line order
   bool dry_run = false;                // train
+
+  // plan
+  int gpus = 0;                // --gpus N: the job's size (required)
+  std::string gpu = "h100";    // --gpu KIND (src/plan/gpu_kinds.h)
 
   // eval; inspect and export also put their CKPT here
   std::string checkpoint;  // "" : the newest in checkpoint.dir

@@ -1,0 +1,53 @@
+#include "src/cli/plan.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "src/core/error.h"
+#include "src/core/process.h"
+#include "src/plan/memory.h"
+
+namespace ringtrain {
+
+Config config_for_gpus(const Config& config, int gpus) {
+  Config c = config;
+  const long long cp_tp = 1LL * c.parallel.cp * c.parallel.tp;
+  RT_INPUT_CHECK(gpus % cp_tp == 0, "--gpus ", gpus, ": parallel.cp x tp = ", c.parallel.cp, " x ", c.parallel.tp,
+                 " = ", cp_tp, " does not divide it (dp = gpus / (cp*tp) must be whole)");
+  c.parallel.dp = static_cast<int>(gpus / cp_tp);
+  return c;
+}
+
+std::string plan_text(const Config& c, const GpuKind& kind) {
+  const ParallelConfig& p = c.parallel;
+  const MemoryPlan m = plan_memory(c, !kind.host());
+  char head[1024];
+  std::snprintf(head, sizeof head,
+                "layout: %d ranks = dp %d x cp %d x tp %d (cp_mode %s, ulysses_degree %d), sequence_parallel %s, "
+                "zero1 %s\nstep: micro_batch %d x seq_len %d, recompute %s, precision %s, on %s\n",
+                p.dp * p.cp * p.tp, p.dp, p.cp, p.tp, to_string(p.cp_mode).c_str(), p.ulysses_degree,
+                p.sequence_parallel ? "on" : "off", p.zero1 ? "on" : "off", c.train.micro_batch, c.train.seq_len,
+                c.train.recompute ? "on" : "off",
+                kind.host() ? "fp32" : to_string(c.train.precision).c_str(), kind.name.c_str());
+  std::string text = head + describe_memory(c, m);
+  char fit[256];
+  const double gib = 1.0 / (1024.0 * 1024.0 * 1024.0);
+  if (kind.host())
+    std::snprintf(fit, sizeof fit, "fits: host memory (the CPU backend has no device limit)\n");
+  else
+    std::snprintf(fit, sizeof fit, "fits: %s, %.1f GiB of the %s's %.1f GiB (%.0f%%)\n",
+                  m.total() <= kind.memory_bytes ? "yes" : "NO", m.total() * gib, kind.name.c_str(),
+                  kind.memory_bytes * gib, 100.0 * m.total() / kind.memory_bytes);
+  return text + fit;
+}
+
+int run_plan(const CommandLine& cl) {
+  // Under mpirun every rank plans the same thing (its errors are collective); rank 0 prints.
+  const std::string text = collectively([&] {
+    return plan_text(config_for_gpus(load_config(cl.config_path, cl.overrides), cl.gpus), gpu_kind(cl.gpu));
+  });
+  if (world_rank() == 0) std::cout << text;
+  return 0;
+}
+
+}  // namespace ringtrain
