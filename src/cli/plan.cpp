@@ -2,12 +2,29 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include "src/core/error.h"
 #include "src/core/process.h"
+#include "src/plan/comm.h"
 #include "src/plan/memory.h"
 
 namespace ringtrain {
+namespace {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+  return text;
+}
+
+}  // namespace
 
 Config config_for_gpus(const Config& config, int gpus) {
   Config c = config;
@@ -24,9 +41,9 @@ std::string plan_text(const Config& c, const GpuKind& kind) {
   char head[1024];
   std::snprintf(head, sizeof head,
                 "layout: %d ranks = dp %d x cp %d x tp %d (cp_mode %s, ulysses_degree %d), sequence_parallel %s, "
-                "zero1 %s\nstep: micro_batch %d x seq_len %d, recompute %s, precision %s, on %s\n",
+                "zero1 %s\nstep: micro_batch %d x seq_len %d x grad_accum %d, recompute %s, precision %s, on %s\n",
                 p.dp * p.cp * p.tp, p.dp, p.cp, p.tp, to_string(p.cp_mode).c_str(), p.ulysses_degree,
-                p.sequence_parallel ? "on" : "off", p.zero1 ? "on" : "off", c.train.micro_batch, c.train.seq_len,
+                p.sequence_parallel ? "on" : "off", p.zero1 ? "on" : "off", c.train.micro_batch, c.train.seq_len, c.train.grad_accum,
                 c.train.recompute ? "on" : "off",
                 kind.host() ? "fp32" : to_string(c.train.precision).c_str(), kind.name.c_str());
   std::string text = head + describe_memory(c, m);
@@ -38,7 +55,14 @@ std::string plan_text(const Config& c, const GpuKind& kind) {
     std::snprintf(fit, sizeof fit, "fits: %s, %.1f GiB of the %s's %.1f GiB (%.0f%%)\n",
                   m.total() <= kind.memory_bytes ? "yes" : "NO", m.total() * gib, kind.name.c_str(),
                   kind.memory_bytes * gib, 100.0 * m.total() / kind.memory_bytes);
-  return text + fit;
+  text += fit;
+  const std::map<std::string, double> comm = plan_comm_bytes(c);
+  text += "bytes sent per rank and step, by group (the payload handed to the communicator):\n";
+  if (comm.empty()) text += "  none (one rank)\n";
+  for (const auto& [group, bytes] : comm) {
+    text += "  " + group + std::string(13 - group.size(), ' ') + human_bytes(bytes) + "\n";
+  }
+  return text;
 }
 
 int run_plan(const CommandLine& cl) {

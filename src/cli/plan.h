@@ -1,5 +1,5 @@
-// `ringtrain plan` and the single-process `--dry-run`: a job's memory per rank from its config
-// alone (src/plan/memory.h), printed without an MPI world.
+// `ringtrain plan` and the `--dry-run`: a job's memory per rank and bytes per group from its
+// config alone (src/plan/memory.h, src/plan/comm.h), printed without an MPI world.
 #pragma once
 
 #include <string>
@@ -14,7 +14,8 @@ namespace ringtrain {
 // not divide gpus.
 Config config_for_gpus(const Config& config, int gpus);
 
-// The layout, batch and memory breakdown of `config` on `kind`, and whether it fits.
+// The layout, batch and memory breakdown of `config` on `kind`, whether it fits, and the bytes
+// each rank sends per step in each mesh group.
 std::string plan_text(const Config& config, const GpuKind& kind);
 
 // ringtrain plan CONFIG --gpus N [--gpu KIND] [--set k=v]...
