@@ -145,7 +145,7 @@ const std::vector<CommandSpec>& commands() {
          [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }}}},
       {Command::kPlan,
        "plan",
-       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu]",
+       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]",
        "Memory per rank of the config's layout (parallel.cp x tp, dp = N / (cp*tp)) on N GPUs, "
        "computed on this machine: no MPI world, nothing launched.",
        {set_flag(),
@@ -156,7 +156,9 @@ const std::vector<CommandSpec>& commands() {
            c.gpus = static_cast<int>(n);
          }},
         {"--gpu", "KIND", "h100 (default), h200, a100, b200, or cpu (the CPU backend)",
-         [](CommandLine& c, const std::string& v, const std::string&) { c.gpu = gpu_kind(v).name; }}}},
+         [](CommandLine& c, const std::string& v, const std::string&) { c.gpu = gpu_kind(v).name; }},
+        {"--max-context", "", "plan the longest train.seq_len that fits the GPU's memory",
+         [](CommandLine& c, const std::string&, const std::string&) { c.max_context = true; }}}},
       {Command::kConfig,
        "config",
        "CONFIG [--set k=v]...",

@@ -5,7 +5,7 @@
 //   ringtrain train CONFIG [--set k=v]... [--dry-run]
 //   ringtrain eval CONFIG [--checkpoint P] [--data TOKENS.bin] [--set k=v]... [--needle]
 //                  [--lengths a,b] [--depths x,y] [--samples N] [--no-cross-rank]
-//   ringtrain plan CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu]
+//   ringtrain plan CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -46,6 +46,7 @@ struct CommandLine {
   // plan
   int gpus = 0;                // --gpus N: the job's size (required)
   std::string gpu = "h100";    // --gpu KIND (src/plan/gpu_kinds.h)
+  bool max_context = false;    // --max-context: the longest train.seq_len that fits
 
   // eval; inspect and export also put their CKPT here
   std::string checkpoint;  // "" : the newest in checkpoint.dir

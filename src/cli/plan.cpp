@@ -65,10 +65,44 @@ std::string plan_text(const Config& c, const GpuKind& kind) {
   return text;
 }
 
+namespace {
+
+std::string gib_text(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return text;
+}
+
+// The plan at the longest seq_len that fits `kind`, after a line saying what one step more needs.
+std::string max_context_text(Config c, const GpuKind& kind) {
+  RT_INPUT_CHECK(!kind.host(), "--max-context needs a GPU kind (--gpu ", kind.name,
+                 " plans the CPU backend, which has no device memory limit)");
+  const int step = seq_len_step(c);
+  const int longest = max_seq_len(c, kind.memory_bytes);
+  if (longest == 0) {
+    c.train.seq_len = step;
+    const MemoryPlan m = plan_memory(c, true);
+    input_error("the model does not fit on the ", kind.name, " at any length: at seq_len ", step, " a rank needs ",
+                gib_text(m.total()), " of its ", gib_text(kind.memory_bytes), " (weights, gradients and moments ",
+                gib_text(m.weights + m.gradients + m.moments + m.bf16_weights),
+                "); a larger parallel.tp, or ZeRO-1 over more dp, shrinks them");
+  }
+  c.train.seq_len = longest;
+  Config next = c;
+  next.train.seq_len = longest + step;
+  return "max context: seq_len " + std::to_string(longest) + " (multiples of " + std::to_string(step) + " tried); " +
+         std::to_string(longest + step) + " would need " + gib_text(plan_memory(next, true).total()) + "\n" +
+         plan_text(c, kind);
+}
+
+}  // namespace
+
 int run_plan(const CommandLine& cl) {
   // Under mpirun every rank plans the same thing (its errors are collective); rank 0 prints.
   const std::string text = collectively([&] {
-    return plan_text(config_for_gpus(load_config(cl.config_path, cl.overrides), cl.gpus), gpu_kind(cl.gpu));
+    const Config c = config_for_gpus(load_config(cl.config_path, cl.overrides), cl.gpus);
+    const GpuKind& kind = gpu_kind(cl.gpu);
+    return cl.max_context ? max_context_text(c, kind) : plan_text(c, kind);
   });
   if (world_rank() == 0) std::cout << text;
   return 0;

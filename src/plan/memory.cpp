@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
+#include <numeric>
 
 #include "parallel/context_attention.h"
 
@@ -70,6 +72,36 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   // bf16 operands of the widest GEMM input (MLP or head), 2 bytes per element.
   if (bf16) plan.workspace += 2.0 * N * std::max<double>(ffn, vocab);
   return plan;
+}
+
+int seq_len_step(const Config& c) {
+  const int cp = c.parallel.cp, tp = c.parallel.tp;
+  const int zigzag = 2 * cp, split = c.parallel.sequence_parallel && tp > 1 ? cp * tp : 1;
+  return std::lcm(zigzag, split);
+}
+
+int max_seq_len(const Config& config, double capacity) {
+  Config c = config;
+  const int64_t step = seq_len_step(c);
+  // Memory grows with the length in every term, so the lengths that fit are a prefix: double
+  // until one does not (or seq_len would overflow), then bisect.
+  auto fits = [&](int64_t units) {
+    c.train.seq_len = static_cast<int>(units * step);
+    return plan_memory(c, true).total() <= capacity;
+  };
+  const int64_t most = std::numeric_limits<int>::max() / step;
+  if (!fits(1)) return 0;
+  int64_t lo = 1, hi = 2;
+  while (hi <= most && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  hi = std::min(hi, most + 1);  // lo fits, hi does not (or is beyond int)
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return static_cast<int>(lo * step);
 }
 
 std::string describe_memory(const Config& c, const MemoryPlan& m) {

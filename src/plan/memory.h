@@ -40,6 +40,13 @@ struct MemoryPlan {
 // train.precision is bf16); false: the CPU backend (fp32 only).
 MemoryPlan plan_memory(const Config& config, bool on_gpu);
 
+// The longest train.seq_len whose plan fits in `capacity` bytes per rank (on a GPU), keeping the
+// rest of the config: a multiple of 2 * cp (the zigzag) and, under sequence parallelism, of
+// cp * tp. 0 when even the shortest such length does not fit.
+int max_seq_len(const Config& config, double capacity);
+// The step between the lengths max_seq_len tries.
+int seq_len_step(const Config& config);
+
 // The breakdown as printed by `plan` and `--dry-run`, one component a line.
 std::string describe_memory(const Config& config, const MemoryPlan& m);
 

@@ -64,6 +64,8 @@ TEST(CliArgs, Plan) {
   EXPECT_EQ(c.gpu, "h200");
   EXPECT_EQ(c.overrides, (std::vector<std::string>{"train.seq_len=131072"}));
   EXPECT_EQ(parse({"plan", "cfg.yaml", "--gpus", "8"}).gpu, "h100");
+  EXPECT_FALSE(c.max_context);
+  EXPECT_TRUE(parse({"plan", "cfg.yaml", "--gpus", "8", "--max-context"}).max_context);
 }
 
 // Catches: eval's options parsed into the wrong fields, or lists split wrongly.
@@ -135,7 +137,7 @@ TEST(CliArgs, HelpAndVersion) {
   EXPECT_EQ(parse({"export", "-h"}).command, Command::kHelp);
   const std::string u = usage_text();
   for (const char* s : {"ringtrain train CONFIG", "ringtrain eval CONFIG", "ringtrain config CONFIG",
-                        "ringtrain prepare-text FILES", "ringtrain inspect CKPT", "ringtrain plan CONFIG", "--gpus",
+                        "ringtrain prepare-text FILES", "ringtrain inspect CKPT", "ringtrain plan CONFIG", "--gpus", "--max-context",
                         "ringtrain export CKPT OUT_DIR", "--version", "--set", "--dry-run",
                         "--checkpoint", "--data", "--needle", "--lengths", "--depths", "--samples",
                         "--no-cross-rank", "--out", "--val-fraction", "--width"})
