@@ -52,9 +52,9 @@ std::string plan_text(const Config& c, const GpuKind& kind) {
   if (kind.host())
     std::snprintf(fit, sizeof fit, "fits: host memory (the CPU backend has no device limit)\n");
   else
-    std::snprintf(fit, sizeof fit, "fits: %s, %.1f GiB of the %s's %.1f GiB (%.0f%%)\n",
+    std::snprintf(fit, sizeof fit, "fits: %s, %.1f GiB of the %s's %.1f GiB (%.0f%%; %s)\n",
                   m.total() <= kind.memory_bytes ? "yes" : "NO", m.total() * gib, kind.name.c_str(),
-                  kind.memory_bytes * gib, 100.0 * m.total() / kind.memory_bytes);
+                  kind.memory_bytes * gib, 100.0 * m.total() / kind.memory_bytes, kind.source.c_str());
   text += fit;
   const std::map<std::string, double> comm = plan_comm_bytes(c);
   text += "bytes sent per rank and step, by group (the payload handed to the communicator):\n";
