@@ -20,9 +20,9 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   // row parallel) and gate/up/down, the final norm, the untied head.
   const int64_t per_layer_global = 2 * d + d * (m.n_heads + 2LL * m.n_kv_heads) * hd + m.n_heads * hd * d + 3 * d * m.ffn_dim();
   const int64_t per_layer_local = 2 * d + d * (h + 2 * kv) * hd + h * hd * d + 3 * d * ffn;
-  const int64_t heads_global = m.tie_embeddings ? 1 : 2, matrices_local = (m.tie_embeddings ? 1 : 2) * vocab * d;
-  plan.params_global = heads_global * m.vocab_size * d + L * per_layer_global + d;
-  plan.params_local = matrices_local + L * per_layer_local + d;
+  const int64_t vocab_matrices = m.tie_embeddings ? 1 : 2;  // embedding, and the head unless tied
+  plan.params_global = vocab_matrices * m.vocab_size * d + L * per_layer_global + d;
+  plan.params_local = vocab_matrices * vocab * d + L * per_layer_local + d;
   const int64_t pad = p.zero1 ? p.dp : 1;
   plan.params_padded = (plan.params_local + pad - 1) / pad * pad;
   const bool zero1 = p.zero1 && p.dp > 1;
