@@ -61,6 +61,7 @@ void pmpi_name_comm(MPI_Comm comm, const std::string& name) {
     if (entry.first == comm) return;  // first name wins
   state().names.emplace_back(comm, name);
 }
+void pmpi_forget_names() { state().names.clear(); }
 void pmpi_set_counting(bool on) { state().counting = on; }
 void pmpi_reset() {
   state().traffic.clear();

@@ -28,6 +28,8 @@ struct GroupTraffic {
 
 // Names a communicator; calls on unnamed communicators are counted as "other".
 void pmpi_name_comm(MPI_Comm comm, const std::string& name);
+// Forgets every name: after a mesh is freed, MPI may hand its communicators' handles to the next.
+void pmpi_forget_names();
 // Turns counting on or off (off at start) and clears the counters.
 void pmpi_set_counting(bool on);
 void pmpi_reset();

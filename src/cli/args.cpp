@@ -8,6 +8,7 @@
 
 #include "src/config/suggest.h"
 #include "src/core/error.h"
+#include "src/plan/gpu_kinds.h"
 
 namespace ringtrain {
 namespace {
@@ -213,6 +214,22 @@ const std::vector<CommandSpec>& commands() {
         {"--no-cross-rank", "", "control: attention restricted to each rank's own tokens",
          [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }},
         set_flag()}},
+      {Command::kPlan,
+       "plan",
+       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]",
+       "Memory per rank of the config's layout (parallel.cp x tp, dp = N / (cp*tp)) on N GPUs, "
+       "computed on this machine: no MPI world, nothing launched.",
+       {set_flag(),
+        {"--gpus", "N", "GPUs (ranks) of the job",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           const long long n = parse_integer(f, v, false);
+           if (n < 1 || n > 1000000) input_error(f, " expects an integer in [1, 1000000], got '", v, "'");
+           c.gpus = static_cast<int>(n);
+         }},
+        {"--gpu", "KIND", "h100 (default), h200, a100, b200, or cpu (the CPU backend)",
+         [](CommandLine& c, const std::string& v, const std::string&) { c.gpu = gpu_kind(v).name; }},
+        {"--max-context", "", "plan the longest train.seq_len that fits the GPU's memory",
+         [](CommandLine& c, const std::string&, const std::string&) { c.max_context = true; }}}},
       {Command::kConfig,
        "config",
        "CONFIG [--set k=v]...",
@@ -303,6 +320,11 @@ void assign_positionals(CommandLine& c, const CommandSpec& spec,
     case Command::kConfig:
       exactly(1, "CONFIG");
       c.config_path = pos[0];
+      break;
+    case Command::kPlan:
+      exactly(1, "CONFIG");
+      c.config_path = pos[0];
+      if (c.gpus == 0) usage_error(spec, "missing --gpus N");
       break;
     case Command::kPrepareText:
       if (pos.empty()) usage_error(spec, "missing FILES (the text files to tokenize)");

@@ -9,6 +9,7 @@
 //                    --sample I | --needle --length L --depth D) [--layers a,b] [--heads a,b]
 //                    [--rows last,needle,i,..] [--spans lo:hi,..] [--pool B] [--out F.h5]
 //                    [--no-cross-rank]
+//   ringtrain plan CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -33,6 +34,7 @@ enum class Command {
   kTrain,
   kEval,
   kAttend,       // attention maps of a checkpoint (src/eval/attend_command.h)
+  kPlan,         // memory per rank of the config's layout at N GPUs, without launching
   kConfig,       // print the resolved config as YAML
   kPrepareText,  // text files -> token file
   kInspect,      // describe a checkpoint
@@ -44,10 +46,15 @@ struct CommandLine {
   Command command = Command::kHelp;
   std::string help_topic;  // kHelp: the subcommand asked about ("" for the general help)
 
-  // train, eval, config
+  // train, eval, plan, config
   std::string config_path;
   std::vector<std::string> overrides;  // "section.key=value", in command-line order
   bool dry_run = false;                // train
+
+  // plan
+  int gpus = 0;                // --gpus N: the job's size (required)
+  std::string gpu = "h100";    // --gpu KIND (src/plan/gpu_kinds.h)
+  bool max_context = false;    // --max-context: the longest train.seq_len that fits
 
   // eval; inspect and export also put their CKPT here
   std::string checkpoint;  // "" : the newest in checkpoint.dir

@@ -19,6 +19,7 @@
 #include "src/cli/args.h"
 #include "src/cli/dry_run.h"
 #include "src/cli/import_model.h"
+#include "src/cli/plan.h"
 #include "src/config/config.h"
 #include "src/core/error.h"
 #include "src/core/launcher.h"
@@ -53,7 +54,8 @@ void set_threads(const Config& c, const Mesh& mesh) {
 Config load_checked(const CommandLine& cl) {
   return collectively([&] {
     Config c = load_config(cl.config_path, cl.overrides);
-    validate_for_world(c, world_size());
+    // A dry run on one process plans the config's own layout, whatever its size.
+    if (!(cl.dry_run && world_size() == 1)) validate_for_world(c, world_size());
     // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry
     // run only plans, so it may plan a GPU job on any machine.
     if (!cl.dry_run) resolve_device(c);
@@ -69,6 +71,10 @@ void write_resolved_config(const Config& c) {
 
 int run_train(const CommandLine& cl) {
   const Config c = load_checked(cl);
+  if (cl.dry_run && world_size() == 1 && c.parallel.dp * c.parallel.cp * c.parallel.tp > 1) {
+    print_dry_run_plan(c);
+    return 0;
+  }
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
   if (cl.dry_run) {
@@ -185,6 +191,7 @@ int dispatch(int argc, char** argv) {
     case Command::kTrain: return run_train(cl);
     case Command::kEval: return run_eval(cl);
     case Command::kAttend: return run_attend(cl);
+    case Command::kPlan: return run_plan(cl);
     case Command::kConfig: return run_config(cl);
     case Command::kPrepareText: return run_prepare_text(cl);
     // --- checkpoints: one process reads the file; CKPT may be a directory ---

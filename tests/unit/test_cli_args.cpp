@@ -55,6 +55,19 @@ TEST(CliArgs, Train) {
   EXPECT_TRUE(d.overrides.empty());
 }
 
+// Catches: plan's GPU count or kind lost, the default kind not h100, overrides dropped.
+TEST(CliArgs, Plan) {
+  CommandLine c = parse({"plan", "cfg.yaml", "--gpus", "64", "--set", "train.seq_len=131072", "--gpu=h200"});
+  EXPECT_EQ(c.command, Command::kPlan);
+  EXPECT_EQ(c.config_path, "cfg.yaml");
+  EXPECT_EQ(c.gpus, 64);
+  EXPECT_EQ(c.gpu, "h200");
+  EXPECT_EQ(c.overrides, (std::vector<std::string>{"train.seq_len=131072"}));
+  EXPECT_EQ(parse({"plan", "cfg.yaml", "--gpus", "8"}).gpu, "h100");
+  EXPECT_FALSE(c.max_context);
+  EXPECT_TRUE(parse({"plan", "cfg.yaml", "--gpus", "8", "--max-context"}).max_context);
+}
+
 // Catches: eval's options parsed into the wrong fields, or lists split wrongly.
 TEST(CliArgs, Eval) {
   CommandLine c = parse({"eval", "cfg.yaml", "--checkpoint", "ck/step_100.h5", "--data=val.bin",
@@ -156,7 +169,7 @@ TEST(CliArgs, HelpAndVersion) {
   EXPECT_EQ(parse({"export", "-h"}).command, Command::kHelp);
   const std::string u = usage_text();
   for (const char* s : {"ringtrain train CONFIG", "ringtrain eval CONFIG", "ringtrain config CONFIG",
-                        "ringtrain prepare-text FILES", "ringtrain inspect CKPT",
+                        "ringtrain prepare-text FILES", "ringtrain inspect CKPT", "ringtrain plan CONFIG", "--gpus", "--max-context",
                         "ringtrain export CKPT OUT_DIR", "--version", "--set", "--dry-run",
                         "--checkpoint", "--data", "--needle", "--lengths", "--depths", "--samples",
                         "--no-cross-rank", "--out", "--val-fraction", "--width"})
@@ -207,6 +220,9 @@ TEST(CliArgs, BadUsage) {
       {{"import"}, {"missing HF_DIR and OUT.h5"}},
       {{"import", "hf", "a.h5", "b.h5"}, {"unexpected argument 'b.h5'"}},
       {{"inspect", "a.h5", "--dry-run"}, {"ringtrain inspect: unknown flag '--dry-run'"}},
+      {{"plan", "c.yaml"}, {"ringtrain plan: missing --gpus N"}},
+      {{"plan", "c.yaml", "--gpus", "0"}, {"--gpus expects an integer in [1, 1000000]"}},
+      {{"plan", "c.yaml", "--gpus", "8", "--gpu", "v100"}, {"unknown GPU kind 'v100'", "known: h100, h200"}},
   };
   for (const auto& c : cases) {
     std::string joined;

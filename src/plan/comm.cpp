@@ -1,0 +1,43 @@
+#include "src/plan/comm.h"
+
+#include "parallel/context_attention.h"
+#include "src/plan/memory.h"
+
+namespace ringtrain {
+
+std::map<std::string, double> plan_comm_bytes(const Config& c) {
+  const ModelConfig& m = c.model;
+  const ParallelConfig& p = c.parallel;
+  const double d = m.d_model, hd = m.head_dim(), L = m.n_layers, k = c.train.grad_accum;
+  const int tp = p.tp, u = p.ulysses_degree, ring = p.cp / p.ulysses_degree;
+  const int h = m.n_heads / tp, kv = m.n_kv_heads / tp;
+  const double N = static_cast<double>(c.train.micro_batch) * c.train.seq_len / p.cp;
+  const bool sp = p.sequence_parallel && tp > 1, recompute = c.train.recompute;
+  std::map<std::string, double> bytes;
+
+  if (tp > 1) {
+    const double passes = (sp ? 8 * L + 4 : 4 * L + 2) + (recompute ? (sp ? 4 : 2) * L : 0);
+    const double per_micro = passes * N * d + 3 * N;
+    bytes["tp"] = 4 * (k * per_micro + (sp ? (2 * L + 1) * d : 0)) + 8;
+  }
+  const double kv_sent = u > 1 ? ulysses_kv_split(h, kv, u).per_member * u : kv;
+  const double sent = N * kv_sent * hd, q = N * h * hd;
+  if (ring > 1) {
+    const double hops = (3.0 * ring - 2) + (recompute ? ring - 1 : 0);
+    bytes["cp_ring"] = 4 * k * L * hops * 2 * sent;
+  }
+  if (u > 1) {
+    const double forward = 2 * q + 2 * sent, backward = 3 * q + 4 * sent;
+    bytes["cp_ulysses"] = 4 * k * L * (forward * (recompute ? 2 : 1) + backward);
+  }
+  const MemoryPlan params = plan_memory(c, false);
+  const bool zero1 = p.zero1 && p.dp > 1;
+  if (p.dp * p.cp > 1) bytes["dp_cp"] = 16 + (zero1 ? 0 : 4.0 * params.params_local);
+  if (zero1) {
+    if (p.cp > 1) bytes["cp"] = 4.0 * params.params_local;
+    bytes["dp"] = 2 * 4.0 * params.params_padded + 16;
+  }
+  return bytes;
+}
+
+}  // namespace ringtrain

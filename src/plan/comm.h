@@ -1,0 +1,40 @@
+// Bytes each rank sends per optimizer step, per mesh group, from the config alone: the payload
+// of every collective and ring step as the caller hands it to the communicator (all-reduce: the
+// buffer; reduce-scatter and all-gather: the full buffer; all-to-all: the local buffer; ring
+// steps: the bytes sent), which is what bench/steps/pmpi_counter.h measures at the MPI layer.
+// Bytes on the wire depend on the collective's algorithm (a ring all-reduce moves
+// 2 (n-1)/n of its buffer per rank); the step-time model applies that factor, not this count.
+//
+// Per micro-batch (grad_accum of them per step), N = micro_batch * seq_len / cp token rows:
+//   tp          Megatron all-reduces of N x d: after o and down in forward, before q/k/v and
+//               gate/up in backward (4 per layer), the embedding's and the head input's (2);
+//               sequence parallelism makes each a reduce-scatter + all-gather (8 per layer + 4);
+//               recompute repeats the forward's (2 per layer, 4 with SP); the vocab-parallel
+//               cross-entropy's max and (sum-exp, target) rows (3N).
+//               Per step: the norm weights' gradients under SP ((2L+1) d), the gradient norm.
+//   cp_ring     K|V (kv heads sent: the tp shard's, or Ulysses' duplicated ones) travel r-1
+//               hops in forward; in backward r-1 again with dK|dV behind them (r-1) and one hop
+//               home; recompute repeats the forward's r-1 (r = cp / ulysses_degree).
+//   cp_ulysses  forward q, k, v to the head-sharded frame and the output back; backward q, k,
+//               v, dout there and dq, dk, dv back (k and v with the duplicated kv heads when the
+//               degree does not divide them); recompute repeats the forward's.
+//   dp_cp       the bucketed gradient all-reduce (the tp shard's parameters; not under
+//               ZeRO-1), the token count and the loss (f64 each)
+//   cp, dp      ZeRO-1: the gradient all-reduce over cp, then a reduce-scatter and an
+//               all-gather of the padded flat buffer over dp and the gradient norm's two f64.
+// Not modelled: packed documents and sliding windows (the ring skips hops whose blocks cannot
+// see each other; the count is then an upper bound), checkpoints and evaluations.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "src/config/config.h"
+
+namespace ringtrain {
+
+// Group name (as the mesh names its communicators: tp, cp_ring, cp_ulysses, cp, dp, dp_cp) ->
+// bytes per rank per step; groups that carry nothing are absent.
+std::map<std::string, double> plan_comm_bytes(const Config& config);
+
+}  // namespace ringtrain

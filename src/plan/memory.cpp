@@ -1,0 +1,128 @@
+#include "src/plan/memory.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+
+#include "parallel/context_attention.h"
+
+namespace ringtrain {
+
+MemoryPlan plan_memory(const Config& c, bool on_gpu) {
+  const ModelConfig& m = c.model;
+  const ParallelConfig& p = c.parallel;
+  const int64_t d = m.d_model, hd = m.head_dim(), L = m.n_layers, tp = p.tp, u = p.ulysses_degree;
+  const int64_t h = m.n_heads / tp, kv = m.n_kv_heads / tp, ffn = m.ffn_dim() / tp, vocab = m.vocab_size / tp;
+  MemoryPlan plan;
+
+  // The parameter store of LlamaModel: embedding, per layer two norms and q/k/v/o (column and
+  // row parallel) and gate/up/down, the final norm, the untied head.
+  const int64_t per_layer_global = 2 * d + d * (m.n_heads + 2LL * m.n_kv_heads) * hd + m.n_heads * hd * d + 3 * d * m.ffn_dim();
+  const int64_t per_layer_local = 2 * d + d * (h + 2 * kv) * hd + h * hd * d + 3 * d * ffn;
+  const int64_t vocab_matrices = m.tie_embeddings ? 1 : 2;  // embedding, and the head unless tied
+  plan.params_global = vocab_matrices * m.vocab_size * d + L * per_layer_global + d;
+  plan.params_local = vocab_matrices * vocab * d + L * per_layer_local + d;
+  const int64_t pad = p.zero1 ? p.dp : 1;
+  plan.params_padded = (plan.params_local + pad - 1) / pad * pad;
+  const bool zero1 = p.zero1 && p.dp > 1;
+  const double shard = zero1 ? static_cast<double>(plan.params_padded) / p.dp : static_cast<double>(plan.params_padded);
+  plan.weights = 4.0 * plan.params_padded;
+  // Under ZeRO-1 the reduce-scatter lands in a gradient shard beside the full buffer.
+  plan.gradients = 4.0 * plan.params_padded + (zero1 ? 4.0 * shard : 0.0);
+  plan.moments = 8.0 * shard;
+  const bool bf16 = on_gpu && c.train.precision == TrainPrecision::kBf16;
+  if (bf16) plan.bf16_weights = 2.0 * plan.params_local;
+
+  // Token rows of one micro-batch on this rank: N through the linear layers, H held between
+  // them (N / tp under sequence parallelism).
+  const double N = static_cast<double>(c.train.micro_batch) * c.train.seq_len / p.cp;
+  const double H = p.sequence_parallel && tp > 1 ? N / tp : N;
+  // One layer's Acts: the norms' rstd (H each), the gathered norm outputs h1, h2 (N x d), q, k,
+  // v, the attention output, x_mid, gate/up/SwiGLU, and the attention's lse (and, with Ulysses,
+  // its output in the head-sharded frame).
+  const double layer_acts = 2 * H + 2 * N * d + N * hd * (2.0 * h + 2.0 * kv) + H * d + 3 * N * ffn + N * h +
+                            (u > 1 ? N * h * hd : 0.0);
+  const double kept_layers = c.train.recompute ? 1.0 : static_cast<double>(L);
+  // The layer inputs x_[0..L] stay under recompute too (each layer is recomputed from its
+  // input); the head keeps the final norm (H x d, rstd), its gathered output and the logits.
+  plan.activations = 4.0 * (layer_acts * kept_layers + H * d * (L + 1) + H * d + H + N * d + N * vocab);
+
+  // Attention buffers, grown on the first step and kept. Ulysses sends K/V with the kv heads
+  // each member reads duplicated when u does not divide the kv heads.
+  if (p.cp > 1) {
+    const int64_t kv_sent = u > 1 ? ulysses_kv_split(static_cast<int>(h), static_cast<int>(kv), static_cast<int>(u)).per_member * u : kv;
+    const double q_elems = N * h * hd, sent = N * kv_sent * hd, lse = N * h;
+    double f = 0;
+    if (p.cp / u > 1)  // the ring travels: K|V double buffer, mine/acc_out/acc_in (dK|dV), block out/lse, delta
+      f += 2 * 2 * sent + 3 * 2 * sent + q_elems + 2 * lse;
+    if (u > 1) {
+      f += 3 * q_elems + 4 * sent;                     // q, dout, dq frames; k, v, dk, dv frames
+      if (kv_sent != kv) f += 4 * sent;                // gathered k, v and dk, dv before the sum
+      f += 2 * std::max(q_elems, sent);                // the all-to-all's send and receive
+    }
+    plan.attention_buffers = 4.0 * f;
+  }
+
+  // LlamaModel::Work: tmp, full, embed (N x d); held, dnorm, dx (H x d); da, dg, du (N x ffn);
+  // dao, dq (N x q width), dk, dv (N x kv width); recompute_out (H x d) under recompute.
+  const double work = 3 * N * d + 3 * H * d + 3 * N * ffn + 2 * N * h * hd + 2 * N * kv * hd +
+                      (c.train.recompute ? H * d : 0.0);
+  plan.workspace = 4.0 * work;
+  // bf16 operands of the widest GEMM input (MLP or head), 2 bytes per element.
+  if (bf16) plan.workspace += 2.0 * N * std::max<double>(ffn, vocab);
+  return plan;
+}
+
+int seq_len_step(const Config& c) {
+  const int cp = c.parallel.cp, tp = c.parallel.tp;
+  const int zigzag = 2 * cp, split = c.parallel.sequence_parallel && tp > 1 ? cp * tp : 1;
+  return std::lcm(zigzag, split);
+}
+
+int max_seq_len(const Config& config, double capacity) {
+  Config c = config;
+  const int64_t step = seq_len_step(c);
+  // Memory grows with the length in every term, so the lengths that fit are a prefix: double
+  // until one does not (or seq_len would overflow), then bisect.
+  auto fits = [&](int64_t units) {
+    c.train.seq_len = static_cast<int>(units * step);
+    return plan_memory(c, true).total() <= capacity;
+  };
+  const int64_t most = std::numeric_limits<int>::max() / step;
+  if (!fits(1)) return 0;
+  int64_t lo = 1, hi = 2;
+  while (hi <= most && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  hi = std::min(hi, most + 1);  // lo fits, hi does not (or is beyond int)
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return static_cast<int>(lo * step);
+}
+
+std::string describe_memory(const Config& c, const MemoryPlan& m) {
+  const double mib = 1.0 / 1048576.0;
+  char buf[2048];
+  std::snprintf(buf, sizeof buf,
+                "parameters: %lld global, %lld on each rank (tp shard)\n"
+                "memory per rank (MiB):\n"
+                "  weights (fp32)        %10.1f\n"
+                "  gradients (fp32)      %10.1f\n"
+                "  AdamW moments         %10.1f%s\n"
+                "  bf16 weight copies    %10.1f\n"
+                "  activations           %10.1f%s\n"
+                "  attention buffers     %10.1f\n"
+                "  workspace             %10.1f\n"
+                "  total                 %10.1f\n",
+                static_cast<long long>(m.params_global), static_cast<long long>(m.params_local), m.weights * mib,
+                m.gradients * mib, m.moments * mib, c.parallel.zero1 && c.parallel.dp > 1 ? " (ZeRO-1 shard)" : "",
+                m.bf16_weights * mib, m.activations * mib, c.train.recompute ? " (recompute)" : "",
+                m.attention_buffers * mib, m.workspace * mib, m.total() * mib);
+  return buf;
+}
+
+}  // namespace ringtrain
