@@ -33,6 +33,14 @@ eval_loss() {  # eval_loss CASE [extra ringtrain args...]: ringtrain's loss of t
 for c in $(cat models/cases.txt); do
   echo "== $c"
   "$BIN" import "models/$c" "models/$c.h5" || fail "import $c"
+  $PY - "models/$c.h5" <<'PYEOF' || fail "$c: the import is not a step-0 checkpoint with zero moments"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    assert int(f.attrs["step"]) == 0 and int(f.attrs["tokens_seen"]) == 0
+    for g in ("optimizer/exp_avg", "optimizer/exp_avg_sq"):
+        assert sorted(f[g].keys()) == sorted(f["model"].keys()), g
+        assert all(not np.any(f[g][n][...]) for n in f[g].keys()), g + " is not zero"
+PYEOF
   EXTRA=()
   l1=$(eval_loss "$c") || fail "eval $c at one rank"
   EXTRA=(--set parallel.cp=2 --set parallel.tp=2)
