@@ -4,7 +4,7 @@
 # tied and untied, rope_scaling none/linear/llama3/yarn, one file and sharded, fp32/bf16/fp16,
 # a sliding window, a transformers-4 config.json); each is imported and
 #  - `ringtrain eval` on a fixed window gives transformers' loss (float64) within kF32, at one
-#    rank and at (cp 2, tp 2): catches a weight read into the wrong place or dtype, a config key
+#    rank and at (cp 2, tp 2) (and one case on the CUDA backend when the binary has one): catches a weight read into the wrong place or dtype, a config key
 #    read wrong (rope type or parameter, eps, GQA, tie, window), a checkpoint a layout cannot load;
 #  - the same model evaluated without its rope scaling gives another loss: the window is long
 #    enough for the scaling to matter, so the check above is not blind to it;
@@ -47,6 +47,11 @@ PYEOF
   l4=$(eval_loss "$c" $MPI -np 4) || fail "eval $c at cp 2 x tp 2"
   echo "loss models/$c models/window.bin $l1 1 rank" >> checks.txt
   echo "loss models/$c models/window.bin $l4 cp 2 x tp 2" >> checks.txt
+  if [ "$c" = mistral_g4_yarn_window_bf16 ] && ! "$BIN" --version | grep -q "GPU backend: none"; then
+    EXTRA=(--set device=cuda)  # the CUDA backend (the emulated device in CI): yarn, window, GQA
+    lg=$(eval_loss "$c") || fail "eval $c on the CUDA backend"
+    echo "loss models/$c models/window.bin $lg device cuda" >> checks.txt
+  fi
   if grep -q "rope_scaling: [lly]" "models/$c.yaml"; then
     EXTRA=(--set model.rope_scaling=none)
     l0=$(eval_loss "$c") || fail "eval $c without scaling"
