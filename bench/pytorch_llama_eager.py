@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The same Llama as ringtrain's long-context GPU recipe (configs/llama-350m-*.yaml), trained in
-PyTorch eager mode: the peer of ringtrain in scripts/bench-gpu-longctx (issue 12).
+PyTorch eager mode: the peer of ringtrain in scripts/bench-gpu-longctx.
 
 What it runs, per step: forward of one sequence of --seq tokens (random ids; the throughput
 does not depend on them), cross-entropy over the full vocabulary, backward, global-norm clip

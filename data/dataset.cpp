@@ -523,7 +523,7 @@ class PasskeyDataset final : public Dataset {
         digits_(config.data.passkey_digits),
         min_depth_(config.data.passkey_min_depth),
         max_depth_(config.data.passkey_max_depth),
-        packed_(config.data.packing == "documents") {
+        packed_(config.data.packing == Packing::kDocuments) {
     if (digits_ < 1 || digits_ > 64)
       input_error("data.passkey_digits ", digits_, " must be in [1, 64]");
     check_depths(config.data);
@@ -655,7 +655,7 @@ class RecallDataset final : public Dataset {
       : seed_(config.run.seed),
         split_(split),
         pairs_(config.data.recall_pairs),
-        packed_(config.data.packing == "documents") {
+        packed_(config.data.packing == Packing::kDocuments) {
     if (pairs_ < 1 || pairs_ > 4096)
       input_error("data.recall_pairs ", pairs_, " must be in [1, 4096]");
     const int min_len = min_seq_len();
@@ -729,8 +729,8 @@ class AnswerOnlyDataset final : public Dataset {
 std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
   const DataConfig& d = config.data;
   std::unique_ptr<Dataset> ds;
-  const bool packed = d.packing == "documents";
-  if (d.task == "text") {
+  const bool packed = d.packing == Packing::kDocuments;
+  if (d.task == Task::kText) {
     if (d.train.empty()) input_error("data.task is text but data.train names no token file");
     TextSource src = open_source(config, split, packed);
     // Said once per file: the training split and, when it has its own file, validation.
@@ -740,16 +740,16 @@ std::unique_ptr<Dataset> make_dataset(const Config& config, Split split) {
                    src.file.label().c_str(), src.file.path().c_str());
     ds = std::make_unique<TextDataset>(std::move(src), config.run.seed, split,
                                        config.train.seq_len, packed);
-  } else if (d.task == "passkey") {
+  } else if (d.task == Task::kPasskey) {
     std::optional<TextSource> hay;
     if (!d.train.empty()) hay = open_source(config, split, false);
     ds = std::make_unique<PasskeyDataset>(config, split, std::move(hay));
-  } else if (d.task == "recall") {
+  } else if (d.task == Task::kRecall) {
     ds = std::make_unique<RecallDataset>(config, split);
   } else {
     input_error("data.task \"", d.task, "\" is not one of text, passkey, recall");
   }
-  if (d.loss == "answer") {
+  if (d.loss == LossTargets::kAnswer) {
     if (!ds->has_accuracy()) input_error("data.loss: answer needs a task with answers (passkey, recall), not ", d.task);
     ds = std::make_unique<AnswerOnlyDataset>(std::move(ds));
   }

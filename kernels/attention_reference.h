@@ -15,4 +15,17 @@ void attention_reference_backward(const AttentionArgs& a, const double* q, const
                                   const double* v, const double* dout, double* dq, double* dk,
                                   double* dv);
 
+// The standard deviations of the errors of the 16-bit flash kernels (kernels/cuda/attention_fwd.cu,
+// attention_bwd.cu) against the functions above, per element, on the same rounded inputs: the
+// model of docs/GPU-EMULATION.md ("Error of the 16-bit flash attention"). The kernels round four
+// things to the 16-bit format of unit roundoff u, everything else is fp32: P before P V (forward)
+// and before Pᵀ dO (dV), dS before dS K (dQ) and dSᵀ Q (dK), and out, which the backward reads
+// back for delta = rowsum(dO ∘ out). Each rounding is an independent relative error of mean 0 and
+// variance kRoundingVariance u² (mantissas spread over a binade); fp32 errors are left out (the
+// tests add the fp32 tolerance). Pass null for the outputs not wanted (dout may then be null).
+inline constexpr double kRoundingVariance = 1.0 / 6.0;
+void attention_rounding_sigma(const AttentionArgs& a, double u, const double* q, const double* k,
+                              const double* v, const double* dout, double* sigma_out,
+                              double* sigma_dq, double* sigma_dk, double* sigma_dv);
+
 }  // namespace ringtrain

@@ -21,6 +21,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/attention_probs.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/rmsnorm.h"
@@ -30,7 +31,6 @@
 namespace ringtrain {
 
 enum class Precision { kF32, kBF16 };
-Precision parse_precision(const std::string& name);  // "fp32" | "bf16"
 
 class Backend {
  public:
@@ -124,6 +124,10 @@ class Backend {
                                   float* dv) = 0;
   virtual void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
                                const float* lse_b) = 0;
+  // kernels/attention_probs.h: rows, pooled (each may be null) and stats +=; p's row_slot and
+  // spans are device arrays.
+  virtual void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
+                               const float* lse, float* rows, float* pooled, float* stats) = 0;
 
   // ---- optimizer ----
   virtual void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) = 0;

@@ -1,5 +1,7 @@
 #include "parallel/context_attention.h"
 
+#include <algorithm>
+
 #include "src/core/error.h"
 
 namespace ringtrain {
@@ -236,6 +238,64 @@ void context_attention_backward(ContextAttention& ctx, const LocalAttentionShape
   ulysses_from_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, ctx.dvf.f32(), ctx.dvx.f32());
   be.sum_heads(ctx.dkx.f32(), dk, rows, kv_sent, s.h_kv, s.d, ctx.kv_map_dev.data<int32_t>());
   be.sum_heads(ctx.dvx.f32(), dv, rows, kv_sent, s.h_kv, s.d, ctx.kv_map_dev.data<int32_t>());
+}
+
+void context_attention_probs(ContextAttention& ctx, const LocalAttentionShape& s, const float* q, const float* k,
+                             const ContextAttentionSaved& saved, const ProbsRequest& req, ContextProbs* out) {
+  RT_CHECK(ctx.backend != nullptr, "context attention used before context_attention_prepare");
+  Backend& be = *ctx.backend;
+  const int u = ctx.cross_rank ? ulysses_size(ctx) : 1;
+  const std::vector<int32_t>& frame = !ctx.cross_rank ? ctx.member_positions[static_cast<size_t>(own_member(ctx))]
+                                                      : ctx.frame_positions[static_cast<size_t>(ctx.ring->rank())];
+  std::vector<int32_t> slot(frame.size(), -1);
+  for (size_t i = 0; i < frame.size(); ++i)
+    for (size_t r = 0; r < req.rows.size(); ++r)
+      if (req.rows[r] == frame[i]) slot[i] = static_cast<int32_t>(r);
+  upload_ints(be, out->row_slot, slot);
+  AttentionProbsArgs& pa = out->args;
+  pa = AttentionProbsArgs{};
+  pa.seq_len = req.seq_len;
+  pa.n_rows = static_cast<int>(req.rows.size());
+  pa.row_slot = out->row_slot.data<int32_t>();
+  pa.pool = req.pool;
+  pa.n_spans = static_cast<int>(req.spans.size() / 2);
+  if (pa.n_spans > 0) {
+    upload_ints(be, out->spans, req.spans);
+    pa.spans = out->spans.data<int32_t>();
+  }
+  out->heads = s.h / u;
+  out->head_offset = u == 1 ? 0 : ctx.ulysses->rank() * out->heads;
+  const int64_t bh = static_cast<int64_t>(s.b) * out->heads;
+  const int64_t n_rows = std::max<int64_t>(1, bh * pa.n_rows * pa.seq_len);
+  const int64_t n_pool = std::max<int64_t>(1, bh * pa.n_pool() * pa.n_pool());
+  const int64_t n_stats = bh * pa.seq_len * pa.stat_width();
+  ensure_buffer(be, out->rows, n_rows);
+  ensure_buffer(be, out->pooled, n_pool);
+  ensure_buffer(be, out->stats, n_stats);
+  be.fill(out->rows.f32(), 0.0f, n_rows);
+  be.fill(out->pooled.f32(), 0.0f, n_pool);
+  be.fill(out->stats.f32(), 0.0f, n_stats);
+  float* rows = pa.n_rows > 0 ? out->rows.f32() : nullptr;
+  float* pooled = pa.pool > 0 ? out->pooled.f32() : nullptr;
+  if (!ctx.cross_rank) {
+    be.attention_probs(local_args(ctx, s), pa, q, k, saved.lse.f32(), rows, pooled, out->stats.f32());
+    return;
+  }
+  if (u == 1) {
+    RingShape rs{s.b, s.s_local, s.h, s.h_kv, s.d, ctx.causal};
+    ring_attention_probs(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, pa, q, k, saved.lse.f32(), rows, pooled,
+                         out->stats.f32());
+    return;
+  }
+  const float* v_unused = k;  // kv_to_send gathers K and V together; only K is read below
+  const int kv_sent = kv_to_send(ctx, s, k, v_unused);
+  RingShape rs{s.b, s.s_local * u, s.h / u, kv_sent / u, s.d, ctx.causal};
+  ensure_buffer(be, ctx.qf, static_cast<int64_t>(s.b) * s.s_local * s.h * s.d);
+  ensure_buffer(be, ctx.kf, static_cast<int64_t>(s.b) * s.s_local * kv_sent * s.d);
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, s.h, s.d, q, ctx.qf.f32());
+  ulysses_to_frame(*ctx.ulysses, be, ctx.a2a, s.b, s.s_local, kv_sent, s.d, k, ctx.kf.f32());
+  ring_attention_probs(*ctx.ring, be, ctx.ring_buffers, rs, ctx.plan, pa, ctx.qf.f32(), ctx.kf.f32(), saved.lse.f32(),
+                       rows, pooled, out->stats.f32());
 }
 
 }  // namespace ringtrain

@@ -23,10 +23,7 @@
 
 namespace ringtrain {
 
-enum class CpMode { kRing, kUlysses, kHybrid };
-
 struct ContextAttention {
-  CpMode mode = CpMode::kRing;
   Communicator* ring = nullptr;     // the ring's group (cp group, or the ring part in hybrid)
   Communicator* ulysses = nullptr;  // the all-to-all group (ulysses/hybrid); null otherwise
   // positions[m] = global positions of the tokens of cp member m (all members, in rank order
@@ -101,5 +98,29 @@ void context_attention_backward(ContextAttention& ctx, const LocalAttentionShape
                                 const float* q, const float* k, const float* v, const float* out,
                                 const float* dout, const ContextAttentionSaved& saved, float* dq,
                                 float* dk, float* dv);
+
+// Attention probabilities of one layer (kernels/attention_probs.h), read back after its
+// context_attention_forward from the same q, k and saved lse, in the frame the forward ran in
+// (the same ring, the same Ulysses all-to-all, the same masks), so each output element is the
+// exact p of the whole attention. Rows, spans: global positions.
+struct ProbsRequest {
+  int seq_len = 0;             // positions >= seq_len are padding and left out
+  std::vector<int32_t> rows;   // the query rows wanted
+  int pool = 0;                // 0: no pooled map
+  std::vector<int32_t> spans;  // [n][2] key positions [lo, hi)
+};
+// Device buffers for the frame's query heads, every element indexed by global position and
+// holding this rank's share (zero elsewhere): summed over the cp group they are the result.
+struct ContextProbs {
+  AttentionProbsArgs args;      // row_slot and spans point into the tensors below
+  int heads = 0;                // query heads of the frame
+  int head_offset = 0;          // the first of them among this rank's heads
+  Tensor rows, pooled, stats;   // [b, heads, n_rows, seq_len], [b, heads, n_pool, n_pool],
+                                // [b, heads, seq_len, args.stat_width()]
+  Tensor row_slot, spans;
+};
+void context_attention_probs(ContextAttention& ctx, const LocalAttentionShape& shape, const float* q,
+                             const float* k, const ContextAttentionSaved& saved, const ProbsRequest& req,
+                             ContextProbs* out);
 
 }  // namespace ringtrain

@@ -114,6 +114,34 @@ void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, co
   }
 }
 
+void ring_attention_probs(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
+                          const RingPlan& plan, const AttentionProbsArgs& pa, const float* q, const float* k,
+                          const float* lse, float* rows, float* pooled, float* stats) {
+  check(ring, plan);
+  const int steps = plan.steps;
+  const int n = ring.size(), r = ring.rank();
+  const int64_t k_elems = static_cast<int64_t>(s.b) * s.s * s.h_kv * s.d;
+  const bool travels = steps > 1;
+  if (travels) {
+    ensure_buffer(be, rb.kv[0], k_elems);
+    ensure_buffer(be, rb.kv[1], k_elems);
+    be.copy(rb.kv[0].f32(), k, static_cast<size_t>(k_elems) * sizeof(float));
+  }
+  for (int t = 0; t < steps; ++t) {
+    const int src = wrap(r - t, n);
+    const float* cur = travels ? rb.kv[t % 2].f32() : k;
+    Pending next;
+    if (t + 1 < steps) {
+      rb.ops.clear();
+      rb.ops.push_back({P2POp::kSend, rb.kv[t % 2].f32(), static_cast<size_t>(k_elems), wrap(r + 1, n)});
+      rb.ops.push_back({P2POp::kRecv, rb.kv[(t + 1) % 2].f32(), static_cast<size_t>(k_elems), wrap(r - 1, n)});
+      next = ring.exchange(rb.ops, DType::kF32);
+    }
+    if (sees(plan, n, r, src)) be.attention_probs(block_args(s, plan, r, src), pa, q, cur, lse, rows, pooled, stats);
+    if (next) next->wait();
+  }
+}
+
 void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& s,
                              const RingPlan& plan, const float* q, const float* k, const float* v, const float* out,
                              const float* dout, const float* lse, float* dq, float* dk, float* dv) {

@@ -39,6 +39,13 @@ struct RingBuffers {
 void ring_attention_forward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& shape,
                             const RingPlan& plan, const float* q, const float* k, const float* v, float* out,
                             float* lse);
+// Attention probabilities after ring_attention_forward (kernels/attention_probs.h): K alone
+// travels the ring as in the forward (V is not needed), and each visible block adds its
+// columns to rows, pooled and stats (accumulated, indexed by global position) through the
+// final lse.
+void ring_attention_probs(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& shape,
+                          const RingPlan& plan, const AttentionProbsArgs& pa, const float* q, const float* k,
+                          const float* lse, float* rows, float* pooled, float* stats);
 // Overwrites dq, dk, dv.
 void ring_attention_backward(Communicator& ring, Backend& be, RingBuffers& rb, const RingShape& shape,
                              const RingPlan& plan, const float* q, const float* k, const float* v, const float* out,

@@ -20,6 +20,11 @@ struct Zigzag {
     const int c = chunk();
     return t < c ? r * c + t : (2 * cp - 1 - r) * c + (t - c);
   }
+  // The cp rank that holds global position `pos` (the inverse of position()).
+  int owner(int pos) const {
+    const int c = pos / chunk();
+    return c < cp ? c : 2 * cp - 1 - c;
+  }
   std::vector<int32_t> positions(int r) const;
   // Gathers rank r's tokens of one full sequence `full[seq_len]` into `local[local_len]`.
   template <typename T>

@@ -55,9 +55,7 @@ inline TrainedRun train(const char* base, MPI_Comm comm, const std::vector<std::
   MPI_Comm_size(comm, &n);
   o.push_back("run.out_dir=/tmp/ringtrain-test-layouts/" + std::to_string(n) + "-" + std::to_string(wr));
   const Config c = parse_config(base, "layout run", o);
-  MeshShape shape{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") shape.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") shape.ulysses = c.parallel.ulysses_degree;
+  const MeshShape shape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
   Mesh mesh(comm, shape);
   Trainer t(c, mesh);
   TrainedRun run;

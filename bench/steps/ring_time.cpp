@@ -53,7 +53,6 @@ int run(int argc, char** argv) {
   RT_INPUT_CHECK(seq % (2 * cp) == 0, "ring_time: --seq must be divisible by 2 * ranks");
   RT_INPUT_CHECK(h >= 1 && h_kv >= 1 && h % h_kv == 0 && d >= 1 && threads >= 1 && reps >= 1,
                  "ring_time: bad --heads/--kv-heads/--dim/--threads/--reps");
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, MeshShape{1, cp, 1, 1});
   openblas_set_num_threads(threads);
   attention_set_cpu_threads(threads);
@@ -61,7 +60,6 @@ int run(int argc, char** argv) {
   const Zigzag zz{seq, cp};
   bench::CountingCommunicator ring(mesh.cp_ring());
   ContextAttention ctx;
-  ctx.mode = CpMode::kRing;
   ctx.ring = &ring;
   for (int r = 0; r < cp; ++r) ctx.member_positions.push_back(zz.positions(r));
 

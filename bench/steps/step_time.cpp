@@ -96,10 +96,7 @@ Options parse(int argc, char** argv) {
 }
 
 MeshShape mesh_shape_of(const Config& c) {
-  MeshShape s{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") s.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") s.ulysses = c.parallel.ulysses_degree;
-  return s;
+  return MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
 }
 
 int run(int argc, char** argv) {
@@ -107,7 +104,6 @@ int run(int argc, char** argv) {
   const Config c = o.config_path.empty() ? parse_config(o.yaml, "--yaml", o.overrides)
                                          : load_config(o.config_path, o.overrides);
   validate_for_world(c, world_size());
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   // As the command line does (src/cli/main.cpp), and the attention kernels on the same threads.
   const int threads = c.run.threads > 0 ? c.run.threads : 1;

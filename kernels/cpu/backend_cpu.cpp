@@ -15,12 +15,6 @@
 
 namespace ringtrain {
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::kF32;
-  if (name == "bf16") return Precision::kBF16;
-  input_error("train.precision: '", name, "' is not one of fp32, bf16");
-}
-
 void ensure_buffer(const Backend& be, Tensor& t, int64_t n, DType dtype) {
   if (t.defined() && t.numel() == n && t.dtype() == dtype) return;
   if (be.on_host()) ws::note_workspace_growth();  // the CPU step's allocation test counts these
@@ -188,6 +182,10 @@ class CpuBackend final : public Backend {
   void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
                        const float* lse_b) override {
     ringtrain::attention_merge(b, s_q, h, d, out, lse, out_b, lse_b);
+  }
+  void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
+                       const float* lse, float* rows, float* pooled, float* stats) override {
+    ringtrain::attention_probs(a, p, q, k, lse, rows, pooled, stats);
   }
 
   void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) override {

@@ -50,18 +50,6 @@ inline void exp_shift_inplace(float* x, int n, float shift) {
   for (int i = 0; i < n; ++i) x[i] = exp_approx(x[i] - shift);
 }
 
-// Sum of n floats with 16 independent partial sums (vectorizes without -ffast-math).
-inline float sum_floats(const float* x, int n) {
-  float acc[16] = {};
-  int i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += x[i + j];
-  float s = 0.0f;
-  for (; i < n; ++i) s += x[i];
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  return s;
-}
-
 // max(init, x[0..n)), 16 lanes at a time in a GCC vector (a plain running max is a serial
 // chain GCC does not vectorize without -ffast-math, and it does not turn 16 scalar lanes of
 // compare-and-select into one either). The vector type is lowered to what the target has:

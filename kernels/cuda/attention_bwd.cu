@@ -62,7 +62,7 @@ __global__ void attention_bwd_delta_kernel(int n_rows, int h, int s_q, int d, co
   delta[(static_cast<int64_t>(bi) * h + hh) * s_q + i] = acc;
 }
 
-// static-check: attention_bwd_dkdv_kernel smem=0 hmma
+// static-check: attention_bwd_dkdv_kernel smem=0 threads=128 hmma
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams p, const T* Q, const T* K, const T* V,
                                                                       const T* dO, const float* L, const float* Dl,
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
   }
 }
 
-// static-check: attention_bwd_dq_kernel smem=0 hmma
+// static-check: attention_bwd_dq_kernel smem=0 threads=128 hmma
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p, const T* Q, const T* K, const T* V,
                                                                     const T* dO, const float* L, const float* Dl,

@@ -41,7 +41,7 @@ struct FwdParams {
 
 }  // namespace
 
-// static-check: attention_fwd_kernel smem=0 hmma
+// static-check: attention_fwd_kernel smem=0 threads=128 hmma
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, const T* Q, const T* K, const T* V,
                                                                  T* O, float* L) {

@@ -214,6 +214,12 @@ class CudaBackend final : public Backend {
                        const float* lse_b) override {
     CUDA_CHECK(cuda::attention_merge_f32(b, s_q, h, d, out, lse, out_b, lse_b, stream_));
   }
+  // Always fp32 operands: the probabilities are read back against an lse the forward computed,
+  // and an attention map is asked for in fp32 (ringtrain attend runs the model in fp32).
+  void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
+                       const float* lse, float* rows, float* pooled, float* stats) override {
+    CUDA_CHECK(cuda::attention_probs_f32(a, p, q, k, lse, rows, pooled, stats, stream_));
+  }
 
   void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) override {
     CUDA_CHECK(cuda::adamw_step(a, param, grad, m, v, n, stream_));

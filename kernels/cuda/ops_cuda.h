@@ -13,6 +13,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/attention_probs.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/rmsnorm.h"
@@ -96,5 +97,11 @@ gpu::Status attention_backward_f32(const AttentionArgs& a, const float* q, const
                                    float* dk, float* dv, gpu::Stream stream);
 gpu::Status attention_merge_f32(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
                                 const float* lse_b, gpu::Stream stream);
+
+// ---- attention probabilities (kernels/cuda/attention_probs.cu) ----
+// kernels/attention_probs.h's contract in fp32, every pointer (row_slot and spans included) in
+// device memory; outputs accumulate.
+gpu::Status attention_probs_f32(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
+                                const float* lse, float* rows, float* pooled, float* stats, gpu::Stream stream);
 
 }  // namespace ringtrain::cuda

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The long-context GPU recipe with Open MPI's mpirun and a hostfile, without Slurm (issue 12;
-# docs/CLUSTER.md, "GPU nodes"): N nodes x 8 GPUs, one rank per GPU, NCCL between GPUs, dp = N
+# The long-context GPU recipe with Open MPI's mpirun and a hostfile, without Slurm
+# (docs/CLUSTER.md, "GPU nodes"): N nodes x 8 GPUs, one rank per GPU, NCCL between GPUs, dp = N
 # across the nodes (the config's cp x tp fills one node's 8 GPUs).
 #
 #   scripts/slurm/mpirun-gpu-multinode.sh hosts                       # configs/llama-350m-16k.yaml

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # a file of examples after `exit 0`: nothing below runs
-# srun examples for ringtrain (issue 16): copy the line you need; this file is not meant to be
+# srun examples for ringtrain: copy the line you need; this file is not meant to be
 # run as a whole. docs/CLUSTER.md explains the environment variables.
 exit 0
 
@@ -31,7 +31,7 @@ scancel --signal=USR1 --batch JOBID
 # Requeue by hand (a job that stopped without requeueing itself, RT_REQUEUE=0):
 scontrol requeue JOBID
 
-# --- GPU nodes (issue 12; docs/CLUSTER.md, "GPU nodes") ---
+# --- GPU nodes (docs/CLUSTER.md, "GPU nodes") ---
 # The 350M long-context recipe on one node: 8 ranks, one per GPU, NCCL. Every rank must see all
 # 8 GPUs (no --gpus-per-task / --gpu-bind): ringtrain takes GPU local_rank % visible GPUs, the
 # local rank from MPI_Comm_split_type (not SLURM_LOCALID).

@@ -399,12 +399,6 @@ void bcast_string(std::string* s, int root, MPI_Comm comm) {
   if (n > 0) MPI_CHECK(MPI_Bcast(s->data(), static_cast<int>(n), MPI_CHAR, root, comm));
 }
 
-// Every rank raises the same input error (printed once by rank 0, exit 2 everywhere).
-[[noreturn]] void collective_input_error(const std::string& msg) {
-  set_collective_phase(true);
-  input_error(msg);
-}
-
 }  // namespace
 
 void write_checkpoint_file(const std::string& path, const Config& config, Mesh& mesh, const ParamStore& params,
@@ -434,7 +428,7 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     put_attr_i64(file, "mesh_cp", shape.cp);
     put_attr_i64(file, "mesh_tp", shape.tp);
     put_attr_i64(file, "mesh_ulysses", shape.ulysses);
-    put_attr_str(file, "mesh_cp_mode", config.parallel.cp_mode);
+    put_attr_str(file, "mesh_cp_mode", to_string(config.parallel.cp_mode));
     put_attr_i64(file, "mesh_zero1", config.parallel.zero1 && shape.dp > 1);
     put_attr_i64(file, "model_vocab_size", m.vocab_size);
     put_attr_i64(file, "model_d_model", m.d_model);

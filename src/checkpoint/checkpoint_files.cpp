@@ -141,8 +141,7 @@ std::string resolve_checkpoint(const std::string& spec, Mesh& mesh, bool allow_n
   }
   bcast_string(&problem, mesh.world_comm());
   if (!problem.empty()) {
-    set_collective_phase(true);
-    input_error(problem);
+    collective_input_error(problem);
   }
   bcast_string(&path, mesh.world_comm());
   return path;
@@ -188,8 +187,7 @@ std::string save_checkpoint(const Config& config, Mesh& mesh, const ParamStore& 
   }
   bcast_string(&problem, mesh.world_comm());
   if (!problem.empty()) {
-    set_collective_phase(true);
-    input_error(problem);
+    collective_input_error(problem);
   }
   const auto t_write = clock::now();
   write_checkpoint_file(path, config, mesh, params, moments, state);
@@ -271,8 +269,7 @@ void CheckpointLock::acquire(const std::string& dir, Mesh& mesh) {
   }
   bcast_string(&problem, mesh.world_comm());
   if (!problem.empty()) {
-    set_collective_phase(true);
-    input_error(problem);
+    collective_input_error(problem);
   }
   path_ = path;
 }

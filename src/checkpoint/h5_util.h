@@ -1,8 +1,9 @@
-// Small helpers around the HDF5 C API for the checkpoint code (internal to src/checkpoint):
-// H5_CHECK names the failing call, file and line with HDF5's own error stack; H5Handle closes
-// an id on scope exit; the file format bounds every checkpoint is written and read with; string
-// attributes; and the checks that keep a damaged file of the old format away from the parts of
-// libhdf5 1.10 that trust it (tests/fuzz/fuzz_checkpoint.cpp found them).
+// Small helpers around the HDF5 C API for the checkpoint code (and the attention maps of
+// src/eval/attend_command.cpp): H5_CHECK names the failing call, file and line with HDF5's own
+// error stack; H5Handle closes an id on scope exit; the file format bounds every checkpoint is
+// written and read with; string attributes; and the checks that keep a damaged file of the old
+// format away from the parts of libhdf5 1.10 that trust it (tests/fuzz/fuzz_checkpoint.cpp
+// found them).
 #pragma once
 
 #include <hdf5.h>

@@ -142,6 +142,77 @@ const std::vector<CommandSpec>& commands() {
          }},
         {"--no-cross-rank", "", "control: attention restricted to each rank's own tokens (a key in another rank's chunk cannot be found)",
          [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }}}},
+      {Command::kAttend,
+       "attend",
+       "CONFIG [--checkpoint P] (--text \"...\" | --text-file F | --data TOKENS.bin --sample I | --needle "
+       "[--length L] [--depth D]) [--layers a,b] [--heads a,b] [--rows last,needle,i] [--pool B] [--out F.h5] "
+       "[--no-cross-rank] [--set k=v]...",
+       "What the model attends to: exact attention rows, pooled maps and per-head summaries (retrieval "
+       "heads with --needle) on any parallel layout, written to one HDF5 file.",
+       {{"--checkpoint", "P", "checkpoint file (default: the newest in checkpoint.dir)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { set_once(c.checkpoint, v, f); }},
+        {"--text", "\"...\"", "the prompt, through the model's (byte) tokenizer",
+         [](CommandLine& c, const std::string& v, const std::string& f) { set_once(c.text, v, f); }},
+        {"--text-file", "F", "the prompt from a text file",
+         [](CommandLine& c, const std::string& v, const std::string& f) { set_once(c.text_file, v, f); }},
+        {"--data", "TOKENS.bin", "token file: the prompt is window --sample I of train.seq_len tokens (with --needle: the haystack)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { set_once(c.data, v, f); }},
+        {"--sample", "I", "which window of --data",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.sample = parse_integer(f, v, false); }},
+        {"--needle", "", "a passkey prompt (the needle sweep's), with the retrieval heads ranked",
+         [](CommandLine& c, const std::string&, const std::string&) { c.needle = true; }},
+        {"--length", "L", "--needle: prompt length (suffix k = 1024; default train.seq_len)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.length = parse_integer(f, v, true);
+           if (c.length <= 0) input_error(f, " expects a positive length, got '", v, "'");
+         }},
+        {"--depth", "D", "--needle: needle depth in [0, 1] (default 0.5)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.depth = parse_real(f, v);
+           if (c.depth < 0.0 || c.depth > 1.0) input_error(f, " expects a depth in [0, 1], got '", v, "'");
+         }},
+        {"--layers", "a,b", "layers to read (default all)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.layers.clear();
+           for (const auto& p : split_commas(f, v)) c.layers.push_back(static_cast<int>(parse_integer(f, p, false)));
+         }},
+        {"--heads", "a,b", "heads to write (default all)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.heads.clear();
+           for (const auto& p : split_commas(f, v)) c.heads.push_back(static_cast<int>(parse_integer(f, p, false)));
+         }},
+        {"--rows", "last,needle,i", "query rows whose full probability rows are written (default last)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.rows.clear();
+           for (const auto& p : split_commas(f, v)) {
+             if (p != "last" && p != "needle") parse_integer(f, p, false);
+             c.rows.push_back(p);
+           }
+         }},
+        {"--spans", "lo:hi,..", "key spans [lo, hi) whose attention mass is written per row, besides the sink, "
+         "the needle and the documents",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           c.spans.clear();
+           for (const auto& p : split_commas(f, v)) {
+             const auto colon = p.find(':');
+             if (colon == std::string::npos) input_error(f, " expects spans lo:hi, got '", p, "'");
+             const long long lo = parse_integer(f, p.substr(0, colon), false);
+             const long long hi = parse_integer(f, p.substr(colon + 1), false);
+             if (hi <= lo) input_error(f, " expects lo < hi, got '", p, "'");
+             c.spans.emplace_back(lo, hi);
+           }
+         }},
+        {"--pool", "B", "pooled map block size; divides the prompt length (default: length / 64, at least 1)",
+         [](CommandLine& c, const std::string& v, const std::string& f) {
+           const long long n = parse_integer(f, v, true);
+           if (n < 1) input_error(f, " expects a block size >= 1, got '", v, "'");
+           c.pool = static_cast<int>(n);
+         }},
+        {"--out", "F.h5", "output file (default run.out_dir/attention.h5)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { set_once(c.out, v, f); }},
+        {"--no-cross-rank", "", "control: attention restricted to each rank's own tokens",
+         [](CommandLine& c, const std::string&, const std::string&) { c.cross_rank = false; }},
+        set_flag()}},
       {Command::kConfig,
        "config",
        "CONFIG [--set k=v]...",
@@ -228,6 +299,7 @@ void assign_positionals(CommandLine& c, const CommandSpec& spec,
   switch (spec.command) {
     case Command::kTrain:
     case Command::kEval:
+    case Command::kAttend:
     case Command::kConfig:
       exactly(1, "CONFIG");
       c.config_path = pos[0];

@@ -5,6 +5,10 @@
 //   ringtrain train CONFIG [--set k=v]... [--dry-run]
 //   ringtrain eval CONFIG [--checkpoint P] [--data TOKENS.bin] [--set k=v]... [--needle]
 //                  [--lengths a,b] [--depths x,y] [--samples N] [--no-cross-rank]
+//   ringtrain attend CONFIG [--checkpoint P] (--text "..." | --text-file F | --data TOKENS
+//                    --sample I | --needle --length L --depth D) [--layers a,b] [--heads a,b]
+//                    [--rows last,needle,i,..] [--spans lo:hi,..] [--pool B] [--out F.h5]
+//                    [--no-cross-rank]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -18,6 +22,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ringtrain {
@@ -27,6 +32,7 @@ enum class Command {
   kVersion,      // --version
   kTrain,
   kEval,
+  kAttend,       // attention maps of a checkpoint (src/eval/attend_command.h)
   kConfig,       // print the resolved config as YAML
   kPrepareText,  // text files -> token file
   kInspect,      // describe a checkpoint
@@ -51,6 +57,18 @@ struct CommandLine {
   std::vector<double> depths;    // needle depths in [0, 1] ("" : the command's default)
   int samples = 0;               // samples per (length, depth) cell; 0: the command's default
   bool cross_rank = true;        // --no-cross-rank: attention limited to each rank's own tokens (control)
+
+  // attend (also --checkpoint, --data, --needle, --no-cross-rank, --set; --out the HDF5 file)
+  std::string text;               // the prompt, through the byte tokenizer
+  std::string text_file;          // the same, from a file
+  int64_t sample = -1;            // --data: which seq_len window of the token file
+  int64_t length = 0;             // --needle: prompt length (0: train.seq_len)
+  double depth = 0.5;             // --needle: needle depth in [0, 1]
+  std::vector<int> layers;        // "" : all
+  std::vector<int> heads;         // "" : all
+  std::vector<std::string> rows;  // "last", "needle" or positions; "" : last
+  std::vector<std::pair<int64_t, int64_t>> spans;  // extra key spans [lo, hi)
+  int pool = 0;                   // 0: the command's default
 
   // prepare-text
   std::vector<std::string> inputs;  // text files

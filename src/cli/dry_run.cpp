@@ -32,7 +32,7 @@ void print_dry_run(const Config& c, Mesh& mesh) {
   if (mesh.rank() != 0) return;
 
   std::printf("mesh: %d ranks = dp %d x cp %d x tp %d (cp_mode %s)\n", mesh.size(), mesh.shape().dp,
-              mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str());
+              mesh.shape().cp, mesh.shape().tp, to_string(c.parallel.cp_mode).c_str());
   for (int r = 0; r < mesh.size(); ++r)
     std::printf("  %s host %s local rank %d gpu %d\n", mesh.describe_rank(r).c_str(), &hosts[static_cast<size_t>(r) * kHost],
                 locals[static_cast<size_t>(r)], locals[static_cast<size_t>(r)]);
@@ -55,7 +55,7 @@ void print_dry_run(const Config& c, Mesh& mesh) {
               act * mib, c.train.recompute ? " (recompute)" : "");
   // A GPU step in bf16 adds the bf16 copies of the weights (2 bytes each) and bf16 operand
   // scratch (the largest activation, 2 bytes per element).
-  const bool gpu_bf16 = c.device != "cpu" && c.train.precision == "bf16";
+  const bool gpu_bf16 = c.device != DeviceChoice::kCpu && c.train.precision == TrainPrecision::kBf16;
   const double bf16_extra = gpu_bf16 ? 2 * local_params + 2 * rows * std::max<double>(s.ffn_local(), s.vocab_local()) : 0;
   if (gpu_bf16) std::printf("bf16 on a GPU: weight copies and operand scratch %.1f MiB\n", bf16_extra * mib);
   std::printf("total per rank: %.1f MiB\n", (8 * local_params + 8 * opt_elems + act + bf16_extra) * mib);

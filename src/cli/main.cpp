@@ -23,6 +23,7 @@
 #include "src/core/error.h"
 #include "src/core/launcher.h"
 #include "src/core/process.h"
+#include "src/eval/attend_command.h"
 #include "src/eval/needle.h"
 #include "src/train/trainer.h"
 #if defined(RINGTRAIN_HAS_CUDA_BACKEND)
@@ -34,10 +35,8 @@ using namespace ringtrain;
 namespace {
 
 MeshShape mesh_shape_of(const Config& c) {
-  MeshShape s{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") s.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") s.ulysses = c.parallel.ulysses_degree;
-  return s;
+  // The config resolved the degree (ring 1, ulysses cp, hybrid as given).
+  return MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
 }
 
 // CPU threads per rank: run.threads, or the node's cores shared among its ranks. BLAS calls
@@ -50,13 +49,16 @@ void set_threads(const Config& c, const Mesh& mesh) {
   attention_set_cpu_threads(threads);
 }
 
+// Every rank reads the same file with the same overrides: its errors are collective.
 Config load_checked(const CommandLine& cl) {
-  Config c = load_config(cl.config_path, cl.overrides);
-  validate_for_world(c, world_size());
-  // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry run
-  // only plans, so it may plan a GPU job on any machine.
-  if (!cl.dry_run) resolve_device(c);
-  return c;
+  return collectively([&] {
+    Config c = load_config(cl.config_path, cl.overrides);
+    validate_for_world(c, world_size());
+    // device: cuda without a GPU (or the GPU layer) is an input error, never a CPU run; a dry
+    // run only plans, so it may plan a GPU job on any machine.
+    if (!cl.dry_run) resolve_device(c);
+    return c;
+  });
 }
 
 void write_resolved_config(const Config& c) {
@@ -67,7 +69,6 @@ void write_resolved_config(const Config& c) {
 
 int run_train(const CommandLine& cl) {
   const Config c = load_checked(cl);
-  set_collective_phase(false);  // from here on an error may be one rank's own
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
   if (cl.dry_run) {
@@ -76,9 +77,9 @@ int run_train(const CommandLine& cl) {
   }
   if (mesh.rank() == 0) {
     std::printf("ringtrain %s: %d ranks (dp %d x cp %d x tp %d, cp_mode %s), device %s, %s\n", RINGTRAIN_VERSION,
-                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, c.parallel.cp_mode.c_str(),
-                resolve_device(c).c_str(), c.train.precision.c_str());
-    announce_launcher(c.run.out_dir);  // Slurm job name and ids (issue 16), flushes
+                mesh.size(), mesh.shape().dp, mesh.shape().cp, mesh.shape().tp, to_string(c.parallel.cp_mode).c_str(),
+                to_string(resolve_device(c)).c_str(), to_string(c.train.precision).c_str());
+    announce_launcher(c.run.out_dir);  // Slurm job name and ids, flushes
   }
   write_resolved_config(c);
   Trainer trainer(c, mesh);
@@ -88,7 +89,7 @@ int run_train(const CommandLine& cl) {
     std::fflush(stdout);
   }
   const EvalResult e = trainer.train();
-  if (trainer.stopped_by_signal()) return 0;  // checkpoint saved (issue 6)
+  if (trainer.stopped_by_signal()) return 0;  // checkpoint saved
   std::string line = "{\"eval_loss\": " + std::to_string(e.loss);
   if (e.accuracy >= 0) line += ", \"accuracy\": " + std::to_string(e.accuracy);
   line += ", \"eval_tokens\": " + std::to_string(e.tokens) + ", \"step\": " + std::to_string(trainer.state().step) + "}";
@@ -99,19 +100,18 @@ int run_train(const CommandLine& cl) {
 int run_eval(const CommandLine& cl) {
   Config c = load_checked(cl);
   if (!cl.data.empty() && !cl.needle) {  // --needle: --data is the haystack
-    c.data.task = "text";
+    c.data.task = Task::kText;
     c.data.val = cl.data;
     if (c.data.train.empty()) c.data.train = cl.data;
   }
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
-  if (cl.needle) {  // issue 14: needle-in-a-haystack sweep (src/eval/needle.h)
+  if (cl.needle) {  // needle-in-a-haystack sweep (src/eval/needle.h)
     run_needle_sweep(c, mesh, NeedleOptions{cl.checkpoint, cl.data, cl.lengths, cl.depths, cl.samples, cl.cross_rank});
     return 0;
   }
   Trainer trainer(c, mesh);
-  // --- checkpoints (issue 6): --checkpoint P (file or directory), else checkpoint.dir's newest ---
+  // --- checkpoints: --checkpoint P (file or directory), else checkpoint.dir's newest ---
   if (!cl.checkpoint.empty()) {
     trainer.load_checkpoint(cl.checkpoint, false);
   } else {
@@ -133,6 +133,31 @@ int run_eval(const CommandLine& cl) {
   return 0;
 }
 
+int run_attend(const CommandLine& cl) {
+  const Config c = load_checked(cl);
+  set_collective_phase(false);
+  Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
+  set_threads(c, mesh);
+  AttendOptions o;
+  o.checkpoint = cl.checkpoint;
+  o.text = cl.text;
+  o.text_file = cl.text_file;
+  o.data = cl.data;
+  o.out = cl.out;
+  o.sample = cl.sample;
+  o.needle = cl.needle;
+  o.length = cl.length;
+  o.depth = cl.depth;
+  o.layers = cl.layers;
+  o.heads = cl.heads;
+  o.rows = cl.rows;
+  o.spans = cl.spans;
+  o.pool = cl.pool;
+  o.cross_rank = cl.cross_rank;
+  run_attend_command(c, mesh, o);
+  return 0;
+}
+
 int run_config(const CommandLine& cl) {
   const Config c = load_config(cl.config_path, cl.overrides);
   if (world_rank() == 0) std::cout << dump_config(c);
@@ -146,7 +171,7 @@ int run_prepare_text(const CommandLine& cl) {
 }
 
 int dispatch(int argc, char** argv) {
-  const CommandLine cl = parse_command_line(argc, argv);
+  const CommandLine cl = collectively([&] { return parse_command_line(argc, argv); });
   switch (cl.command) {
     case Command::kHelp:
       if (world_rank() == 0) std::cout << usage_text() << '\n';
@@ -160,9 +185,10 @@ int dispatch(int argc, char** argv) {
       return 0;
     case Command::kTrain: return run_train(cl);
     case Command::kEval: return run_eval(cl);
+    case Command::kAttend: return run_attend(cl);
     case Command::kConfig: return run_config(cl);
     case Command::kPrepareText: return run_prepare_text(cl);
-    // --- checkpoints (issue 6): one process reads the file; CKPT may be a directory ---
+    // --- checkpoints: one process reads the file; CKPT may be a directory ---
     case Command::kInspect:
       if (world_rank() == 0) inspect_checkpoint(resolve_checkpoint(cl.checkpoint), std::cout);
       return 0;

@@ -202,12 +202,11 @@ void assign(Config& c, const ConfigField& f, const YAML::Node& v, const Origin& 
       return;
     }
     case FieldType::kChoice: {
-      bool ok = false;
-      for (const auto& choice : f.choices) ok = ok || choice == s;
-      if (!ok)
+      const auto it = std::find(f.choices.begin(), f.choices.end(), s);
+      if (it == f.choices.end())
         fail_at(at, name + " = " + quote(s) + " is not allowed: must be one of " +
                         config_field_allowed(f));
-      *static_cast<std::string*>(p) = s;
+      *static_cast<int*>(p) = static_cast<int>(it - f.choices.begin());
       return;
     }
   }
@@ -399,12 +398,12 @@ class Loader {
     // Context-parallel mode and the Ulysses degree. In ulysses mode the whole cp group is one
     // Ulysses group, so the degree is cp; 1 (the default) is read as "cp" and resolved here,
     // so the dumped config states the effective degree.
-    if (p.cp_mode == "ring") {
+    if (p.cp_mode == CpMode::kRing) {
       if (p.ulysses_degree != 1)
         input_error(kv("parallel.ulysses_degree"),
                     " is only used with parallel.cp_mode ulysses or hybrid, but ",
                     kv("parallel.cp_mode"), "; remove it or set it to 1");
-    } else if (p.cp_mode == "ulysses") {
+    } else if (p.cp_mode == CpMode::kUlysses) {
       if (p.ulysses_degree == 1) {
         p.ulysses_degree = p.cp;
         origins_["parallel.ulysses_degree"] = Origin{"= parallel.cp in ulysses mode", false};
@@ -485,10 +484,10 @@ class Loader {
     if (d.passkey_min_depth > d.passkey_max_depth)
       input_error(kv("data.passkey_min_depth"), " must not exceed ",
                   kv("data.passkey_max_depth"));
-    if ((d.task == "passkey" || d.task == "recall") && t.seq_len < kMinSyntheticSeqLen)
+    if ((d.task == Task::kPasskey || d.task == Task::kRecall) && t.seq_len < kMinSyntheticSeqLen)
       input_error(kv("train.seq_len"), " is too short for ", kv("data.task"),
                   ": the prompt needs at least ", kMinSyntheticSeqLen, " tokens");
-    if (d.task == "text") {
+    if (d.task == Task::kText) {
       if (d.train.empty())
         input_error("data.train (the training token file) is required with ",
                     kv("data.task"), "; make one with `ringtrain prepare-text`");

@@ -4,10 +4,43 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
+#include <type_traits>
 #include <string>
 #include <vector>
 
 namespace ringtrain {
+
+// The choices of the config, typed when the config is parsed (the key table binds each choice
+// key to its enum; the enumerators are in the order of the key's allowed values, which
+// to_string gives back as the YAML word).
+enum class DeviceChoice { kAuto, kCpu, kCuda };
+enum class CpMode { kRing, kUlysses, kHybrid };
+enum class DeviceComm { kAuto, kNccl, kStaged };
+enum class LrSchedule { kCosine, kConstant };
+enum class TrainPrecision { kFp32, kBf16 };
+enum class OnNonFinite { kStop, kSkip };
+enum class Task { kText, kPasskey, kRecall };
+enum class LossTargets { kAll, kAnswer };
+enum class Packing { kNone, kDocuments };
+enum class Progress { kAuto, kAlways, kNever };
+
+std::string to_string(DeviceChoice v);
+std::string to_string(CpMode v);
+std::string to_string(DeviceComm v);
+std::string to_string(LrSchedule v);
+std::string to_string(TrainPrecision v);
+std::string to_string(OnNonFinite v);
+std::string to_string(Task v);
+std::string to_string(LossTargets v);
+std::string to_string(Packing v);
+std::string to_string(Progress v);
+// Messages print a choice as its word.
+template <typename E>
+  requires std::is_enum_v<E> && requires(E e) { to_string(e); }
+std::ostream& operator<<(std::ostream& os, E e) {
+  return os << to_string(e);
+}
 
 struct RunConfig {
   std::string name = "ringtrain";
@@ -46,11 +79,11 @@ struct ParallelConfig {
   int dp = 1;
   int cp = 1;
   int tp = 1;
-  std::string cp_mode = "ring";  // ring | ulysses | hybrid
+  CpMode cp_mode = CpMode::kRing;
   int ulysses_degree = 1;        // hybrid: cp = ulysses_degree x ring; ulysses mode: = cp
   bool sequence_parallel = false;
   bool zero1 = false;
-  std::string device_comm = "auto";  // auto | nccl | staged (device: cuda)
+  DeviceComm device_comm = DeviceComm::kAuto;  // device: cuda
 };
 
 struct TrainConfig {
@@ -61,29 +94,29 @@ struct TrainConfig {
   double lr = 1e-3;
   double min_lr = 1e-4;
   int warmup_steps = 10;
-  std::string schedule = "cosine";  // cosine | constant
+  LrSchedule schedule = LrSchedule::kCosine;
   double weight_decay = 0.1;
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
   double grad_clip = 1.0;  // 0 disables clipping
-  std::string precision = "fp32";  // fp32 | bf16
+  TrainPrecision precision = TrainPrecision::kFp32;
   bool recompute = false;
   int eval_every = 0;  // 0: evaluate only at the end
   int eval_batches = 4;
-  std::string on_nonfinite = "stop";  // stop | skip
+  OnNonFinite on_nonfinite = OnNonFinite::kStop;
 };
 
 struct DataConfig {
-  std::string task = "passkey";  // text | passkey | recall
+  Task task = Task::kPasskey;
   std::string train;             // token file (task: text)
   std::string val;               // token file (task: text); empty: a held-out slice of train
   int passkey_digits = 5;
   double passkey_min_depth = 0.0;  // where the key may sit, as a fraction of the prompt
   double passkey_max_depth = 1.0;
   int recall_pairs = 8;
-  std::string loss = "all";  // all | answer: which targets the loss scores (synthetic tasks)
-  std::string packing = "none";  // none | documents: samples hold whole documents, masked apart
+  LossTargets loss = LossTargets::kAll;  // which targets the loss scores (synthetic tasks)
+  Packing packing = Packing::kNone;  // documents: samples hold whole documents, masked apart
 };
 
 struct CheckpointConfig {
@@ -96,13 +129,13 @@ struct CheckpointConfig {
 
 struct LogConfig {
   int every = 10;
-  std::string progress = "auto";  // auto | always | never (live line on a terminal)
+  Progress progress = Progress::kAuto;  // the live line on a terminal
   bool tensorboard = true;
   double peak_tflops = 0.0;  // per device, for MFU; 0: unknown (MFU not reported)
 };
 
 struct Config {
-  std::string device = "auto";  // auto | cpu | cuda
+  DeviceChoice device = DeviceChoice::kAuto;
   RunConfig run;
   ModelConfig model;
   ParallelConfig parallel;

@@ -7,6 +7,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "src/core/error.h"
+
 namespace ringtrain {
 namespace {
 
@@ -36,12 +38,19 @@ ConfigField field(const char* section, const char* key, S Config::*sec, T S::*me
   return f;
 }
 
-template <typename S>
-ConfigField choice(const char* section, const char* key, S Config::*sec,
-                   std::string S::*member, std::vector<std::string> choices, const char* doc) {
-  ConfigField f = field(section, key, sec, member, {}, doc);
+// A choice key bound to its enum: `choices` name the enumerators in order (the member is
+// read and written as its int value, the index into `choices`).
+template <typename S, typename E>
+ConfigField choice(const char* section, const char* key, S Config::*sec, E S::*member,
+                   std::vector<std::string> choices, const char* doc) {
+  static_assert(std::is_enum_v<E> && std::is_same_v<std::underlying_type_t<E>, int>);
+  ConfigField f;
+  f.section = section;
+  f.key = key;
   f.type = FieldType::kChoice;
+  f.ref = [sec, member](Config& c) -> void* { return &((c.*sec).*member); };
   f.choices = std::move(choices);
+  f.doc = doc;
   return f;
 }
 
@@ -69,6 +78,7 @@ std::vector<ConfigField> make_fields() {
   device.key = "device";
   device.type = FieldType::kChoice;
   device.ref = [](Config& c) -> void* { return &c.device; };
+  static_assert(std::is_same_v<std::underlying_type_t<DeviceChoice>, int>);
   device.choices = {"auto", "cpu", "cuda"};
   device.doc = "Where the job computes. auto: cuda when the binary has the CUDA layer and a GPU "
                "is visible, else cpu.";
@@ -325,8 +335,8 @@ std::string config_field_text(const Config& config, const ConfigField& field) {
     case FieldType::kU64: return std::to_string(*static_cast<uint64_t*>(p));
     case FieldType::kDouble: return format_double(*static_cast<double*>(p));
     case FieldType::kBool: return *static_cast<bool*>(p) ? "true" : "false";
-    case FieldType::kString:
-    case FieldType::kChoice: {
+    case FieldType::kChoice: return field.choices.at(static_cast<size_t>(*static_cast<int*>(p)));
+    case FieldType::kString: {
       // The emitter quotes what a plain scalar could not carry ("", "null", ": ", "#").
       YAML::Emitter e;
       e << *static_cast<std::string*>(p);
@@ -404,5 +414,27 @@ std::string config_reference_markdown() {
   for (const auto& s : config_sections()) section_table(s, "`" + s + "`");
   return os.str();
 }
+
+}  // namespace ringtrain
+
+namespace ringtrain {
+namespace {
+std::string choice_word(const char* key, int v) {
+  const ConfigField* f = find_config_field(key);
+  RT_CHECK(f != nullptr && v >= 0 && v < static_cast<int>(f->choices.size()), "no value ", v, " of ", key);
+  return f->choices[static_cast<size_t>(v)];
+}
+}  // namespace
+
+std::string to_string(DeviceChoice v) { return choice_word("device", static_cast<int>(v)); }
+std::string to_string(CpMode v) { return choice_word("parallel.cp_mode", static_cast<int>(v)); }
+std::string to_string(DeviceComm v) { return choice_word("parallel.device_comm", static_cast<int>(v)); }
+std::string to_string(LrSchedule v) { return choice_word("train.schedule", static_cast<int>(v)); }
+std::string to_string(TrainPrecision v) { return choice_word("train.precision", static_cast<int>(v)); }
+std::string to_string(OnNonFinite v) { return choice_word("train.on_nonfinite", static_cast<int>(v)); }
+std::string to_string(Task v) { return choice_word("data.task", static_cast<int>(v)); }
+std::string to_string(LossTargets v) { return choice_word("data.loss", static_cast<int>(v)); }
+std::string to_string(Packing v) { return choice_word("data.packing", static_cast<int>(v)); }
+std::string to_string(Progress v) { return choice_word("log.progress", static_cast<int>(v)); }
 
 }  // namespace ringtrain

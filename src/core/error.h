@@ -14,13 +14,19 @@ enum class ErrorKind {
   kFault,  // anything else: the job is aborted
 };
 
+// `collective`: raised identically on every rank (config validation, a problem rank 0 found
+// and broadcast), so rank 0 alone prints it and every rank exits 2 without aborting the job.
+// Any other error is one rank's own, and that rank ends the whole job.
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  Error(ErrorKind kind, const std::string& what, bool collective = false)
+      : std::runtime_error(what), kind_(kind), collective_(collective) {}
   ErrorKind kind() const { return kind_; }
+  bool collective() const { return collective_; }
 
  private:
   ErrorKind kind_;
+  bool collective_;
 };
 
 namespace detail {
@@ -36,6 +42,22 @@ std::string concat(Args&&... args) {
 template <typename... Args>
 [[noreturn]] void input_error(Args&&... args) {
   throw Error(ErrorKind::kInput, detail::concat(std::forward<Args>(args)...));
+}
+// An input error every rank raises identically (see Error).
+template <typename... Args>
+[[noreturn]] void collective_input_error(Args&&... args) {
+  throw Error(ErrorKind::kInput, detail::concat(std::forward<Args>(args)...), true);
+}
+// Runs `body`; the input errors it raises are collective (every rank runs the same checks on
+// the same inputs: the command line, the config).
+template <typename F>
+decltype(auto) collectively(F&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInput) throw Error(ErrorKind::kInput, e.what(), true);
+    throw;
+  }
 }
 // Faults: broken invariants, library failures (abort the job).
 template <typename... Args>

@@ -1,4 +1,4 @@
-// What started this process (issue 16): Slurm (srun / sbatch), Open MPI's mpirun, or nothing.
+// What started this process: Slurm (srun / sbatch), Open MPI's mpirun, or nothing.
 // The job's name and ids come from the launcher's environment; the trainer prints them in its
 // banner and appends them to metrics.jsonl, so a run's log says which job (and which requeue
 // of it) wrote it. The local rank (which picks the GPU) does NOT come from here: Mesh takes it

@@ -9,9 +9,6 @@
 #include "src/core/error.h"
 
 namespace ringtrain {
-namespace {
-bool g_collective_phase = true;
-}
 
 namespace detail {
 void mpi_failed(int rc, const char* call, const char* file, int line) {
@@ -52,8 +49,6 @@ int world_size() {
   return n;
 }
 
-void set_collective_phase(bool collective) { g_collective_phase = collective; }
-
 void warn(const std::string& message) {
   int r = world_rank();
   if (r == 0)
@@ -63,10 +58,10 @@ void warn(const std::string& message) {
   std::fflush(stderr);
 }
 
-static int end_job(ErrorKind kind, const char* what) {
+static int end_job(ErrorKind kind, const char* what, bool collective = false) {
   const int rank = world_rank();
   const int code = kind == ErrorKind::kInput ? 2 : 1;
-  if (kind == ErrorKind::kInput && g_collective_phase) {
+  if (kind == ErrorKind::kInput && collective) {
     if (rank == 0) std::fprintf(stderr, "ringtrain: error: %s\n", what);
     std::fflush(stderr);
     return code;
@@ -85,7 +80,7 @@ int run_guarded(const std::function<int()>& body) {
   try {
     return body();
   } catch (const Error& e) {
-    return end_job(e.kind(), e.what());
+    return end_job(e.kind(), e.what(), e.collective());
   } catch (const std::bad_alloc&) {
     return end_job(ErrorKind::kFault, "out of host memory");
   } catch (const std::exception& e) {

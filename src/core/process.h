@@ -20,15 +20,11 @@ int world_rank();
 int world_size();
 
 // Runs `body` and turns any escaping exception into the job's end:
-//  - an input error found identically on every rank (`collective_input == true`, e.g. config
+//  - an input error found identically on every rank (Error::collective(), e.g. config
 //    validation): rank 0 prints it once, every rank returns 2;
 //  - any other error: this rank prints `ringtrain: error: <what> (rank R)` and calls
 //    MPI_Abort(2 for input, 1 for faults), which ends every rank of the job.
 int run_guarded(const std::function<int()>& body);
-
-// Marks that errors thrown from now on can no longer be assumed identical on all ranks
-// (after config validation, errors come from one rank's data or computation).
-void set_collective_phase(bool collective);
 
 // Prints a warning prefixed by the rank (rank 0's warnings unprefixed).
 void warn(const std::string& message);

@@ -145,13 +145,38 @@ Status gemm(Stream stream, bool trans_a, bool trans_b, int m, int n, int k, floa
 // they do nothing (set_schedule) or report nothing (the trace stays empty).
 
 // The order in which the emulator runs the threads of a block (and the blocks of a grid)
-// between synchronization points. Default: RINGTRAIN_EMU_SCHEDULE=ascending|descending|
-// shuffle[:seed], else ascending.
+// between synchronization points. kAscending / kDescending: the lowest- / highest-numbered
+// runnable thread runs next, so a warp runs ahead of the others as far as the barriers let it;
+// kShuffle: every runnable thread once per round, in a seeded order redrawn every round (the
+// warps stay in step).
 enum class Schedule { kAscending, kDescending, kShuffle };
-void set_schedule(Schedule schedule, uint64_t seed = 1);
+// When a cp.async copy lands in shared memory. The PTX ISA (section "Data Movement and
+// Conversion Instructions: cp.async") lets it complete any time after issue, in no order with
+// other cp.async operations, and guarantees only that cp.async.wait_group N has completed all
+// but the N most recent groups. kLazy: at the wait (a read before the wait sees poison);
+// kEager: at issue (a prefetch into a stage other threads still read overwrites it);
+// kRandom: each group at a seeded random one of its issuing thread's synchronization points
+// between issue and the wait.
+enum class CpAsyncLanding { kLazy, kEager, kRandom };
+// Default: RINGTRAIN_EMU_SCHEDULE=<ascending|descending|shuffle[:seed]>[+lazy|+eager|+random],
+// else ascending+lazy. The seed drives both the shuffle and the random landing.
+void set_schedule(Schedule schedule, uint64_t seed = 1, CpAsyncLanding landing = CpAsyncLanding::kLazy);
 Schedule current_schedule();
 uint64_t current_schedule_seed();
+CpAsyncLanding current_cp_async_landing();
 const char* schedule_name(Schedule schedule);
+const char* landing_name(CpAsyncLanding landing);
+// The schedule in force as RINGTRAIN_EMU_SCHEDULE spells it ("shuffle:7+random"), for reports.
+std::string schedule_description();
+
+// The architecture whose launch limits the emulator enforces: sm_80 (A100: at most 163 KiB of
+// static + dynamic shared memory per block after opt-in) or sm_90a (H100: 227 KiB). Default:
+// RINGTRAIN_EMU_ARCH=sm_80|sm_90a, else sm_80, the stricter of the two we ship (CI runs the
+// GPU tests under both). No effect on a real device.
+enum class Arch { kSm80, kSm90a };
+void set_emulated_arch(Arch arch);
+Arch emulated_arch();
+const char* arch_name(Arch arch);
 
 // How the emulator runs work issued on streams. kEager (default): at issue, in issue order —
 // always a valid order. kDeferred: each created stream keeps its work until something waits

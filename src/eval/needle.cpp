@@ -45,9 +45,9 @@ Haystack open_haystack(const Config& config, const NeedleOptions& opt) {
   bool held_out = false;
   if (!opt.haystack.empty()) {
     path = opt.haystack;
-  } else if (config.data.task == "passkey" && !config.data.val.empty()) {
+  } else if (config.data.task == Task::kPasskey && !config.data.val.empty()) {
     path = config.data.val;
-  } else if (config.data.task == "passkey" && !config.data.train.empty()) {
+  } else if (config.data.task == Task::kPasskey && !config.data.train.empty()) {
     path = config.data.train;
     held_out = true;
   } else {
@@ -109,12 +109,6 @@ std::string hex64(uint64_t x) {
 
 }  // namespace
 
-int zigzag_owner(int seq_len, int cp, int pos) {
-  const int chunk = seq_len / (2 * cp);
-  const int c = pos / chunk;
-  return c < cp ? c : 2 * cp - 1 - c;
-}
-
 void check_needle_options(const NeedleOptions& opt, int cp, int digits) {
   const int min_len = passkey_min_seq_len(digits);
   for (int64_t len : opt.lengths) {
@@ -148,27 +142,42 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
   const int cp_rank = mesh.coord().cp;
   const int digits = config.data.passkey_digits;
   // Checks that every rank makes identically: errors here end the job with exit 2.
-  set_collective_phase(true);
-  RT_INPUT_CHECK(digits >= 1 && digits <= 64, "data.passkey_digits ", digits, " must be in [1, 64]");
-  RT_INPUT_CHECK(config.model.vocab_size >= kAsciiVocab, "eval --needle: the prompts are byte-level ASCII text, ",
-                 "which needs model.vocab_size >= ", kAsciiVocab, " (it is ", config.model.vocab_size, ")");
+  struct Prepared {
+    NeedleOptions opt;
+    std::string path;
+    int trained = 0;
+    Haystack hay;
+  };
+  Prepared prep = collectively([&] {
+    RT_INPUT_CHECK(digits >= 1 && digits <= 64, "data.passkey_digits ", digits, " must be in [1, 64]");
+    RT_INPUT_CHECK(config.model.vocab_size >= kAsciiVocab, "eval --needle: the prompts are byte-level ASCII text, ",
+                   "which needs model.vocab_size >= ", kAsciiVocab, " (it is ", config.model.vocab_size, ")");
 
-  NeedleOptions opt = opt_in;
-  check_needle_options(opt, cp, digits);
-  if (opt.depths.empty())
-    for (int i = 0; i <= 10; ++i) opt.depths.push_back(i / 10.0);
-  if (opt.samples == 0) opt.samples = kNeedleDefaultSamples;
-  std::string spec = opt.checkpoint;
-  if (spec.empty()) {
-    RT_INPUT_CHECK(!config.checkpoint.dir.empty(),
-                   "eval --needle needs a trained model: give --checkpoint P or set checkpoint.dir");
-    spec = config.checkpoint.dir;
-  }
-  const std::string path = resolve_checkpoint(spec, mesh);
-  const int trained = trained_seq_len(path, config, mesh);
-  if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
-  const Haystack hay = open_haystack(config, opt);
-  set_collective_phase(false);
+    Prepared p;
+    NeedleOptions& opt = p.opt;
+    opt = opt_in;
+    check_needle_options(opt, cp, digits);
+    if (opt.depths.empty())
+      for (int i = 0; i <= 10; ++i) opt.depths.push_back(i / 10.0);
+    if (opt.samples == 0) opt.samples = kNeedleDefaultSamples;
+    std::string spec = opt.checkpoint;
+    if (spec.empty()) {
+      RT_INPUT_CHECK(!config.checkpoint.dir.empty(),
+                     "eval --needle needs a trained model: give --checkpoint P or set checkpoint.dir");
+      spec = config.checkpoint.dir;
+    }
+    p.path = resolve_checkpoint(spec, mesh);
+    const std::string& path = p.path;
+    p.trained = trained_seq_len(path, config, mesh);
+    const int trained = p.trained;
+    if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
+    p.hay = open_haystack(config, opt);
+    return p;
+  });
+  const NeedleOptions& opt = prep.opt;
+  const std::string& path = prep.path;
+  const int trained = prep.trained;
+  const Haystack& hay = prep.hay;
 
   std::string out_path;
   if (mesh.rank() == 0) {
@@ -182,25 +191,22 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
     std::printf("needle: checkpoint %s, haystack %s, %zu lengths x %zu depths x %d samples, cp %d (%s), "
                 "cross-rank attention %s\n",
                 path.c_str(), hay.what.c_str(), opt.lengths.size(), opt.depths.size(), opt.samples, cp,
-                config.parallel.cp_mode.c_str(), opt.cross_rank ? "on" : "off");
+                to_string(config.parallel.cp_mode).c_str(), opt.cross_rank ? "on" : "off");
     std::fflush(stdout);
   }
 
   const int batch_max = std::max(1, std::min(opt.samples, config.train.micro_batch));
   std::vector<NeedleCell> cells;
   double acc_sum = 0.0, acc_min = 1.0;
+  // One model and one checkpoint read for every length: each batch carries its length, and
+  // the model lays the sequence out over the cp ranks from it.
   Compute compute(config, mesh);
+  LlamaModel model(config, mesh, compute.backend(), compute.groups());
+  model.init_weights(config.run.seed);
+  read_checkpoint_file(path, config, mesh, model.params(), nullptr);
+  model.set_cross_rank(opt.cross_rank);
   for (int64_t len64 : opt.lengths) {
     const int len = static_cast<int>(len64);
-    // A model built for this length (its zigzag positions), with the checkpoint's weights.
-    Config lc = config;
-    lc.train.seq_len = len;
-    lc.train.micro_batch = batch_max;
-    LlamaModel model(lc, mesh, compute.backend(), compute.groups());
-    model.init_weights(config.run.seed);
-    read_checkpoint_file(path, lc, mesh, model.params(), nullptr);
-    model.set_cross_rank(opt.cross_rank);
-
     const Zigzag zz{len, cp};
     const int sl = zz.local_len();
     for (double depth : opt.depths) {
@@ -211,6 +217,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
         LocalBatch batch;
         batch.b = b;
         batch.s_local = sl;
+        batch.seq_len = len;
         batch.ids.resize(static_cast<size_t>(b) * sl);
         batch.targets.resize(batch.ids.size());
         batch.answer.resize(batch.ids.size());
@@ -233,9 +240,9 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
           }
           const PasskeyInfo info = make_passkey(ps, &s);
           answer_begin[static_cast<size_t>(j)] = info.answer_begin;
-          const int q = zigzag_owner(len, cp, len - 1);
+          const int q = zz.owner(len - 1);
           bool local = true;
-          for (int k = 0; k < digits; ++k) local = local && zigzag_owner(len, cp, info.key_digits + k) == q;
+          for (int k = 0; k < digits; ++k) local = local && zz.owner(info.key_digits + k) == q;
           cell.on_answer_rank += local;
           const size_t at = static_cast<size_t>(j) * sl;
           zz.shard(cp_rank, s.inputs.data(), batch.ids.data() + at);
@@ -289,7 +296,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
         ", \"min_accuracy\": " + fmt_double(cells.empty() ? 0.0 : acc_min) + ", \"lengths\": [" + lens +
         "], \"depths\": [" + deps + "], \"samples\": " + std::to_string(opt.samples) +
         ", \"cross_rank\": " + (opt.cross_rank ? "true" : "false") + ", \"cp\": " + std::to_string(cp) +
-        ", \"cp_mode\": \"" + config.parallel.cp_mode + "\", \"trained_seq_len\": " + std::to_string(trained) +
+        ", \"cp_mode\": \"" + to_string(config.parallel.cp_mode) + "\", \"trained_seq_len\": " + std::to_string(trained) +
         ", \"seconds\": " + fmt_double(seconds) + "}";
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);

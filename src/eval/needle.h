@@ -62,9 +62,6 @@ void check_needle_options(const NeedleOptions& opt, int cp, int digits);
 // The default lengths for a model trained at `trained_len` on `cp` ranks.
 std::vector<int64_t> default_needle_lengths(int64_t trained_len, int cp, int digits);
 
-// The cp rank (zigzag layout of seq_len over cp) that holds global position `pos`.
-int zigzag_owner(int seq_len, int cp, int pos);
-
 // Runs the sweep (collective over mesh.world()), prints and writes the lines. Warns, on rank 0,
 // about lengths beyond the checkpoint's trained context (its config's train.seq_len).
 std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const NeedleOptions& opt);

@@ -85,10 +85,10 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   rope_scaling_ = rope_scaling_of(m);
   const int tp = mesh.shape().tp;
   shape_ = ModelShape{m.vocab_size, m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim(), m.ffn_dim(), tp};
-  RT_INPUT_CHECK(m.n_heads % tp == 0 && m.n_kv_heads % tp == 0 && shape_.ffn % tp == 0 &&
-                     m.vocab_size % tp == 0,
-                 "parallel.tp = ", tp, " must divide model.n_heads (", m.n_heads, "), n_kv_heads (",
-                 m.n_kv_heads, "), the MLP width (", shape_.ffn, ") and vocab_size (", m.vocab_size, ")");
+  // The config checked these (src/config); here they guard against a caller that did not.
+  RT_CHECK(m.n_heads % tp == 0 && m.n_kv_heads % tp == 0 && shape_.ffn % tp == 0 && m.vocab_size % tp == 0,
+           "parallel.tp = ", tp, " must divide model.n_heads (", m.n_heads, "), n_kv_heads (", m.n_kv_heads,
+           "), the MLP width (", shape_.ffn, ") and vocab_size (", m.vocab_size, ")");
   tp_.comm = groups.tp;
   tp_.backend = &be_;
   tp_.sequence_parallel = config.parallel.sequence_parallel && tp > 1;
@@ -96,13 +96,12 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   vocab_ = VocabShard{tp_rank * shape_.vocab_local(), shape_.vocab_local()};
 
   // Context parallelism; the sequence is laid out over the cp members by the first batch.
-  attention_.mode = config.parallel.cp_mode == "ulysses" ? CpMode::kUlysses
-                    : config.parallel.cp_mode == "hybrid" ? CpMode::kHybrid
-                                                          : CpMode::kRing;
   attention_.ring = groups.ring;
   attention_.ulysses = mesh.shape().ulysses > 1 ? groups.ulysses : nullptr;
   attention_.causal = true;
   attention_.window = m.sliding_window;
+  // Test hook for the fault tests: this rank fails while the others enter the ring.
+  if (const char* r = std::getenv("RINGTRAIN_TEST_FAIL_RANK")) test_fail_ = std::atoi(r) == mesh.rank();
 
   // Parameters in forward order (backward completes them in reverse).
   const int64_t d = shape_.d, hd = shape_.head_dim;
@@ -254,6 +253,7 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos, rope_scaling_}, q);
   be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos, rope_scaling_}, k);
   context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, v, ao, &a.att);
+  if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, a.att);
   be_.linear_forward(ao, P(params_, L.o), tmp, n, qw, di);
   tp_leave_forward(tp_, tmp, x_mid, N, d);
   be_.add(x_mid, x_in, H * d);
@@ -339,9 +339,7 @@ void LlamaModel::head_logits() {
 }
 
 double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, const GradReady& ready) {
-  // Test hook for the fault tests: this rank fails while the others enter the ring.
-  if (const char* r = std::getenv("RINGTRAIN_TEST_FAIL_RANK"); r && std::atoi(r) == mesh_.rank())
-    fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
+  if (test_fail_) fault("injected failure (RINGTRAIN_TEST_FAIL_RANK)");
   forward_trunk(batch, true);
   const int64_t N = rows_, H = held_, d = shape_.d;
   float* row_loss = buf(row_loss_, N);

@@ -92,6 +92,12 @@ class LlamaModel {
 
   // Control for evaluations: attention limited to each rank's own tokens.
   void set_cross_rank(bool on) { attention_.cross_rank = on; }
+  // Inspection (ringtrain attend): called in every forward right after layer l's attention,
+  // with the layer's q and k (after RoPE, this rank's heads and tokens) and the saved lse, while
+  // the context attention still holds the micro-batch's layout. Empty: none.
+  using AttentionHook = std::function<void(int layer, ContextAttention& ctx, const LocalAttentionShape& shape,
+                                           const float* q, const float* k, const ContextAttentionSaved& saved)>;
+  void set_attention_hook(AttentionHook hook) { attention_hook_ = std::move(hook); }
   // Model FLOPs of one token's forward+backward at this sequence length (6N + attention).
   double flops_per_token(int seq_len) const;
 
@@ -124,6 +130,7 @@ class LlamaModel {
   int p_embed_ = -1, p_final_norm_ = -1, p_lm_head_ = -1;
   std::vector<Layer> layers_;
   std::vector<int> tp_partial_;
+  AttentionHook attention_hook_;
 
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;
@@ -137,6 +144,7 @@ class LlamaModel {
   // Step temporaries (gradient buffers, norm/projection scratch), sized on the first step and
   // reused: a steady-state step allocates none of them.
   std::unique_ptr<Work> work_;
+  bool test_fail_ = false;  // RINGTRAIN_TEST_FAIL_RANK names this rank (tests/faults)
 };
 
 }  // namespace ringtrain

@@ -1,4 +1,4 @@
-// Which samples a rank trains on (the brief's data section): the global batch of step s holds
+// Which samples a rank trains on (DESIGN.md's data section): the global batch of step s holds
 // dp x micro_batch x grad_accum samples; micro-step a on replica d takes samples
 // [(a*dp + d)*micro_batch, ...); each cp rank keeps its zigzag chunks (micro-batches of packed
 // documents: its share of the document-aware split, parallel/document_split.h); tp ranks read

@@ -5,21 +5,22 @@
 #include "src/core/error.h"
 
 namespace ringtrain {
-std::string resolve_device(const Config& config) {
+DeviceChoice resolve_device(const Config& config) {
   const GpuRuntime* rt = gpu_runtime();
   const int count = rt ? rt->device_count() : 0;
-  if (config.device == "cpu") return "cpu";
-  if (config.device == "auto") return rt && !rt->emulated && count > 0 ? "cuda" : "cpu";
+  if (config.device == DeviceChoice::kCpu) return DeviceChoice::kCpu;
+  if (config.device == DeviceChoice::kAuto)
+    return rt && !rt->emulated && count > 0 ? DeviceChoice::kCuda : DeviceChoice::kCpu;
   RT_INPUT_CHECK(rt != nullptr, "device: cuda, but this binary was built without the GPU layer "
                                 "(configure with -DRINGTRAIN_GPU=cuda, or emulate for the emulated device)");
   RT_INPUT_CHECK(count > 0, "device: cuda, but no CUDA device is visible to this process");
-  return "cuda";
+  return DeviceChoice::kCuda;
 }
 
 Compute::Compute(const Config& config, Mesh& mesh, bool force_cpu) {
-  const Precision precision = parse_precision(config.train.precision);
-  const std::string device = force_cpu ? "cpu" : resolve_device(config);
-  if (device == "cpu") {
+  const Precision precision = config.train.precision == TrainPrecision::kBf16 ? Precision::kBF16 : Precision::kF32;
+  const DeviceChoice device = force_cpu ? DeviceChoice::kCpu : resolve_device(config);
+  if (device == DeviceChoice::kCpu) {
     backend_ = make_cpu_backend(precision);
     groups_ = mesh.host_groups();
     description_ = "cpu";
@@ -42,12 +43,12 @@ Compute::Compute(const Config& config, Mesh& mesh, bool force_cpu) {
     if (r != mesh.local_rank() && std::equal(id, id + 3, ids.begin() + 3 * r)) ++sharing;
   int worst = sharing;
   MPI_CHECK(MPI_Allreduce(&sharing, &worst, 1, MPI_INT, MPI_MAX, mesh.world_comm()));
-  const std::string& choice = config.parallel.device_comm;
+  const DeviceComm choice = config.parallel.device_comm;
   const bool one_per_gpu = worst == 1;
-  RT_INPUT_CHECK(choice != "nccl" || one_per_gpu, "parallel.device_comm: nccl needs one process per GPU, but ",
+  RT_INPUT_CHECK(choice != DeviceComm::kNccl || one_per_gpu, "parallel.device_comm: nccl needs one process per GPU, but ",
                  worst, " processes share a GPU (", mesh.local_size(), " processes, ", count,
                  " visible GPU(s) on this node); use staged or auto");
-  const bool nccl = choice == "nccl" || (choice == "auto" && one_per_gpu);
+  const bool nccl = choice == DeviceComm::kNccl || (choice == DeviceComm::kAuto && one_per_gpu);
   auto make = [&](MPI_Comm comm) {
     comms_.push_back(rt.make_communicator(comm, *backend_, nccl));
     return comms_.back().get();

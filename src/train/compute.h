@@ -35,8 +35,8 @@ class Compute {
   std::string description_;
 };
 
-// The device `device: auto|cpu|cuda` resolves to in this binary on this machine ("cpu" or
-// "cuda"); a clear input error when cuda is asked for and unavailable.
-std::string resolve_device(const Config& config);
+// The device `device: auto|cpu|cuda` resolves to in this binary on this machine (kCpu or
+// kCuda); a clear input error when cuda is asked for and unavailable.
+DeviceChoice resolve_device(const Config& config);
 
 }  // namespace ringtrain

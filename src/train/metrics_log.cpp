@@ -112,8 +112,8 @@ MetricsLog::MetricsLog(const Config& config, int world_size, double flops_per_to
       start_step_(start_step),
       start_tokens_(start_tokens),
       start_time_(now_s()) {
-  const std::string& p = config.log.progress;
-  live_ = p == "always" || (p == "auto" && stdout_is_terminal());
+  const Progress p = config.log.progress;
+  live_ = p == Progress::kAlways || (p == Progress::kAuto && stdout_is_terminal());
   std::filesystem::create_directories(config.run.out_dir);
   metrics_path_ = config.run.out_dir + "/metrics.jsonl";
   if (config.log.tensorboard) {

@@ -52,6 +52,12 @@ void emit_json_line(const std::string& json, const std::string& path) {
 }
 
 Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh) {
+  // Test-only hook: RINGTRAIN_TEST_NAN_STEP=N poisons step N (1-based) on every rank;
+  // RINGTRAIN_TEST_NAN_WHAT=loss makes the loss NaN, anything else a NaN in the first gradient
+  // element of the last parameter (set before its reduction starts).
+  if (const char* e = std::getenv("RINGTRAIN_TEST_NAN_STEP")) test_nan_step_ = std::atoll(e);
+  const char* what = std::getenv("RINGTRAIN_TEST_NAN_WHAT");
+  test_nan_loss_ = what && std::string(what) == "loss";
   train_data_ = make_dataset(config, Split::kTrain);
   val_data_ = make_dataset(config, Split::kVal);
   RT_INPUT_CHECK(train_data_->min_vocab() <= config.model.vocab_size, "vocabulary mismatch: data.",
@@ -187,9 +193,7 @@ bool Trainer::stop_requested() {
 StepResult Trainer::step() {
   const TrainConfig& t = config_.train;
   const BatchPlan plan = plan_for(config_, mesh_);
-  // Reused from step to step (load_local_batch overwrites every field): a steady-state step
-  // allocates nothing for its batches.
-  static thread_local std::vector<LocalBatch> micro;
+  std::vector<LocalBatch>& micro = micro_;
   micro.resize(static_cast<size_t>(t.grad_accum));
   // The loss is the mean over every token of the global batch, whatever the layout: count the
   // scored tokens first (each dp x cp rank counts its own; tp ranks hold copies).
@@ -202,13 +206,8 @@ StepResult Trainer::step() {
   RT_INPUT_CHECK(counts[0] > 0, "step ", state_.step, ": the global batch has no scored tokens");
   const float scale = static_cast<float>(1.0 / counts[0]);
 
-  // Test-only hook (tests/faults/test_nonfinite.sh): RINGTRAIN_TEST_NAN_STEP=N poisons step N
-  // (1-based) on every rank; RINGTRAIN_TEST_NAN_WHAT=loss makes the loss NaN, anything else a
-  // NaN in the first gradient element of the last parameter (set before its reduction starts).
-  const char* nan_env = std::getenv("RINGTRAIN_TEST_NAN_STEP");
-  const bool poison = nan_env && std::atoll(nan_env) == state_.step + 1;
-  const char* nan_what = std::getenv("RINGTRAIN_TEST_NAN_WHAT");
-  const bool poison_loss = poison && nan_what && std::string(nan_what) == "loss";
+  const bool poison = test_nan_step_ == state_.step + 1;
+  const bool poison_loss = poison && test_nan_loss_;
   const int poison_param = poison && !poison_loss ? static_cast<int>(model_->params().params().size()) - 1 : -1;
 
   double loss_sum = 0.0;
@@ -236,7 +235,7 @@ StepResult Trainer::step() {
     std::string where = optimizer_->first_nonfinite_grad();
     std::string msg = "non-finite " + what + " at step " + std::to_string(state_.step + 1) +
                       (where.empty() ? "" : " (first non-finite gradient: " + where + ")");
-    if (t.on_nonfinite == "stop") fault(msg, "; stopping (train.on_nonfinite: stop)");
+    if (t.on_nonfinite == OnNonFinite::kStop) fault(msg, "; stopping (train.on_nonfinite: stop)");
     if (mesh_.rank() == 0) warn(msg + "; step skipped (train.on_nonfinite: skip)");
     optimizer_->discard_gradients();
     r.skipped = true;

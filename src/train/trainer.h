@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "src/config/config.h"
@@ -54,7 +55,7 @@ class Trainer {
   StepResult step();
   EvalResult evaluate(int batches);
 
-  // --- checkpoints (issue 6, src/checkpoint) ---
+  // --- checkpoints (src/checkpoint) ---
   // Loads `spec` (a checkpoint file, or a directory: its newest valid one) into the model, and
   // with `with_optimizer` also the moments and the train state. Collective.
   void load_checkpoint(const std::string& spec, bool with_optimizer);
@@ -87,6 +88,13 @@ class Trainer {
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Dataset> train_data_, val_data_;
+  // The micro-batches of a step, reused from step to step (load_local_batch overwrites every
+  // field): a steady-state step allocates nothing for its batches.
+  std::vector<LocalBatch> micro_;
+  // Test-only fault injection (tests/faults/test_nonfinite.sh), read once: step to poison
+  // (1-based, 0: none) and whether the loss (else a gradient) turns NaN.
+  int64_t test_nan_step_ = 0;
+  bool test_nan_loss_ = false;
   TrainState state_;
   std::string metrics_path_;
   double elapsed_ = 0.0;

@@ -49,7 +49,7 @@ def version(path, n):
 
 def check(path):
     with h5py.File(path, "r") as f:
-        # String attributes are fixed-length (bytes in h5py) since issue 15, variable-length before.
+        # String attributes are fixed-length (bytes in h5py), variable-length in older files.
         a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         assert a["format"] == "ringtrain-checkpoint", a["format"]
         assert int(a["format_version"]) == 1

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An exported checkpoint outside ringtrain (issue 6): the PyTorch Llama of
+"""An exported checkpoint outside ringtrain: the PyTorch Llama of
 tests/reference/llama_reference.py, built from nothing but OUT_DIR/config.json (Hugging Face
 keys) and OUT_DIR/model.safetensors (parsed here with json + struct: the `safetensors` package
 is not installed), computes the loss of the one window of TOKENS.bin (seq_len + 1 tokens, so

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checkpoints through the command line (issue 6):
+# Checkpoints through the command line:
 #  - N + resume + N steps (resume: PATH and resume: auto) give the same losses as 2N straight;
 #  - checkpoint.keep keeps the newest K, `latest` names the last save, a *.partial leftover is
 #    never loaded and is deleted by the next save;

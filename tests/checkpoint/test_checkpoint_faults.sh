@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checkpoints against faults (issue 6):
+# Checkpoints against faults:
 #  - a rank killed with SIGKILL in the middle of a save: the previous checkpoint stays loadable,
 #    resume: auto picks it (and takes over the dead job's lock), and the resumed run's losses
 #    equal a run that was never killed;

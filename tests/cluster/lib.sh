@@ -1,5 +1,5 @@
 # Shared by tests/cluster/test_*.sh (sourced, not a test itself). Each test builds a small
-# cluster on this machine (issue 16) and tears it down in its EXIT trap, also on failure.
+# cluster on this machine and tears it down in its EXIT trap, also on failure.
 set -u
 BIN=${RINGTRAIN_BIN:?set RINGTRAIN_BIN to the ringtrain binary}
 BIN=$(readlink -f "$BIN")

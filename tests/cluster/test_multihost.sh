@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-host mpirun from a hostfile (issue 16), with real hosts made on this machine: network
+# Multi-host mpirun from a hostfile, with real hosts made on this machine: network
 # namespaces with their own hostnames, joined by veth pairs on a bridge in a "switch"
 # namespace; the head host (where mpirun runs) is a namespace too. Open MPI starts its orted on
 # each host through plm_rsh_agent = a small script that enters that host's namespaces (what ssh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ringtrain under a real Slurm (issue 16): a single-node cluster from Debian's packages (munge,
+# ringtrain under a real Slurm: a single-node cluster from Debian's packages (munge,
 # slurmctld, slurmd) with a throwaway config, state and munge key in a temp dir, its own ports,
 # torn down by the EXIT trap. Checks:
 #  - `srun --mpi=pmix -n 4 -O ringtrain train` (cp=4; Open MPI wired up by Slurm's PMIx, no

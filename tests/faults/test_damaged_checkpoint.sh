@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Damaged checkpoints and the two file formats (issue 15).
+# Damaged checkpoints and the two file formats.
 #  1. A new checkpoint uses HDF5's 1.8+ format (superblock version >= 2: every piece of metadata
 #     checksummed) and fixed-length string attributes (no global heap), and h5py reads it.
 #  2. A checkpoint of the old format (superblock 0, variable-length strings), as written before,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The disk fills up during a checkpoint save (issue 15). Two ways:
+# The disk fills up during a checkpoint save. Two ways:
 #  1. A file-size limit (ulimit -f, SIGXFSZ ignored, so write() fails with EFBIG) that the
 #     free-space check cannot see: the write fails halfway. The job ends with a checkpoint
 #     error (exit 1, no crash: HDF5 used to segfault in MPI_Finalize after the failed close)

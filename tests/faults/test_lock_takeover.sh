@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checkpoint directory's lock (issue 15): LOCK holds "host pid" of the job using it.
+# The checkpoint directory's lock: LOCK holds "host pid" of the job using it.
 #  - a live owner on this host, or any owner on another host: a second job refuses (exit 2),
 #    naming host, pid and the lock file, and says how to take over;
 #  - RINGTRAIN_TAKE_OVER_LOCK=1 takes over a live lock (with a warning) and trains;

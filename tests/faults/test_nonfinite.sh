@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Non-finite loss or gradient (issue 15), injected through the test-only hook in
+# Non-finite loss or gradient, injected through the test-only hook in
 # src/train/trainer.cpp: RINGTRAIN_TEST_NAN_STEP=N poisons step N on every rank (a NaN in the
 # first element of the last parameter's gradient; RINGTRAIN_TEST_NAN_WHAT=loss: a NaN loss).
 #  - train.on_nonfinite: stop ends the job (non-zero) with a message naming the step and the

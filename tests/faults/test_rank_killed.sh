@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A rank killed with SIGKILL in the middle of a training step (not a save), issue 15:
+# A rank killed with SIGKILL in the middle of a training step (not a save):
 #  - every other rank ends within 10 s, mpirun exits non-zero and names the lost rank;
 #  - nothing is lost: `checkpoint.resume: auto` continues from the last checkpoint and its
 #    losses equal, bit for bit, those of a run that was never killed (metrics.jsonl).

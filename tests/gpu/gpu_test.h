@@ -47,27 +47,37 @@ class DeviceBuffer {
 struct ScheduleCase {
   gpu::Schedule schedule;
   uint64_t seed;
+  gpu::CpAsyncLanding landing;
   std::string name() const {
     std::string s = gpu::schedule_name(schedule);
-    if (schedule == gpu::Schedule::kShuffle) s.append(":").append(std::to_string(seed));
-    return s;
+    if (schedule == gpu::Schedule::kShuffle || landing == gpu::CpAsyncLanding::kRandom)
+      s.append(":").append(std::to_string(seed));
+    return s.append("+").append(gpu::landing_name(landing));
   }
 };
-// ascending, descending and two seeded shuffles.
+// Thread orders and cp.async landings that between them expose the races a kernel can have:
+// ascending with copies landing at issue (a warp that runs ahead prefetches into a stage the
+// others still read), descending with copies landing at the wait (a read before the wait or
+// before the barrier after it sees poison), and two seeded shuffles with each group landing at
+// a random synchronization point.
 inline std::vector<ScheduleCase> all_schedules() {
-  return {{gpu::Schedule::kAscending, 1}, {gpu::Schedule::kDescending, 1}, {gpu::Schedule::kShuffle, 7},
-          {gpu::Schedule::kShuffle, 20261128}};
+  return {{gpu::Schedule::kAscending, 1, gpu::CpAsyncLanding::kEager},
+          {gpu::Schedule::kDescending, 1, gpu::CpAsyncLanding::kLazy},
+          {gpu::Schedule::kShuffle, 7, gpu::CpAsyncLanding::kRandom},
+          {gpu::Schedule::kShuffle, 20261128, gpu::CpAsyncLanding::kRandom}};
 }
 
 // Restores the schedule in force when it was made.
 class ScheduleGuard {
  public:
-  ScheduleGuard() : s_(gpu::current_schedule()), seed_(gpu::current_schedule_seed()) {}
-  ~ScheduleGuard() { gpu::set_schedule(s_, seed_); }
+  ScheduleGuard()
+      : s_(gpu::current_schedule()), seed_(gpu::current_schedule_seed()), landing_(gpu::current_cp_async_landing()) {}
+  ~ScheduleGuard() { gpu::set_schedule(s_, seed_, landing_); }
 
  private:
   gpu::Schedule s_;
   uint64_t seed_;
+  gpu::CpAsyncLanding landing_;
 };
 
 // Runs `run` (launches kernels, returns their output) under every schedule and returns the
@@ -76,9 +86,10 @@ template <typename T>
 std::vector<std::vector<T>> run_all_schedules(const std::function<std::vector<T>()>& run) {
   ScheduleGuard guard;
   std::vector<std::vector<T>> out;
-  const auto cases = gpu::kEmulated ? all_schedules() : std::vector<ScheduleCase>{{gpu::Schedule::kAscending, 1}, {gpu::Schedule::kAscending, 1}};
+  const ScheduleCase rerun{gpu::Schedule::kAscending, 1, gpu::CpAsyncLanding::kLazy};
+  const auto cases = gpu::kEmulated ? all_schedules() : std::vector<ScheduleCase>{rerun, rerun};
   for (const ScheduleCase& c : cases) {
-    gpu::set_schedule(c.schedule, c.seed);
+    gpu::set_schedule(c.schedule, c.seed, c.landing);
     out.push_back(run());
   }
   return out;
@@ -103,7 +114,7 @@ std::vector<T> same_under_all_schedules(const std::function<std::vector<T>()>& r
   for (size_t s = 1; s < results.size(); ++s) {
     const int64_t d = first_bitwise_difference(results[0], results[s]);
     EXPECT_EQ(d, -1) << what << ": result under schedule " << (gpu::kEmulated ? cases[s].name() : "rerun")
-                     << " differs bitwise from ascending at element " << d;
+                     << " differs bitwise from " << cases[0].name() << " at element " << d;
   }
   return results[0];
 }

@@ -64,7 +64,7 @@ LocalBatch make_batch(const Config& c, uint64_t seed) {
 
 // One forward/backward and AdamW step of a fresh model on `device`.
 StepRecord one_step(Config c, const std::string& device) {
-  c.device = device;
+  c.device = device == "cuda" ? DeviceChoice::kCuda : DeviceChoice::kCpu;
   Mesh mesh(MPI_COMM_SELF, MeshShape{});
   Compute compute(c, mesh);
   Backend& be = compute.backend();

@@ -26,14 +26,27 @@ TEST(GpuRuntime, DevicePropertiesSayWhatTheDeviceIs) {
   EXPECT_EQ(p.emulated, gpu::kEmulated);
   if (gpu::kEmulated) {
     EXPECT_NE(p.name.find("emulated"), std::string::npos);
-    EXPECT_EQ(p.shared_per_block_optin, 227u * 1024u);
+    EXPECT_EQ(p.shared_per_block_optin, gpu::emulated_arch() == gpu::Arch::kSm80 ? 163u * 1024u : 227u * 1024u);
     EXPECT_EQ(p.max_threads_per_block, 1024);
   }
 }
 
+// Restores the enforced architecture.
+class ArchGuard {
+ public:
+  ArchGuard() : a_(gpu::emulated_arch()) {}
+  ~ArchGuard() { gpu::set_emulated_arch(a_); }
+
+ private:
+  gpu::Arch a_;
+};
+
 // Catches: launches a device would refuse running in emulation (block > 1024 threads, more
-// than 48 KiB of dynamic shared memory without the attribute, above 227 KiB ever).
+// than 48 KiB of dynamic shared memory without the attribute, above the architecture's opt-in
+// maximum ever: 227 KiB on sm_90a, 163 KiB on sm_80).
 TEST(GpuRuntime, LaunchLimitsGiveCudaErrors) {
+  ArchGuard arch;
+  if (gpu::kEmulated) gpu::set_emulated_arch(gpu::Arch::kSm90a);
   DeviceBuffer<float> out(1);
   EXPECT_EQ(launch_touch_smem(dim3(1025), 0, out.get()), Status::kInvalidConfiguration);
   (void)gpu::get_last_error();
@@ -54,6 +67,51 @@ TEST(GpuRuntime, LaunchLimitsGiveCudaErrors) {
   EXPECT_EQ(launch_touch_smem(dim3(32), 227 * 1024, out.get()), Status::kSuccess);
   EXPECT_EQ(out.download()[0], 3.0f);
   EXPECT_EQ(gpu::get_last_error(), Status::kSuccess);
+}
+
+// Catches: an sm_80 build launching what only an H100 allows: the A100's opt-in maximum is
+// 163 KiB per block, both for the attribute and for an attribute raised earlier.
+TEST(GpuRuntime, Sm80OptInMaximumIs163KiB) {
+  if (!gpu::kEmulated) GTEST_SKIP() << "the emulator's architecture switch";
+  ArchGuard arch;
+  DeviceBuffer<float> out(1);
+  gpu::set_emulated_arch(gpu::Arch::kSm80);
+  EXPECT_EQ(raise_touch_smem_limit(163 * 1024 + 16), Status::kInvalidValue);
+  (void)gpu::get_last_error();
+  ASSERT_EQ(raise_touch_smem_limit(163 * 1024), Status::kSuccess);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 163 * 1024, out.get()), Status::kSuccess);
+  gpu::set_emulated_arch(gpu::Arch::kSm90a);
+  ASSERT_EQ(raise_touch_smem_limit(200 * 1024), Status::kSuccess);
+  gpu::set_emulated_arch(gpu::Arch::kSm80);
+  EXPECT_EQ(launch_touch_smem(dim3(32), 200 * 1024, out.get()), Status::kInvalidValue);
+  (void)gpu::get_last_error();
+}
+
+// Catches: static shared memory left out of the budget. The device counts static plus
+// dynamic against 48 KiB unless the kernel opted in, then against the opt-in maximum.
+TEST(GpuRuntime, StaticPlusDynamicSharedMemoryIsLimited) {
+  if (!gpu::kEmulated) GTEST_SKIP() << "the emulator's refusal is a kernel fault, the device's a launch error";
+  ArchGuard arch;
+  DeviceBuffer<float> out(1);
+  EXPECT_EQ(launch_touch_static_and_dynamic_smem(32 * 1024, out.get()), Status::kSuccess);
+  EXPECT_EQ(out.download()[0], 3.0f);
+  auto refused = [&](size_t dynamic, const char* why) {
+    try {
+      (void)launch_touch_static_and_dynamic_smem(dynamic, out.get());
+      ADD_FAILURE() << "16 KiB static + " << dynamic << " bytes dynamic shared memory launched";
+    } catch (const ringtrain::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+    (void)gpu::get_last_error();
+  };
+  refused(32 * 1024 + 16, "48 KiB without func_set_max_dynamic_smem");
+  for (gpu::Arch a : {gpu::Arch::kSm80, gpu::Arch::kSm90a}) {
+    gpu::set_emulated_arch(a);
+    const size_t optin = a == gpu::Arch::kSm80 ? 163 * 1024 : 227 * 1024;
+    ASSERT_EQ(raise_static_and_dynamic_smem_limit(static_cast<int>(optin)), Status::kSuccess);
+    EXPECT_EQ(launch_touch_static_and_dynamic_smem(optin - 16 * 1024, out.get()), Status::kSuccess);
+    refused(optin - 16 * 1024 + 16, "opt-in maximum");
+  }
 }
 
 // Catches: allocations that start zeroed (hiding reads of unwritten data), copies that run

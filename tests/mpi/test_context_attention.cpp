@@ -103,7 +103,6 @@ void run_case(const Case& c) {
 
   // cp ranks, zigzag shards.
   ContextAttention ctx;
-  ctx.mode = c.ulysses == 1 ? CpMode::kRing : c.ulysses == cp ? CpMode::kUlysses : CpMode::kHybrid;
   ctx.ring = &mesh.cp_ring();
   ctx.ulysses = c.ulysses > 1 ? &mesh.cp_ulysses() : nullptr;
   for (int m = 0; m < cp; ++m) ctx.member_positions.push_back(zz.positions(m));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `ringtrain eval --needle` (issue 14). Trains a small passkey model for a short while (cp=2 on
+# `ringtrain eval --needle`. Trains a small passkey model for a short while (cp=2 on
 # 2 ranks, seq_len 64, a 1-digit key anywhere in synthetic filler: ~150 steps reach ~100%),
 # then sweeps lengths x depths from its checkpoint and checks:
 #  - with cross-rank attention, every cell is high, including those whose needle lies wholly

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The whole model against PyTorch (issue 3).
+"""The whole model against PyTorch.
 
 A small, independent implementation of the Hugging Face Llama architecture in plain PyTorch
 (autograd, no transformers import) redoes the training step that reference_dump ran with

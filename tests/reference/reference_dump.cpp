@@ -41,7 +41,7 @@
 namespace ringtrain {
 namespace {
 
-// The model of issue 3's reference check. seq_len 80 spans two key tiles of the CPU attention
+// The model of the PyTorch reference check. seq_len 80 spans two key tiles of the CPU attention
 // kernel (kAttnTileK = 64), the second partial, so the online softmax merges across blocks.
 // init_std is larger than the training default so
 // that attention logits are O(1) (q.k / sqrt(head_dim) ~ 64 * init_std^2 * head_dim / 4):
@@ -165,7 +165,6 @@ int run(int argc, char** argv) {
                                             : load_config(config_path, overrides);
   RT_INPUT_CHECK(world_size() == 1, "reference_dump runs on one rank");
   validate_for_world(config, 1);
-  set_collective_phase(false);
 
   Mesh mesh(MPI_COMM_WORLD, MeshShape{});
   Compute compute(config, mesh);  // device: cpu, or cuda (a real or the emulated GPU)
@@ -202,7 +201,7 @@ int run(int argc, char** argv) {
   // data.packing = documents: each sample cut into documents of random lengths (1 token
   // upwards, one longer than a kernel tile), RoPE positions restarting in each, no target
   // across a boundary.
-  const bool packed = config.data.packing == "documents";
+  const bool packed = config.data.packing == Packing::kDocuments;
   if (packed) {
     batch.seq_len = s;
     batch.docs.resize(batch.ids.size());

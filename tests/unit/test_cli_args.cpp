@@ -77,6 +77,34 @@ TEST(CliArgs, Eval) {
   EXPECT_TRUE(d.checkpoint.empty());
 }
 
+// Catches an attend flag stored in the wrong field or a bad --rows entry accepted.
+TEST(CliArgs, Attend) {
+  CommandLine c = parse({"attend", "cfg.yaml", "--checkpoint", "ck", "--needle", "--length", "16k", "--depth",
+                         "0.25", "--layers", "0,3", "--heads=1,2", "--rows", "last,needle,7", "--spans", "0:4,10:20", "--pool", "64",
+                         "--out", "a.h5", "--no-cross-rank"});
+  EXPECT_EQ(c.command, Command::kAttend);
+  EXPECT_EQ(c.config_path, "cfg.yaml");
+  EXPECT_EQ(c.checkpoint, "ck");
+  EXPECT_TRUE(c.needle);
+  EXPECT_EQ(c.length, 16384);
+  EXPECT_EQ(c.depth, 0.25);
+  EXPECT_EQ(c.layers, (std::vector<int>{0, 3}));
+  EXPECT_EQ(c.heads, (std::vector<int>{1, 2}));
+  EXPECT_EQ(c.rows, (std::vector<std::string>{"last", "needle", "7"}));
+  EXPECT_EQ(c.pool, 64);
+  EXPECT_EQ(c.spans, (std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {10, 20}}));
+  EXPECT_EQ(c.out, "a.h5");
+  EXPECT_FALSE(c.cross_rank);
+  CommandLine t = parse({"attend", "cfg.yaml", "--text", "hello", "--data", "x.bin", "--sample", "3"});
+  EXPECT_EQ(t.text, "hello");
+  EXPECT_EQ(t.data, "x.bin");
+  EXPECT_EQ(t.sample, 3);
+  expect_contains(usage_error({"attend", "cfg.yaml", "--rows", "last,first"}), {"--rows", "first"});
+  expect_contains(usage_error({"attend", "cfg.yaml", "--pool", "0"}), {"--pool"});
+  expect_contains(usage_error({"attend", "cfg.yaml", "--spans", "5:5"}), {"--spans", "lo < hi"});
+  expect_contains(usage_error({"attend", "cfg.yaml", "--depth", "2"}), {"--depth", "[0, 1]"});
+}
+
 TEST(CliArgs, ConfigInspectExport) {
   CommandLine c = parse({"config", "cfg.yaml", "--set", "device=cpu"});
   EXPECT_EQ(c.command, Command::kConfig);

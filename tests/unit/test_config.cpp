@@ -119,7 +119,7 @@ TEST(Config, ReadsEveryKeyIntoItsMember) {
       "checkpoint: {dir: ck, every: 50, keep: 2, resume: none}\n"
       "log: {every: 2, progress: never, tensorboard: off}\n",
       "all.yaml");
-  EXPECT_EQ(c.device, "cpu");
+  EXPECT_EQ(c.device, DeviceChoice::kCpu);
   EXPECT_EQ(c.run.name, "r");
   EXPECT_EQ(c.run.out_dir, "o");
   EXPECT_EQ(c.run.seed, std::numeric_limits<uint64_t>::max());
@@ -137,7 +137,7 @@ TEST(Config, ReadsEveryKeyIntoItsMember) {
   EXPECT_EQ(c.parallel.dp, 2);
   EXPECT_EQ(c.parallel.cp, 2);
   EXPECT_EQ(c.parallel.tp, 2);
-  EXPECT_EQ(c.parallel.cp_mode, "ring");
+  EXPECT_EQ(c.parallel.cp_mode, CpMode::kRing);
   EXPECT_EQ(c.parallel.ulysses_degree, 1);
   EXPECT_TRUE(c.parallel.sequence_parallel);
   EXPECT_TRUE(c.parallel.zero1);
@@ -148,18 +148,18 @@ TEST(Config, ReadsEveryKeyIntoItsMember) {
   EXPECT_EQ(c.train.lr, 0.5);
   EXPECT_EQ(c.train.min_lr, 0.25);
   EXPECT_EQ(c.train.warmup_steps, 5);
-  EXPECT_EQ(c.train.schedule, "constant");
+  EXPECT_EQ(c.train.schedule, LrSchedule::kConstant);
   EXPECT_EQ(c.train.weight_decay, 0.2);
   EXPECT_EQ(c.train.beta1, 0.8);
   EXPECT_EQ(c.train.beta2, 0.99);
   EXPECT_EQ(c.train.eps, 1e-7);
   EXPECT_EQ(c.train.grad_clip, 0.0);
-  EXPECT_EQ(c.train.precision, "bf16");
+  EXPECT_EQ(c.train.precision, TrainPrecision::kBf16);
   EXPECT_TRUE(c.train.recompute);
   EXPECT_EQ(c.train.eval_every, 3);
   EXPECT_EQ(c.train.eval_batches, 9);
-  EXPECT_EQ(c.train.on_nonfinite, "skip");
-  EXPECT_EQ(c.data.task, "recall");
+  EXPECT_EQ(c.train.on_nonfinite, OnNonFinite::kSkip);
+  EXPECT_EQ(c.data.task, Task::kRecall);
   EXPECT_EQ(c.data.train, "t.bin");
   EXPECT_EQ(c.data.val, "v.bin");
   EXPECT_EQ(c.data.passkey_digits, 7);
@@ -171,7 +171,7 @@ TEST(Config, ReadsEveryKeyIntoItsMember) {
   EXPECT_EQ(c.checkpoint.keep, 2);
   EXPECT_EQ(c.checkpoint.resume, "none");
   EXPECT_EQ(c.log.every, 2);
-  EXPECT_EQ(c.log.progress, "never");
+  EXPECT_EQ(c.log.progress, Progress::kNever);
   EXPECT_FALSE(c.log.tensorboard);
 }
 
@@ -345,7 +345,7 @@ TEST(Config, UlyssesBeyondKvHeadsAndWindow) {
   run_cases({{"negative window", "model:\n  sliding_window: -1\n", {}, {"model.sliding_window", "-1"}}});
 }
 
-// Catches: each cross-field rule of the brief being skipped, so the failure would come later
+// Catches: each cross-field rule being skipped, so the failure would come later
 // as a crash, a hang or silently wrong attention.
 TEST(Config, CrossFieldRules) {
   const std::string heads = "model:\n  n_heads: 6\n  n_kv_heads: 6\n  d_model: 96\n";
@@ -481,7 +481,7 @@ TEST(Config, SetOverrides) {
                           {"train.lr=3e-4", "device=cuda", "data.val=", "train.recompute=true",
                            "run.name=a run", "train.steps=5", "train.steps=7"});
   EXPECT_EQ(c.train.lr, 3e-4);
-  EXPECT_EQ(c.device, "cuda");
+  EXPECT_EQ(c.device, DeviceChoice::kCuda);
   EXPECT_EQ(c.data.val, "");
   EXPECT_TRUE(c.train.recompute);
   EXPECT_EQ(c.run.name, "a run");
@@ -615,7 +615,7 @@ TEST(Config, TestTinyConfig) {
   EXPECT_EQ(c.model.ffn_dim(), 192);
   EXPECT_EQ(c.train.seq_len, 64);
   EXPECT_EQ(c.train.steps, 20);
-  EXPECT_EQ(c.data.task, "passkey");
+  EXPECT_EQ(c.data.task, Task::kPasskey);
   // The layouts the tests use load from it with --set.
   EXPECT_NO_THROW(load_config(path, {"parallel.cp=2", "parallel.tp=2"}));
   EXPECT_NO_THROW(load_config(path, {"parallel.cp=2", "parallel.cp_mode=ulysses"}));

@@ -23,6 +23,7 @@ Status conv(cudaError_t e) {
 }
 Schedule g_schedule = Schedule::kAscending;
 uint64_t g_seed = 1;
+CpAsyncLanding g_landing = CpAsyncLanding::kLazy;
 std::mutex g_trace_mu;
 bool g_tracing = false;
 std::vector<TraceEntry> g_trace;
@@ -117,12 +118,14 @@ Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
   return conv(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
-void set_schedule(Schedule schedule, uint64_t seed) {
+void set_schedule(Schedule schedule, uint64_t seed, CpAsyncLanding landing) {
   g_schedule = schedule;
   g_seed = seed;
+  g_landing = landing;
 }
 Schedule current_schedule() { return g_schedule; }
 uint64_t current_schedule_seed() { return g_seed; }
+CpAsyncLanding current_cp_async_landing() { return g_landing; }
 const char* schedule_name(Schedule s) {
   switch (s) {
     case Schedule::kAscending: return "ascending";
@@ -131,6 +134,19 @@ const char* schedule_name(Schedule s) {
   }
   return "?";
 }
+const char* landing_name(CpAsyncLanding l) {
+  switch (l) {
+    case CpAsyncLanding::kLazy: return "lazy";
+    case CpAsyncLanding::kEager: return "eager";
+    case CpAsyncLanding::kRandom: return "random";
+  }
+  return "?";
+}
+std::string schedule_description() { return "the device's own"; }
+
+void set_emulated_arch(Arch) {}
+Arch emulated_arch() { return Arch::kSm90a; }
+const char* arch_name(Arch a) { return a == Arch::kSm80 ? "sm_80" : "sm_90a"; }
 
 void set_stream_mode(StreamMode) {}
 StreamMode current_stream_mode() { return StreamMode::kEager; }

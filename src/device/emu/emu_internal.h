@@ -10,9 +10,16 @@
 
 namespace ringtrain::gpu::emu {
 
-// Limits of the emulated device (an H100 SXM's: sm_90).
+// Limits of the emulated device. Shared memory per block: 48 KiB (static + dynamic) unless the
+// kernel's dynamic limit was raised, then at most the architecture's opt-in maximum (sm_80:
+// 163 KiB, sm_90a: 227 KiB; CUDA C++ Programming Guide, "Compute Capabilities", Table
+// "Technical Specifications per Compute Capability").
 inline constexpr size_t kSharedPerBlock = 48 * 1024;
-inline constexpr size_t kSharedPerBlockOptin = 227 * 1024;
+inline constexpr size_t kSharedPerBlockOptinSm80 = 163 * 1024;
+inline constexpr size_t kSharedPerBlockOptin = 227 * 1024;  // the largest any target allows
+size_t shared_optin_limit();  // of the architecture being enforced
+// The kernel's cudaFuncAttributeMaxDynamicSharedMemorySize, or -1 when never raised.
+int dynamic_smem_attribute(const void* kernel);
 inline constexpr int kMaxThreadsPerBlock = 1024;
 inline constexpr size_t kTotalMemory = size_t{80} << 30;
 inline constexpr size_t kAllocAlign = 16;

@@ -77,6 +77,7 @@ thread_local int tl_device = 0;
 
 Schedule g_schedule = Schedule::kAscending;
 uint64_t g_seed = 1;
+CpAsyncLanding g_landing = CpAsyncLanding::kLazy;
 bool g_schedule_from_env = false;
 
 std::mutex g_trace_mu;
@@ -316,14 +317,15 @@ Status get_device(int* device) {
 }
 Status get_device_properties(DeviceProps* p, int device) {
   if (device != 0) return fail(Status::kInvalidDevice, "the emulated machine has one device (0)");
-  p->name = "ringtrain emulated CUDA device (sm_90, CPU fibers; slow)";
-  p->major = 9;
+  const bool sm80 = emulated_arch() == Arch::kSm80;
+  p->name = std::string("ringtrain emulated CUDA device (") + arch_name(emulated_arch()) + " limits, CPU fibers; slow)";
+  p->major = sm80 ? 8 : 9;
   p->minor = 0;
   p->total_memory = emu::kTotalMemory;
   p->multiprocessors = 132;
   p->max_threads_per_block = emu::kMaxThreadsPerBlock;
   p->shared_per_block = emu::kSharedPerBlock;
-  p->shared_per_block_optin = emu::kSharedPerBlockOptin;
+  p->shared_per_block_optin = emu::shared_optin_limit();
   p->warp_size = 32;
   p->emulated = true;
   p->pci_domain = 0;
@@ -565,11 +567,42 @@ std::map<const void*, int>& max_dyn_smem() {
 }
 }  // namespace
 
+namespace emu {
+Arch g_arch = Arch::kSm80;
+bool g_arch_from_env = false;
+Arch arch_now() {
+  if (!g_arch_from_env) {
+    g_arch_from_env = true;
+    if (const char* e = std::getenv("RINGTRAIN_EMU_ARCH")) {
+      const std::string s = e;
+      if (s == "sm_80") g_arch = Arch::kSm80;
+      else if (s == "sm_90a") g_arch = Arch::kSm90a;
+      else ringtrain::input_error("RINGTRAIN_EMU_ARCH=", s, ": expected sm_80 or sm_90a");
+    }
+  }
+  return g_arch;
+}
+size_t shared_optin_limit() { return arch_now() == Arch::kSm80 ? kSharedPerBlockOptinSm80 : kSharedPerBlockOptin; }
+int dynamic_smem_attribute(const void* kernel) {
+  std::lock_guard<std::mutex> lock(g_attr_mu);
+  auto it = max_dyn_smem().find(kernel);
+  return it == max_dyn_smem().end() ? -1 : it->second;
+}
+}  // namespace emu
+
+void set_emulated_arch(Arch arch) {
+  emu::g_arch_from_env = true;
+  emu::g_arch = arch;
+}
+Arch emulated_arch() { return emu::arch_now(); }
+const char* arch_name(Arch a) { return a == Arch::kSm80 ? "sm_80" : "sm_90a"; }
+
 Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
   if (!kernel) return fail(Status::kInvalidDeviceFunction, "null kernel");
-  if (bytes < 0 || static_cast<size_t>(bytes) > emu::kSharedPerBlockOptin)
+  if (bytes < 0 || static_cast<size_t>(bytes) > emu::shared_optin_limit())
     return fail(Status::kInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(bytes) +
-                                          " above the device's 227 KiB (232448 bytes)");
+                                          " above " + arch_name(emulated_arch()) + "'s opt-in maximum of " +
+                                          std::to_string(emu::shared_optin_limit()) + " bytes");
   std::lock_guard<std::mutex> lock(g_attr_mu);
   max_dyn_smem()[kernel] = bytes;
   return Status::kSuccess;
@@ -588,16 +621,14 @@ Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
     return fail(Status::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
                                                   std::to_string(grid.z) + ") outside the device's limits");
-  int limit = static_cast<int>(emu::kSharedPerBlock);
-  {
-    std::lock_guard<std::mutex> lock(g_attr_mu);
-    auto it = max_dyn_smem().find(kernel);
-    if (it != max_dyn_smem().end()) limit = it->second;
-  }
-  if (smem_bytes > static_cast<size_t>(limit))
+  const int attr = emu::dynamic_smem_attribute(kernel);
+  // An attribute raised under another architecture counts up to this one's maximum only.
+  const size_t limit = attr < 0 ? emu::kSharedPerBlock : std::min(static_cast<size_t>(attr), emu::shared_optin_limit());
+  if (smem_bytes > limit)
     return fail(Status::kInvalidValue,
                 "dynamic shared memory of " + std::to_string(smem_bytes) + " bytes above the kernel's limit of " +
-                    std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above 227 KiB)");
+                    std::to_string(limit) + " (raise it with func_set_max_dynamic_smem; never above " +
+                    std::to_string(emu::shared_optin_limit()) + " on " + arch_name(emulated_arch()) + ")");
   return Status::kSuccess;
 }
 
@@ -624,22 +655,31 @@ void schedule_from_env() {
   emu::g_schedule_from_env = true;
   const char* e = std::getenv("RINGTRAIN_EMU_SCHEDULE");
   if (!e) return;
-  const std::string s = e;
-  if (s == "ascending") emu::g_schedule = Schedule::kAscending;
-  else if (s == "descending") emu::g_schedule = Schedule::kDescending;
-  else if (s.rfind("shuffle", 0) == 0) {
-    emu::g_schedule = Schedule::kShuffle;
-    if (s.size() > 8 && s[7] == ':') emu::g_seed = std::strtoull(s.c_str() + 8, nullptr, 10);
-  } else {
-    ringtrain::input_error("RINGTRAIN_EMU_SCHEDULE=", s, ": expected ascending, descending or shuffle[:seed]");
-  }
+  const std::string all = e;
+  const size_t plus = all.find('+');
+  const std::string s = all.substr(0, plus);
+  const std::string landing = plus == std::string::npos ? "lazy" : all.substr(plus + 1);
+  const size_t colon = s.find(':');
+  const std::string order = s.substr(0, colon);
+  if (colon != std::string::npos) emu::g_seed = std::strtoull(s.c_str() + colon + 1, nullptr, 10);
+  if (order == "ascending") emu::g_schedule = Schedule::kAscending;
+  else if (order == "descending") emu::g_schedule = Schedule::kDescending;
+  else if (order == "shuffle") emu::g_schedule = Schedule::kShuffle;
+  else
+    ringtrain::input_error("RINGTRAIN_EMU_SCHEDULE=", all,
+                           ": expected ascending, descending or shuffle, then :seed, then +lazy, +eager or +random");
+  if (landing == "lazy") emu::g_landing = CpAsyncLanding::kLazy;
+  else if (landing == "eager") emu::g_landing = CpAsyncLanding::kEager;
+  else if (landing == "random") emu::g_landing = CpAsyncLanding::kRandom;
+  else ringtrain::input_error("RINGTRAIN_EMU_SCHEDULE=", all, ": cp.async landing must be lazy, eager or random");
 }
 }  // namespace
 
-void set_schedule(Schedule schedule, uint64_t seed) {
+void set_schedule(Schedule schedule, uint64_t seed, CpAsyncLanding landing) {
   emu::g_schedule_from_env = true;
   emu::g_schedule = schedule;
   emu::g_seed = seed;
+  emu::g_landing = landing;
 }
 Schedule current_schedule() {
   schedule_from_env();
@@ -649,6 +689,10 @@ uint64_t current_schedule_seed() {
   schedule_from_env();
   return emu::g_seed;
 }
+CpAsyncLanding current_cp_async_landing() {
+  schedule_from_env();
+  return emu::g_landing;
+}
 const char* schedule_name(Schedule s) {
   switch (s) {
     case Schedule::kAscending: return "ascending";
@@ -656,6 +700,20 @@ const char* schedule_name(Schedule s) {
     case Schedule::kShuffle: return "shuffle";
   }
   return "?";
+}
+const char* landing_name(CpAsyncLanding l) {
+  switch (l) {
+    case CpAsyncLanding::kLazy: return "lazy";
+    case CpAsyncLanding::kEager: return "eager";
+    case CpAsyncLanding::kRandom: return "random";
+  }
+  return "?";
+}
+std::string schedule_description() {
+  std::string s = schedule_name(current_schedule());
+  if (current_schedule() == Schedule::kShuffle || current_cp_async_landing() == CpAsyncLanding::kRandom)
+    s.append(":").append(std::to_string(current_schedule_seed()));
+  return s.append("+").append(landing_name(current_cp_async_landing()));
 }
 
 void set_stream_mode(StreamMode mode) {

@@ -2,7 +2,9 @@
 // CUDA thread is a Boost.Context fiber that runs until its next synchronization point
 // (__syncthreads, a warp operation, exit) and then hands control back to the block's
 // scheduler. The scheduler resumes runnable threads in the order of the current schedule
-// (ascending, descending, or a seeded shuffle redrawn every round), releases a barrier when
+// (ascending or descending: always the lowest- or highest-numbered runnable thread, so one warp
+// runs ahead of the others as far as the barriers allow; shuffle: every runnable thread once
+// per round in a seeded order redrawn every round), releases a barrier when
 // every live thread has reached it (exited threads leave the count), and reports a deadlock
 // when no thread can move. Warp operations complete when every lane of their mask arrived.
 //
@@ -133,6 +135,22 @@ struct CpCopy {
   int src_bytes;
 };
 
+// A committed cp.async group not yet landed, and how many more of its thread's
+// synchronization points it waits before it lands (kAtWait: only at cp.async.wait_group).
+struct CpGroup {
+  static constexpr int kAtWait = -1;
+  std::vector<CpCopy> copies;
+  int countdown = kAtWait;
+};
+
+void land(std::vector<CpCopy>& copies) {
+  for (const CpCopy& c : copies) {
+    std::memcpy(c.dst, c.src, static_cast<size_t>(c.src_bytes));
+    std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, static_cast<size_t>(c.bytes - c.src_bytes));
+  }
+  copies.clear();
+}
+
 struct Thread {
   ctx::fiber fiber;  // the thread itself while suspended
   ctx::fiber sched;  // the scheduler while the thread runs
@@ -145,7 +163,7 @@ struct Thread {
   int barrier_result = 0;  // __syncthreads_count of the barrier this thread last passed
   int barrier_total = 0;   // threads that passed it
   std::vector<CpCopy> cp_open;
-  std::deque<std::vector<CpCopy>> cp_groups;
+  std::deque<CpGroup> cp_groups;
 };
 
 struct PendingWarpOp {
@@ -170,6 +188,7 @@ struct Launch {
   std::string name;
   dim3 grid, block;
   size_t smem = 0;
+  bool smem_opted_in = false;  // the kernel's dynamic shared memory limit was raised
   detail::KernelBody body{};
   // shared memory
   char* dyn_base = nullptr;
@@ -186,6 +205,8 @@ struct Launch {
   const void* sched_stack_lo = nullptr;  // the scheduler's stack, for ASan
   size_t sched_stack_size = 0;
   bool failed = false;
+  bool woke = false;  // the thread that ran last completed a warp operation
+  CpAsyncLanding landing = CpAsyncLanding::kLazy;
   std::string error;
   std::mt19937_64 rng;
 };
@@ -207,7 +228,11 @@ Launch& launch_state() {
 
 [[noreturn]] void fail(const std::string& what) { throw EmuFault{what}; }
 
+// A synchronization point of thread t: its cp.async groups due here land first, so the threads
+// that run next see them.
 void yield(Thread& t) {
+  for (CpGroup& g : t.cp_groups)
+    if (g.countdown > 0 && --g.countdown == 0) land(g.copies);
 #if RT_ASAN
   Launch& L = *tl_launch;
   __sanitizer_start_switch_fiber(&t.asan_fake, L.sched_stack_lo, L.sched_stack_size);
@@ -248,6 +273,7 @@ void thread_exited(Launch& L, Thread& t) {
   --L.live;
   Warp& w = L.warps[static_cast<size_t>(t.warp)];
   w.exited |= 1u << t.lane;
+  if (L.failed) return;  // the first fault is the one reported; this exit may be its consequence
   for (const PendingWarpOp& op : w.ops)
     if ((op.mask >> t.lane) & 1u) {
       L.failed = true;
@@ -343,15 +369,18 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
   const Schedule sched = current_schedule();
   order.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = sched == Schedule::kDescending ? n - 1 - i : i;
+  const bool greedy = sched != Schedule::kShuffle;
   while (!L.failed) {
-    if (sched == Schedule::kShuffle) std::shuffle(order.begin(), order.end(), L.rng);
+    if (!greedy) std::shuffle(order.begin(), order.end(), L.rng);
     bool progressed = false;
-    for (int i : order) {
-      Thread& t = L.threads[static_cast<size_t>(i)];
+    for (int p = 0; p < n; ++p) {
+      Thread& t = L.threads[static_cast<size_t>(order[static_cast<size_t>(p)])];
       if (t.state != TState::kRunnable) continue;
+      L.woke = false;
       run_thread(L, t);
       progressed = true;
       if (L.failed) break;
+      if (greedy && L.woke) p = -1;  // the first runnable thread in schedule order runs next
     }
     if (L.failed || L.live == 0) break;
     if (L.at_barrier == L.live) {
@@ -462,6 +491,7 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
     for (int l = 0; l < 32; ++l)
       if ((mask >> l) & 1u) L.threads[static_cast<size_t>(base + l)].state = TState::kRunnable;
     w.ops.erase(w.ops.begin() + static_cast<long>(k));
+    L.woke = true;
   } else {
     t.state = TState::kWarp;
   }
@@ -483,11 +513,17 @@ void* block_shared_static(const void* tag, size_t bytes, size_t align) {
   auto it = L.static_tags.find(tag);
   if (it != L.static_tags.end()) return tl_arena->static_map + it->second;
   const size_t off = round_up(L.static_used, std::max<size_t>(align, 16));
+  // The device refuses the launch (too many resources requested) when static plus dynamic
+  // shared memory exceeds 48 KiB without the opt-in, or the architecture's maximum with it;
+  // static shared memory alone never exceeds 48 KiB.
   if (off + bytes > kSharedPerBlock)
     fail("static shared memory of " + std::to_string(off + bytes) + " bytes exceeds 48 KiB");
-  if (off + bytes + L.smem > kSharedPerBlockOptin)
+  const size_t cap = L.smem_opted_in ? shared_optin_limit() : kSharedPerBlock;
+  if (off + bytes + L.smem > cap)
     fail("static (" + std::to_string(off + bytes) + ") plus dynamic (" + std::to_string(L.smem) +
-         ") shared memory exceeds 227 KiB");
+         ") shared memory exceeds " + std::to_string(cap) + " bytes (" +
+         (L.smem_opted_in ? std::string(arch_name(emulated_arch())) + "'s opt-in maximum)"
+                          : std::string("48 KiB without func_set_max_dynamic_smem)")));
   L.static_tags[tag] = off;
   std::memset(tl_arena->static_map + L.static_used, 0xFF, off + bytes - L.static_used);
   L.static_used = off + bytes;
@@ -604,9 +640,15 @@ void ldmatrix(int count, bool trans, uint32_t* r, const void* row) {
   std::memcpy(r, out, sizeof(uint32_t) * static_cast<size_t>(count));
 }
 
-// ---- cp.async: the copy happens when its group is waited for, never earlier, so a read of
-// the destination before cp.async.wait_group (or, from another thread, before the barrier
-// after it) sees the poisoned shared memory. ----
+// ---- cp.async.ca/cg.shared.global, cp.async.commit_group, cp.async.wait_group ----
+// PTX ISA, section "Data Movement and Conversion Instructions: cp.async" (and cp.async.wait_group):
+// the copy is performed asynchronously; there is no ordering guarantee between cp.async
+// operations unless cp.async.wait_group (or mbarrier) is used, and wait_group N completes all
+// but the N most recent groups. So a copy may land at issue or any moment up to the wait; the
+// schedule's landing picks one: at issue (eager: a prefetch into a stage other warps still
+// read clobbers it), at the wait (lazy: a read before the wait, or from another thread before
+// the barrier after it, sees poison), or per group at a random one of the issuing thread's
+// synchronization points in between. ----
 void cp_async(void* smem_dst, const void* gmem_src, int bytes, int src_bytes) {
   Launch& L = launch_state();
   if (src_bytes < 0 || src_bytes > bytes) fail("cp.async: src-size " + std::to_string(src_bytes) + " outside [0, " + std::to_string(bytes) + "]");
@@ -619,21 +661,30 @@ void cp_async(void* smem_dst, const void* gmem_src, int bytes, int src_bytes) {
   if (src_bytes > 0 && !device_range_ok(gmem_src, static_cast<size_t>(src_bytes), &why))
     fail("cp.async: out-of-bounds global read: " + why);
   L.cur->cp_open.push_back(CpCopy{smem_dst, gmem_src, bytes, src_bytes});
+  if (L.landing == CpAsyncLanding::kEager) land(L.cur->cp_open);
 }
 
 void cp_async_commit() {
-  Thread& t = *launch_state().cur;
-  t.cp_groups.push_back(std::move(t.cp_open));
+  Launch& L = launch_state();
+  Thread& t = *L.cur;
+  CpGroup g;
+  g.copies = std::move(t.cp_open);
   t.cp_open.clear();
+  if (L.landing == CpAsyncLanding::kRandom) {
+    // 0: lands now (at issue); 1..kHorizon-1: at that many of this thread's next
+    // synchronization points; kHorizon: at the wait.
+    constexpr int kHorizon = 4;
+    const int when = static_cast<int>(L.rng() % (kHorizon + 1));
+    if (when == 0) land(g.copies);
+    g.countdown = when == kHorizon ? CpGroup::kAtWait : when;
+  }
+  t.cp_groups.push_back(std::move(g));
 }
 
 void cp_async_wait(int n) {
   Thread& t = *launch_state().cur;
   while (static_cast<int>(t.cp_groups.size()) > n) {
-    for (const CpCopy& c : t.cp_groups.front()) {
-      std::memcpy(c.dst, c.src, static_cast<size_t>(c.src_bytes));
-      std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, static_cast<size_t>(c.bytes - c.src_bytes));
-    }
+    land(t.cp_groups.front().copies);
     t.cp_groups.pop_front();
   }
 }
@@ -642,7 +693,8 @@ void cp_async_wait(int n) {
 
 namespace ringtrain::gpu::emu {
 namespace {
-void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, const detail::KernelBody& body) {
+void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, bool smem_opted_in,
+              const detail::KernelBody& body) {
   install_fault_handler();
   if (!tl_arena) tl_arena = new SharedArena();  // per OS thread, lives as long as the thread
 
@@ -651,6 +703,7 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
   L.grid = grid;
   L.block = block;
   L.smem = smem_bytes;
+  L.smem_opted_in = smem_opted_in;
   L.body = body;
   L.dyn_rounded = (smem_bytes + 15) / 16 * 16;
   L.dyn_base = tl_arena->dyn_end() - L.dyn_rounded;
@@ -661,6 +714,7 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
   L.dyn_base = asan_dyn.get();
 #endif
   L.rng.seed(current_schedule_seed() * 0x9E3779B97F4A7C15ull + 12345);
+  L.landing = current_cp_async_landing();
   tl_ctx.block_dim = block;
   tl_ctx.grid_dim = grid;
 
@@ -686,7 +740,7 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
   if (L.failed) {
     set_last_error(Status::kLaunchFailure, L.error);
     ringtrain::fault("emulated kernel ", kname, " failed in block ", str3(L.block_idx), ", ", L.error,
-                     " (schedule ", schedule_name(sched), ")");
+                     " (schedule ", schedule_description(), ")");
   }
   const std::string canary = check_canaries();
   if (!canary.empty()) {
@@ -707,7 +761,10 @@ Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 blo
   if (e != Status::kSuccess) return e;  // check_launch recorded the detail
   if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
   trace_launch(stream, "launch " + kname);
-  enqueue(stream, [kname, grid, block, smem_bytes, body] { run_grid(kname, grid, block, smem_bytes, body); });
+  const bool opted_in = dynamic_smem_attribute(kernel) >= 0;
+  enqueue(stream, [kname, grid, block, smem_bytes, opted_in, body] {
+    run_grid(kname, grid, block, smem_bytes, opted_in, body);
+  });
   return Status::kSuccess;
 }
 

@@ -17,6 +17,22 @@ gpu::Status launch_touch_smem(dim3 block, size_t smem_bytes, float* out) {
 }
 gpu::Status raise_touch_smem_limit(int bytes) { return gpu::func_set_max_dynamic_smem(touch_smem_kernel, bytes); }
 
+__global__ void touch_static_and_dynamic_smem_kernel(size_t n, float* out) {
+  RT_SHARED(float, fixed, [4096]);
+  float* s = gpu::dynamic_smem<float>();
+  if (threadIdx.x == 0 && n > 0) {
+    fixed[4095] = 1.0f;
+    s[n - 1] = 2.0f;
+    out[0] = fixed[4095] + s[n - 1];
+  }
+}
+gpu::Status launch_touch_static_and_dynamic_smem(size_t smem_bytes, float* out) {
+  return gpu::launch(touch_static_and_dynamic_smem_kernel, 1, 32, smem_bytes, nullptr, smem_bytes / sizeof(float), out);
+}
+gpu::Status raise_static_and_dynamic_smem_limit(int bytes) {
+  return gpu::func_set_max_dynamic_smem(touch_static_and_dynamic_smem_kernel, bytes);
+}
+
 __global__ void early_exit_barrier_kernel(int* out) {
   int* s = gpu::dynamic_smem<int>();
   const int t = threadIdx.x;

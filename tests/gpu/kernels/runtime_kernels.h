@@ -9,6 +9,9 @@ namespace ringtrain::test {
 gpu::Status launch_touch_smem(dim3 block, size_t smem_bytes, float* out);
 // Raises the shared-memory attribute of the kernel launch_touch_smem uses.
 gpu::Status raise_touch_smem_limit(int bytes);
+// The same with 16 KiB of static shared memory besides the dynamic `smem_bytes`.
+gpu::Status launch_touch_static_and_dynamic_smem(size_t smem_bytes, float* out);
+gpu::Status raise_static_and_dynamic_smem_limit(int bytes);
 // Odd threads return before the barrier; even threads sum their neighbours after it.
 gpu::Status launch_early_exit_barrier(int* out);
 // out[0..3] = __syncthreads_count(t % 3 == 0), __syncthreads_or(t == 95), __syncthreads_and(1),

@@ -16,7 +16,11 @@ gpu::Status sample_rmsnorm(const float* x, const float* w, float* y, int rows, i
 gpu::Status sample_softmax(const float* x, float* y, int rows, int cols, bool skip_barrier, gpu::Stream s);
 // c[m, n] = a[m, k] b[k, n] (row-major, bf16 in, fp32 out), any m, n, k >= 1; the cp.async path
 // needs k and n multiples of 8 (16-byte rows), else tiles are loaded with plain loads.
-gpu::Status sample_gemm_bf16(const __nv_bfloat16* a, const __nv_bfloat16* b, float* c, int m, int n, int k, gpu::Stream s);
+// skip_stage_barrier removes the __syncthreads between the last read of a shared-memory stage
+// and the next cp.async prefetch into it (the negative test; the flash kernels have the same
+// barrier).
+gpu::Status sample_gemm_bf16(const __nv_bfloat16* a, const __nv_bfloat16* b, float* c, int m, int n, int k, gpu::Stream s,
+                             bool skip_stage_barrier = false);
 // Dynamic shared memory the GEMM requests (the static check compares ptxas's report with it).
 constexpr int kSampleGemmSmemBytes = 2 * (64 * 40 + 32 * 72) * 2;
 
