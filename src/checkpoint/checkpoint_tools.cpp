@@ -169,19 +169,19 @@ void export_checkpoint(const std::string& path, const std::string& out_dir, std:
     j["rms_norm_eps"] = m.norm_eps;
     j["rope_theta"] = m.rope_theta;
     // transformers 4's rope_scaling, which transformers 5 reads as rope_parameters.
-    if (m.rope_scaling == "none") {
+    if (m.rope_scaling == RopeScalingType::kNone) {
       j["rope_scaling"] = nullptr;
     } else {
       nlohmann::ordered_json r;
-      r["rope_type"] = m.rope_scaling;
+      r["rope_type"] = to_string(m.rope_scaling);
       r["factor"] = m.rope_factor;
-      if (m.rope_scaling == "llama3" || m.rope_scaling == "yarn")
+      if (m.rope_scaling == RopeScalingType::kLlama3 || m.rope_scaling == RopeScalingType::kYarn)
         r["original_max_position_embeddings"] = m.rope_original_max_position_embeddings;
-      if (m.rope_scaling == "llama3") {
+      if (m.rope_scaling == RopeScalingType::kLlama3) {
         r["low_freq_factor"] = m.rope_low_freq_factor;
         r["high_freq_factor"] = m.rope_high_freq_factor;
       }
-      if (m.rope_scaling == "yarn") {
+      if (m.rope_scaling == RopeScalingType::kYarn) {
         r["beta_fast"] = m.rope_beta_fast;
         r["beta_slow"] = m.rope_beta_slow;
         if (m.rope_attention_factor > 0) r["attention_factor"] = m.rope_attention_factor;

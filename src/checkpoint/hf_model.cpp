@@ -79,15 +79,15 @@ void read_rope(const Obj& o, const char* key, ModelConfig& m) {
   if (p.has("rope_theta")) m.rope_theta = p.number("rope_theta");
   std::set<std::string> allowed = {"rope_type", "type", "rope_theta"};
   if (type == "default") {
-    m.rope_scaling = "none";
+    m.rope_scaling = RopeScalingType::kNone;
   } else if (type == "linear") {
-    m.rope_scaling = "linear";
+    m.rope_scaling = RopeScalingType::kLinear;
     allowed.insert("factor");
   } else if (type == "llama3") {
-    m.rope_scaling = "llama3";
+    m.rope_scaling = RopeScalingType::kLlama3;
     allowed.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
   } else if (type == "yarn") {
-    m.rope_scaling = "yarn";
+    m.rope_scaling = RopeScalingType::kYarn;
     allowed.insert({"factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor",
                     "truncate"});
   } else {
@@ -100,7 +100,7 @@ void read_rope(const Obj& o, const char* key, ModelConfig& m) {
     if (!allowed.count(it.key()))
       input_error(o.where, ": ", key, ".", it.key(), " is not supported with rope_type ", type);
   }
-  if (m.rope_scaling == "none") return;
+  if (m.rope_scaling == RopeScalingType::kNone) return;
   m.rope_factor = p.number("factor");
   if (!(m.rope_factor >= 1.0)) input_error(o.where, ": ", key, ".factor must be >= 1, got ", m.rope_factor);
   if (p.has("original_max_position_embeddings"))
@@ -111,7 +111,7 @@ void read_rope(const Obj& o, const char* key, ModelConfig& m) {
   if (p.has("beta_slow")) m.rope_beta_slow = p.number("beta_slow");
   if (p.has("attention_factor")) m.rope_attention_factor = p.number("attention_factor");
   if (p.has("truncate")) m.rope_truncate = p.boolean("truncate");
-  if (m.rope_scaling == "llama3") {
+  if (m.rope_scaling == RopeScalingType::kLlama3) {
     if (!(m.rope_low_freq_factor > 0 && m.rope_high_freq_factor > m.rope_low_freq_factor))
       input_error(o.where, ": ", key, ": llama3 needs 0 < low_freq_factor < high_freq_factor, got ",
                   m.rope_low_freq_factor, " and ", m.rope_high_freq_factor);

@@ -24,6 +24,7 @@ enum class Task { kText, kPasskey, kRecall };
 enum class LossTargets { kAll, kAnswer };
 enum class Packing { kNone, kDocuments };
 enum class Progress { kAuto, kAlways, kNever };
+enum class RopeScalingType { kNone, kLinear, kLlama3, kYarn };
 
 std::string to_string(DeviceChoice v);
 std::string to_string(CpMode v);
@@ -35,6 +36,7 @@ std::string to_string(Task v);
 std::string to_string(LossTargets v);
 std::string to_string(Packing v);
 std::string to_string(Progress v);
+std::string to_string(RopeScalingType v);
 // Messages print a choice as its word.
 template <typename E>
   requires std::is_enum_v<E> && requires(E e) { to_string(e); }
@@ -58,7 +60,7 @@ struct ModelConfig {
   int d_ff = 0;  // 0: the Llama rule, 8/3 * d_model rounded up to a multiple of 32
   double rope_theta = 10000.0;
   // RoPE scaling as transformers' rope_parameters (kernels/rope.h): none | linear | llama3 | yarn
-  std::string rope_scaling = "none";
+  RopeScalingType rope_scaling = RopeScalingType::kNone;
   double rope_factor = 1.0;
   int rope_original_max_position_embeddings = 0;  // llama3, yarn
   double rope_low_freq_factor = 1.0;              // llama3

@@ -35,11 +35,12 @@ struct LlamaModel::Work {
 
 RopeScaling rope_scaling_of(const ModelConfig& m) {
   RopeScaling r;
-  if (m.rope_scaling == "none") r.type = RopeType::kNone;
-  else if (m.rope_scaling == "linear") r.type = RopeType::kLinear;
-  else if (m.rope_scaling == "llama3") r.type = RopeType::kLlama3;
-  else if (m.rope_scaling == "yarn") r.type = RopeType::kYarn;
-  else input_error("model.rope_scaling: unknown type '", m.rope_scaling, "' (none | linear | llama3 | yarn)");
+  switch (m.rope_scaling) {
+    case RopeScalingType::kNone: r.type = RopeType::kNone; break;
+    case RopeScalingType::kLinear: r.type = RopeType::kLinear; break;
+    case RopeScalingType::kLlama3: r.type = RopeType::kLlama3; break;
+    case RopeScalingType::kYarn: r.type = RopeType::kYarn; break;
+  }
   if (r.type == RopeType::kNone) return r;  // the parameters of an unused scaling do not matter
   r.factor = m.rope_factor;
   r.original_max_positions = m.rope_original_max_position_embeddings;
