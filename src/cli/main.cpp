@@ -135,7 +135,6 @@ int run_eval(const CommandLine& cl) {
 
 int run_attend(const CommandLine& cl) {
   const Config c = load_checked(cl);
-  set_collective_phase(false);
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
   set_threads(c, mesh);
   AttendOptions o;

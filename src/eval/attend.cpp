@@ -63,7 +63,7 @@ AttendResult run_attend(const Config& config_in, Mesh& mesh, const AttendRequest
   Config config = config_in;
   config.train.seq_len = seq;
   config.train.micro_batch = 1;
-  config.train.precision = "fp32";  // maps are read in fp32, against an fp32 forward's lse
+  config.train.precision = TrainPrecision::kFp32;  // maps are read in fp32, against an fp32 forward's lse
   config.train.recompute = false;
   Compute compute(config, mesh);
   LlamaModel model(config, mesh, compute.backend(), compute.groups());
@@ -101,8 +101,8 @@ AttendResult run_attend(const Config& config_in, Mesh& mesh, const AttendRequest
   res.layers = req.layers;
   if (res.layers.empty())
     for (int l = 0; l < config.model.n_layers; ++l) res.layers.push_back(l);
-  res.layout = "cp " + std::to_string(cp) + " (" + config.parallel.cp_mode +
-               (config.parallel.cp_mode == "hybrid" ? ", ulysses " + std::to_string(mesh.shape().ulysses) : "") +
+  res.layout = "cp " + std::to_string(cp) + " (" + to_string(config.parallel.cp_mode) +
+               (config.parallel.cp_mode == CpMode::kHybrid ? ", ulysses " + std::to_string(mesh.shape().ulysses) : "") +
                ") x tp " + std::to_string(mesh.shape().tp) + (req.cross_rank ? "" : ", no cross-rank attention");
   ProbsRequest pr;
   pr.seq_len = length;

@@ -61,7 +61,7 @@ Prompt make_prompt(const Config& config, const AttendOptions& opt) {
                    " tokens, ", file.size() / len, " windows of train.seq_len ", len);
     p.tokens.resize(len);
     file.read(start, len, p.tokens.data());
-    if (config.data.packing == "documents" && file.has_document_index()) {
+    if (config.data.packing == Packing::kDocuments && file.has_document_index()) {
       p.docs.assign(len, 0);
       for (uint64_t d = 0, n = file.document_count(); d < n; ++d) {
         const uint64_t s = file.document_start(d);
@@ -246,37 +246,48 @@ int default_pool(int length) {
 }  // namespace
 
 void run_attend_command(const Config& config, Mesh& mesh, const AttendOptions& opt) {
-  set_collective_phase(true);  // every check below is made identically on every rank
-  const Prompt prompt = make_prompt(config, opt);
-  AttendRequest req;
-  req.tokens = prompt.tokens;
-  req.docs = prompt.docs;
-  req.layers = opt.layers;
-  req.rows = resolve_rows(opt, prompt);
-  req.pool = opt.pool > 0 ? opt.pool : default_pool(static_cast<int>(prompt.tokens.size()));
-  req.spans = prompt.spans;
-  for (const auto& [lo, hi] : opt.spans) {
-    RT_INPUT_CHECK(hi <= static_cast<int64_t>(prompt.tokens.size()), "--spans: ", lo, ":", hi,
-                   " is not inside the prompt of ", prompt.tokens.size(), " tokens");
-    req.spans.push_back({std::to_string(lo) + ":" + std::to_string(hi), static_cast<int32_t>(lo),
-                         static_cast<int32_t>(hi)});
-  }
-  req.cross_rank = opt.cross_rank;
-  check_attend_request(config, req);
-  for (int h : opt.heads)
-    RT_INPUT_CHECK(h >= 0 && h < config.model.n_heads, "--heads: head ", h, " is out of range (the model has ",
-                   config.model.n_heads, " heads: 0..", config.model.n_heads - 1, ")");
-  if (prompt.needle_span >= 0)
-    for (int32_t r : prompt.answer_rows)
-      if (std::find(req.rows.begin(), req.rows.end(), r) == req.rows.end()) req.rows.push_back(r);
-  std::string spec = opt.checkpoint;
-  if (spec.empty()) {
-    RT_INPUT_CHECK(!config.checkpoint.dir.empty(), "attend needs a trained model: give --checkpoint P or set checkpoint.dir");
-    spec = config.checkpoint.dir;
-  }
-  req.checkpoint = resolve_checkpoint(spec, mesh);
-  const std::string out = opt.out.empty() ? config.run.out_dir + "/attention.h5" : opt.out;
-  set_collective_phase(false);
+  // Every check below is made identically on every rank: its input errors are collective.
+  struct Prepared {
+    Prompt prompt;
+    AttendRequest req;
+    std::string out;
+  };
+  Prepared prep = collectively([&] {
+    Prepared p;
+    const Prompt& prompt = p.prompt = make_prompt(config, opt);
+    AttendRequest& req = p.req;
+    req.tokens = prompt.tokens;
+    req.docs = prompt.docs;
+    req.layers = opt.layers;
+    req.rows = resolve_rows(opt, prompt);
+    req.pool = opt.pool > 0 ? opt.pool : default_pool(static_cast<int>(prompt.tokens.size()));
+    req.spans = prompt.spans;
+    for (const auto& [lo, hi] : opt.spans) {
+      RT_INPUT_CHECK(hi <= static_cast<int64_t>(prompt.tokens.size()), "--spans: ", lo, ":", hi,
+                     " is not inside the prompt of ", prompt.tokens.size(), " tokens");
+      req.spans.push_back({std::to_string(lo) + ":" + std::to_string(hi), static_cast<int32_t>(lo),
+                           static_cast<int32_t>(hi)});
+    }
+    req.cross_rank = opt.cross_rank;
+    check_attend_request(config, req);
+    for (int h : opt.heads)
+      RT_INPUT_CHECK(h >= 0 && h < config.model.n_heads, "--heads: head ", h, " is out of range (the model has ",
+                     config.model.n_heads, " heads: 0..", config.model.n_heads - 1, ")");
+    if (prompt.needle_span >= 0)
+      for (int32_t r : prompt.answer_rows)
+        if (std::find(req.rows.begin(), req.rows.end(), r) == req.rows.end()) req.rows.push_back(r);
+    std::string spec = opt.checkpoint;
+    if (spec.empty()) {
+      RT_INPUT_CHECK(!config.checkpoint.dir.empty(), "attend needs a trained model: give --checkpoint P or set checkpoint.dir");
+      spec = config.checkpoint.dir;
+    }
+    req.checkpoint = resolve_checkpoint(spec, mesh);
+    p.out = opt.out.empty() ? config.run.out_dir + "/attention.h5" : opt.out;
+    return p;
+  });
+  const Prompt& prompt = prep.prompt;
+  const AttendRequest& req = prep.req;
+  const std::string& out = prep.out;
 
   const AttendResult r = run_attend(config, mesh, req);
   if (mesh.rank() != 0) return;

@@ -48,10 +48,7 @@ Config make_config(std::vector<std::string> o, MPI_Comm comm) {
 }
 
 MeshShape shape_of(const Config& c) {
-  MeshShape s{c.parallel.dp, c.parallel.cp, c.parallel.tp, 1};
-  if (c.parallel.cp_mode == "ulysses") s.ulysses = c.parallel.cp;
-  if (c.parallel.cp_mode == "hybrid") s.ulysses = c.parallel.ulysses_degree;
-  return s;
+  return MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
 }
 
 AttendRequest make_request(bool docs) {
