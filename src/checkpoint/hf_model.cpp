@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -40,9 +41,9 @@ struct Obj {
   int64_t integer(const char* k) const {
     const json& v = at(k);
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
+    if (v.is_number_float()) {  // 4096.0: an integer written as a float (in range before the cast)
       const double d = v.get<double>();
-      if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+      if (std::fabs(d) < 9.0e18 && d == std::floor(d)) return static_cast<int64_t>(d);
     }
     input_error(where, ": \"", k, "\" must be an integer, got ", v.dump());
   }
@@ -187,7 +188,7 @@ HfConfig parse_hf_config(const std::string& json_text, const std::string& where)
   m.n_layers = o.int_in("num_hidden_layers", 1, 1 << 20);
   m.n_heads = o.int_in("num_attention_heads", 1, 1 << 20);
   m.n_kv_heads = o.has("num_key_value_heads") ? o.int_in("num_key_value_heads", 1, 1 << 20) : m.n_heads;
-  if (o.has("head_dim") && o.integer("head_dim") * m.n_heads != m.d_model)
+  if (o.has("head_dim") && static_cast<int64_t>(o.int_in("head_dim", 1, kMaxDim)) * m.n_heads != m.d_model)
     input_error(where, ": \"head_dim\" = ", o.integer("head_dim"), " is not hidden_size / num_attention_heads = ",
                 m.d_model, " / ", m.n_heads, " (ringtrain's heads split the hidden size)");
   if (o.has("rms_norm_eps")) m.norm_eps = o.number("rms_norm_eps");

@@ -44,7 +44,6 @@ void import_hf_model(const std::string& hf_dir, const std::string& out_path, std
   // train.seq_len (export writes it back as max_position_embeddings). Parsed back from its
   // YAML so that every rule of a hand-written config holds.
   Config c;
-  c.device = DeviceChoice::kCpu;
   c.model = hf.model;
   if (hf.max_position_embeddings >= 2 && hf.max_position_embeddings % 2 == 0) c.train.seq_len = hf.max_position_embeddings;
   try {
@@ -84,9 +83,10 @@ void import_hf_model(const std::string& hf_dir, const std::string& out_path, std
   }
   params.push_values();
 
-  // Step 0, zero moments: resuming this file is a fresh AdamW on these weights.
-  std::vector<float> zeros(static_cast<size_t>(params.size()), 0.0f), zeros2(zeros.size(), 0.0f);
-  const MomentsView moments{0, params.size(), zeros.data(), zeros2.data()};
+  // Step 0, zero moments: resuming this file is a fresh AdamW on these weights. The gradient
+  // buffer is all zeros (finalize zeroes it, nothing ran) and serves as both moments, so a large
+  // model needs no two more copies of its size.
+  const MomentsView moments{0, params.size(), params.grads(), params.grads()};
   const std::filesystem::path parent = std::filesystem::path(out_path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   write_checkpoint_file(out_path, c, mesh, params, moments, CheckpointState{});

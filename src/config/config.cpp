@@ -428,7 +428,8 @@ class Loader {
       input_error("the head dimension model.d_model / model.n_heads = ", m.d_model, " / ",
                   m.n_heads, " = ", m.head_dim(), " must be even (RoPE rotates pairs of "
                   "dimensions); check ", kv("model.d_model"), " and ", kv("model.n_heads"));
-    if ((m.rope_scaling == RopeScalingType::kLlama3 || m.rope_scaling == RopeScalingType::kYarn) && m.rope_original_max_position_embeddings == 0)
+    if ((m.rope_scaling == RopeScalingType::kLlama3 || m.rope_scaling == RopeScalingType::kYarn) &&
+        m.rope_original_max_position_embeddings == 0)
       input_error(kv("model.rope_original_max_position_embeddings"), " must be set (> 0) with ",
                   kv("model.rope_scaling"), ": the scaling is relative to the pretraining context");
     if (m.rope_scaling == RopeScalingType::kLlama3 && m.rope_high_freq_factor <= m.rope_low_freq_factor)

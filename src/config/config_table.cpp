@@ -376,7 +376,8 @@ std::string config_field_type_name(const ConfigField& field) {
   return "";
 }
 
-std::string model_differences(const Config& a, const Config& b, const std::vector<std::string>& ignore) {
+std::string model_differences(const Config& a, const std::string& a_label, const Config& b,
+                              const std::string& b_label, const std::vector<std::string>& ignore) {
   std::string out;
   for (const auto& f : config_fields()) {
     if (f.section != "model") continue;
@@ -384,7 +385,7 @@ std::string model_differences(const Config& a, const Config& b, const std::vecto
     for (const std::string& i : ignore) skip = skip || f.key == i || (i.back() == '*' && f.key.rfind(i.substr(0, i.size() - 1), 0) == 0);
     if (skip) continue;
     const std::string va = config_field_text(a, f), vb = config_field_text(b, f);
-    if (va != vb) out += (out.empty() ? "" : "; ") + f.name() + " is " + va + " in one and " + vb + " in the other";
+    if (va != vb) out += (out.empty() ? "" : "; ") + f.name() + " is " + va + " " + a_label + " but " + vb + " " + b_label;
   }
   return out;
 }
@@ -427,6 +428,7 @@ std::string choice_word(const char* key, int v) {
 }  // namespace
 
 std::string to_string(DeviceChoice v) { return choice_word("device", static_cast<int>(v)); }
+std::string to_string(RopeScalingType v) { return choice_word("model.rope_scaling", static_cast<int>(v)); }
 std::string to_string(CpMode v) { return choice_word("parallel.cp_mode", static_cast<int>(v)); }
 std::string to_string(DeviceComm v) { return choice_word("parallel.device_comm", static_cast<int>(v)); }
 std::string to_string(LrSchedule v) { return choice_word("train.schedule", static_cast<int>(v)); }
@@ -436,6 +438,5 @@ std::string to_string(Task v) { return choice_word("data.task", static_cast<int>
 std::string to_string(LossTargets v) { return choice_word("data.loss", static_cast<int>(v)); }
 std::string to_string(Packing v) { return choice_word("data.packing", static_cast<int>(v)); }
 std::string to_string(Progress v) { return choice_word("log.progress", static_cast<int>(v)); }
-std::string to_string(RopeScalingType v) { return choice_word("model.rope_scaling", static_cast<int>(v)); }
 
 }  // namespace ringtrain

@@ -49,9 +49,10 @@ std::string config_field_allowed(const ConfigField& field);
 // "int", "float", "bool", "string", ...
 std::string config_field_type_name(const ConfigField& field);
 
-// The model keys whose values differ ("model.d_model is 64 in one and 128 in the other; ..."),
+// The model keys whose values differ ("model.d_model is 64 <a_label> but 128 <b_label>; ..."),
 // "" when none. `ignore` names keys to skip; a trailing '*' skips a prefix ("rope_*").
-std::string model_differences(const Config& a, const Config& b, const std::vector<std::string>& ignore);
+std::string model_differences(const Config& a, const std::string& a_label, const Config& b,
+                              const std::string& b_label, const std::vector<std::string>& ignore);
 
 // Every key has the same value in both (Config::source is not a setting and is ignored).
 bool same_settings(const Config& a, const Config& b);

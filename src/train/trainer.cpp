@@ -156,13 +156,9 @@ void Trainer::init_from_checkpoint(const std::string& spec) {
     try {
       const Config stored =
           parse_config(read_checkpoint_header(path).config_yaml, path + " (stored config)", {}, ConfigChecks{.paths = false});
-      problem = model_differences(stored, config_, {"rope_*", "sliding_window", "init_std"});
+      problem = model_differences(stored, "in the checkpoint", config_, "in this config",
+                                  {"rope_*", "sliding_window", "init_std"});
       if (!problem.empty()) {
-        // "in one and ... in the other" -> which is which
-        for (size_t at; (at = problem.find(" in one and ")) != std::string::npos;)
-          problem.replace(at, 12, " in the checkpoint but ");
-        for (size_t at; (at = problem.find(" in the other")) != std::string::npos;)
-          problem.replace(at, 13, " in this config");
         problem = "checkpoint.init_from: " + path + " holds another model: " + problem +
                   " (init_from may change only rope_theta, rope_scaling and its rope_* parameters, sliding_window)";
       }

@@ -338,17 +338,32 @@ TEST(OpsCuda, RmsNormMatchesCpu) {
 // Catches: an angle computed differently from the CPU (fp64 angle, another inv_freq formula,
 // which at positions ~6e4 differs by far more than the tolerance), pairing i with i+1 instead
 // of i + d/2, the forward sign convention, backward not the inverse rotation, local instead of
-// given (global, non-monotone) positions, heads skipped.
+// given (global, non-monotone) positions, heads skipped; with RoPE scaling, frequencies or
+// the yarn cos/sin factor that differ from the CPU's (tests/hf/rope_reference.py ties those to
+// transformers).
 TEST(OpsCuda, RopeMatchesCpu) {
   struct Case {
     int tokens, heads, head_dim;
     double theta;
+    RopeScaling scaling = {};
   };
-  for (const Case c : {Case{37, 3, 64, 10000.0}, Case{20, 2, 128, 500000.0}, Case{300, 1, 6, 10000.0},
-                       Case{5, 4, 256, 1000000.0}}) {
+  RopeScaling linear, llama3, yarn;
+  linear.type = RopeType::kLinear;
+  linear.factor = 4.0;
+  llama3.type = RopeType::kLlama3;
+  llama3.factor = 8.0;
+  llama3.original_max_positions = 8192;
+  yarn.type = RopeType::kYarn;
+  yarn.factor = 16.0;
+  yarn.original_max_positions = 4096;
+  yarn.attention_factor = 1.25;
+  for (const Case& c : {Case{37, 3, 64, 10000.0}, Case{20, 2, 128, 500000.0}, Case{300, 1, 6, 10000.0},
+                       Case{5, 4, 256, 1000000.0}, Case{33, 2, 64, 10000.0, linear},
+                       Case{40, 3, 128, 500000.0, llama3}, Case{29, 2, 64, 10000.0, yarn}}) {
     const uint64_t seed = 500 + static_cast<uint64_t>(c.tokens * 7 + c.head_dim);
     SCOPED_TRACE("tokens " + std::to_string(c.tokens) + " heads " + std::to_string(c.heads) + " head_dim " +
-                 std::to_string(c.head_dim) + " " + seed_note(seed));
+                 std::to_string(c.head_dim) + " scaling " + std::to_string(static_cast<int>(c.scaling.type)) + " " +
+                 seed_note(seed));
     const size_t n = static_cast<size_t>(c.tokens) * c.heads * c.head_dim;
     const auto x = random_floats(n, seed);
     auto pos = random_ints(static_cast<size_t>(c.tokens), seed + 1, 0, 65535);
@@ -360,6 +375,7 @@ TEST(OpsCuda, RopeMatchesCpu) {
     a.heads = c.heads;
     a.head_dim = c.head_dim;
     a.theta = c.theta;
+    a.scaling = c.scaling;
     a.positions = dpos.get();
     const auto got = same_under_all_schedules<float>([&] {
       dx.upload(x);

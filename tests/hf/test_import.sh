@@ -4,7 +4,7 @@
 # tied and untied, rope_scaling none/linear/llama3/yarn, one file and sharded, fp32/bf16/fp16,
 # a sliding window, a transformers-4 config.json); each is imported and
 #  - `ringtrain eval` on a fixed window gives transformers' loss (float64) within kF32, at one
-#    rank and at (cp 2, tp 2): catches a weight read into the wrong place or dtype, a config key
+#    rank and at (cp 2, tp 2) (and one case on the CUDA backend when the binary has one): catches a weight read into the wrong place or dtype, a config key
 #    read wrong (rope type or parameter, eps, GQA, tie, window), a checkpoint a layout cannot load;
 #  - the same model evaluated without its rope scaling gives another loss: the window is long
 #    enough for the scaling to matter, so the check above is not blind to it;
@@ -33,12 +33,25 @@ eval_loss() {  # eval_loss CASE [extra ringtrain args...]: ringtrain's loss of t
 for c in $(cat models/cases.txt); do
   echo "== $c"
   "$BIN" import "models/$c" "models/$c.h5" || fail "import $c"
+  $PY - "models/$c.h5" <<'PYEOF' || fail "$c: the import is not a step-0 checkpoint with zero moments"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    assert int(f.attrs["step"]) == 0 and int(f.attrs["tokens_seen"]) == 0
+    for g in ("optimizer/exp_avg", "optimizer/exp_avg_sq"):
+        assert sorted(f[g].keys()) == sorted(f["model"].keys()), g
+        assert all(not np.any(f[g][n][...]) for n in f[g].keys()), g + " is not zero"
+PYEOF
   EXTRA=()
   l1=$(eval_loss "$c") || fail "eval $c at one rank"
   EXTRA=(--set parallel.cp=2 --set parallel.tp=2)
   l4=$(eval_loss "$c" $MPI -np 4) || fail "eval $c at cp 2 x tp 2"
   echo "loss models/$c models/window.bin $l1 1 rank" >> checks.txt
   echo "loss models/$c models/window.bin $l4 cp 2 x tp 2" >> checks.txt
+  if [ "$c" = mistral_g4_yarn_window_bf16 ] && ! "$BIN" --version | grep -q "GPU backend: none"; then
+    EXTRA=(--set device=cuda)  # the CUDA backend (the emulated device in CI): yarn, window, GQA
+    lg=$(eval_loss "$c") || fail "eval $c on the CUDA backend"
+    echo "loss models/$c models/window.bin $lg device cuda" >> checks.txt
+  fi
   if grep -q "rope_scaling: [lly]" "models/$c.yaml"; then
     EXTRA=(--set model.rope_scaling=none)
     l0=$(eval_loss "$c") || fail "eval $c without scaling"

@@ -5,6 +5,7 @@
 // kernel right?).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -318,6 +319,89 @@ TEST(KernelsRope, LargePositionsUseFp32Angles) {
   auto xf = to_f32(x);
   rope_forward(a, xf.data());
   EXPECT_CLOSE(xf.data(), y.data(), static_cast<int64_t>(y.size()), kF32, "rope y large pos");
+}
+
+// The scaled frequencies against the formulas of transformers' modeling_rope_utils written out
+// in double here (the exact fp32 order is tests/hf/rope_reference.py's business, against the
+// library itself). Catches, without PyPI: llama3's bands swapped or its blend inverted, yarn's
+// ramp the wrong way round or over the wrong dimensions, its attention factor missing or not
+// derived from the factor, linear dividing the positions' wrong side.
+TEST(KernelsRope, ScalingFrequenciesFollowTheFormulas) {
+  const int d = 128;
+  const double theta = 500000.0, pi = 3.14159265358979323846;
+  auto base = [&](int i) { return 1.0 / std::pow(theta, 2.0 * i / d); };
+  RopeScaling lin;
+  lin.type = RopeType::kLinear;
+  lin.factor = 4.0;
+  RopeScaling l3;
+  l3.type = RopeType::kLlama3;
+  l3.factor = 8.0;
+  l3.original_max_positions = 8192;
+  l3.low_freq_factor = 1.0;
+  l3.high_freq_factor = 4.0;
+  RopeScaling yarn;
+  yarn.type = RopeType::kYarn;
+  yarn.factor = 16.0;
+  yarn.original_max_positions = 4096;
+  const RopeFrequencies fl = rope_frequencies(d, theta, lin), f3 = rope_frequencies(d, theta, l3),
+                        fy = rope_frequencies(d, theta, yarn), fn = rope_frequencies(d, theta, RopeScaling{});
+  // yarn's ramp: dimensions below `low` keep their frequency, above `high` are interpolated
+  auto corr = [&](double rot) { return d * std::log(4096.0 / (rot * 2 * pi)) / (2 * std::log(theta)); };
+  const double low = std::max(std::floor(corr(32.0)), 0.0), high = std::min(std::ceil(corr(1.0)), d - 1.0);
+  for (int i = 0; i < d / 2; ++i) {
+    SCOPED_TRACE("i " + std::to_string(i));
+    const double f = base(i), wavelen = 2 * pi / f;
+    EXPECT_NEAR(fn.inv_freq[i], f, 1e-6 * f);
+    EXPECT_NEAR(fl.inv_freq[i], f / 4.0, 1e-6 * f);
+    double w3 = f;  // llama3
+    if (wavelen > 8192.0) {
+      w3 = f / 8.0;
+    } else if (wavelen >= 8192.0 / 4.0) {
+      const double s = (8192.0 / wavelen - 1.0) / (4.0 - 1.0);
+      w3 = (1 - s) * f / 8.0 + s * f;
+    }
+    EXPECT_NEAR(f3.inv_freq[i], w3, 1e-6 * f);
+    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+    EXPECT_NEAR(fy.inv_freq[i], f / 16.0 * ramp + f * (1 - ramp), 1e-6 * f);
+  }
+  EXPECT_EQ(fl.attention_scaling, 1.0f);
+  EXPECT_EQ(f3.attention_scaling, 1.0f);
+  EXPECT_FLOAT_EQ(fy.attention_scaling, static_cast<float>(0.1 * std::log(16.0) + 1.0));
+  // the highest frequency is never scaled by llama3 or yarn, the lowest always is
+  EXPECT_EQ(f3.inv_freq[0], fn.inv_freq[0]);
+  EXPECT_EQ(fy.inv_freq[0], fn.inv_freq[0]);
+  EXPECT_NEAR(f3.inv_freq[d / 2 - 1], fn.inv_freq[d / 2 - 1] / 8.0, 1e-6 * fn.inv_freq[d / 2 - 1]);
+  EXPECT_NEAR(fy.inv_freq[d / 2 - 1], fn.inv_freq[d / 2 - 1] / 16.0, 1e-6 * fn.inv_freq[d / 2 - 1]);
+}
+
+// Catches: yarn's attention factor not applied to cos and sin (forward and backward), or applied
+// to the whole vector twice.
+TEST(KernelsRope, YarnAttentionFactorScalesTheRotation) {
+  const int tokens = 3, heads = 2, d = 16;
+  std::vector<int32_t> pos = {0, 5, 999};
+  Rng rng(41);
+  const Vec x = rng.uniform(static_cast<size_t>(tokens) * heads * d);
+  RopeArgs plain;
+  plain.tokens = tokens;
+  plain.heads = heads;
+  plain.head_dim = d;
+  plain.positions = pos.data();
+  RopeArgs scaled = plain;
+  scaled.scaling.type = RopeType::kYarn;
+  scaled.scaling.factor = 1.0;  // frequencies unchanged: only the attention factor acts
+  scaled.scaling.original_max_positions = 64;
+  scaled.scaling.attention_factor = 1.5;
+  for (bool backward : {false, true}) {
+    auto a = to_f32(x), b = to_f32(x);
+    if (backward) {
+      rope_backward(plain, a.data());
+      rope_backward(scaled, b.data());
+    } else {
+      rope_forward(plain, a.data());
+      rope_forward(scaled, b.data());
+    }
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], 1.5f * a[i], 1e-6) << "backward " << backward << " at " << i;
+  }
 }
 
 // ----------------------------------------------------------------------------------------------
