@@ -44,14 +44,15 @@ __global__ void __launch_bounds__(kThreads) attention_probs_kernel(ProbsParams p
   const int64_t item = static_cast<int64_t>(bi) * p.h + hh;
   const float* Kb = K + static_cast<int64_t>(bi) * p.s_k * kv_stride + static_cast<int64_t>(kvh) * d;
   const AttnMask mk = p.mask.sample(bi, p.s_q, p.s_k);
-  float qr[kMaxHeadDim];
   for (int i = 0; i < p.s_q; ++i) {
     const int qp = mk.qpos(i);
     if (qp / span != g || qp >= p.seq_len) continue;
     const float l = L[item * p.s_q + i];
     if (l == -INFINITY) continue;
     const int64_t qoff = (static_cast<int64_t>(bi) * p.s_q + i) * q_stride + static_cast<int64_t>(hh) * d;
-    for (int c = 0; c < d; ++c) qr[c] = Q[qoff + c];
+    // The query row is read from global memory at every key (cached): a local copy of up to
+    // kMaxHeadDim floats made ptxas spill on sm_90a.
+    const float* qr = Q + qoff;
     const int slot = p.row_slot ? p.row_slot[i] : -1;
     float* row = slot >= 0 && rows ? rows + (item * p.n_rows + slot) * p.seq_len : nullptr;
     float* prow = pooled ? pooled + (item * p.n_pool + g) * p.n_pool : nullptr;
