@@ -55,6 +55,7 @@ for l in ("layer_00", "layer_01"):
         assert g.attrs["layout"].decode().startswith("cp 1"), g.attrs["layout"]
         rows, pooled = g["rows"][:], g["pooled"][:]
         assert rows.shape == (len(rows_at), L) and pooled.shape == (L // pool, L // pool)
+        # 1e-5: tests/tolerance.h's kF32 (fp32 probabilities, sums of at most 60 terms)
         assert np.allclose(rows.sum(1), 1, atol=1e-5), rows.sum(1)
         assert np.allclose(pooled.sum(1), pool, rtol=1e-5), pooled.sum(1)
         for i, r in enumerate(rows_at):  # causal: nothing after the row
