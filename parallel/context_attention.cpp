@@ -94,20 +94,24 @@ void context_attention_prepare(ContextAttention& ctx, Backend& be) {
   // ranks j*u .. j*u+u-1.
   const int u = ulysses_size(ctx);
   const int n = static_cast<int>(ctx.member_positions.size()) / u;
-  ctx.frame_positions.assign(static_cast<size_t>(n), {});
+  // Called again for every micro-batch that brings its own split: the vectors and device
+  // buffers are resized and refilled, not replaced, so their storage is reused.
+  ctx.frame_positions.resize(static_cast<size_t>(n));
+  for (auto& f : ctx.frame_positions) f.clear();
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < u; ++i) {
       const auto& p = ctx.member_positions[static_cast<size_t>(j * u + i)];
       ctx.frame_positions[static_cast<size_t>(j)].insert(ctx.frame_positions[static_cast<size_t>(j)].end(), p.begin(),
                                                          p.end());
     }
-  ctx.frame_positions_dev.assign(static_cast<size_t>(n), Tensor{});
-  ctx.member_positions_dev.assign(ctx.member_positions.size(), Tensor{});
+  ctx.frame_positions_dev.resize(static_cast<size_t>(n));
+  ctx.member_positions_dev.resize(ctx.member_positions.size());
   for (int j = 0; j < n; ++j) upload_ints(be, ctx.frame_positions_dev[static_cast<size_t>(j)], ctx.frame_positions[static_cast<size_t>(j)]);
   for (size_t m = 0; m < ctx.member_positions.size(); ++m) upload_ints(be, ctx.member_positions_dev[m], ctx.member_positions[m]);
   ctx.has_docs = false;
-  ctx.frame_runs.assign(static_cast<size_t>(n), std::vector<std::vector<FrameRun>>(1));
+  ctx.frame_runs.resize(static_cast<size_t>(n));
   for (int j = 0; j < n; ++j) {
+    ctx.frame_runs[static_cast<size_t>(j)].resize(1);
     const auto& p = ctx.frame_positions[static_cast<size_t>(j)];
     frame_runs(p.data(), nullptr, static_cast<int>(p.size()), &ctx.frame_runs[static_cast<size_t>(j)][0]);
   }
