@@ -32,7 +32,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
 #include "kernels/cpu/attention_cpu.h"
-#include "kernels/gemm.h"
+#include "kernels/cpu/ops_cpu.h"
 
 namespace {
 

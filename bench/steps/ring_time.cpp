@@ -23,6 +23,7 @@
 
 #include "bench/steps/counting_communicator.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "parallel/context_attention.h"
 #include "parallel/mesh.h"
 #include "parallel/zigzag.h"

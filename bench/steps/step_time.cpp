@@ -34,6 +34,7 @@
 
 #include "bench/steps/pmpi_counter.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "parallel/mesh.h"
 #include "src/config/config.h"
 #include "src/core/error.h"
