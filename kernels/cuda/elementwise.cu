@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kElemThreads) ops_cast_from_bf16_kernel(const 
 // contiguous within each run of C).
 // static-check: ops_swap01_kernel smem=0
 __global__ void __launch_bounds__(kElemThreads) ops_swap01_kernel(const float* src, float* dst, int64_t A, int64_t B,
-                                                               int64_t C) {
+                                                                   int64_t C) {
   const int64_t n = A * B * C;
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int64_t c = i % C, ba = i / C;
@@ -49,8 +49,8 @@ __global__ void __launch_bounds__(kElemThreads) ops_swap01_kernel(const float* s
 // dst[r][j][c] = src[r][map[j]][c]; one thread per destination element.
 // static-check: ops_gather_heads_kernel smem=0
 __global__ void __launch_bounds__(kElemThreads) ops_gather_heads_kernel(const float* src, float* dst, int64_t rows,
-                                                                    int src_heads, int dst_heads, int d,
-                                                                    const int32_t* map) {
+                                                                        int src_heads, int dst_heads, int d,
+                                                                        const int32_t* map) {
   const int64_t n = rows * dst_heads * d;
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int64_t c = i % d, rj = i / d;
@@ -63,8 +63,8 @@ __global__ void __launch_bounds__(kElemThreads) ops_gather_heads_kernel(const fl
 // destination element, so the order of the sum is fixed (the few duplicates of a head).
 // static-check: ops_sum_heads_kernel smem=0
 __global__ void __launch_bounds__(kElemThreads) ops_sum_heads_kernel(const float* src, float* dst, int64_t rows,
-                                                                 int src_heads, int dst_heads, int d,
-                                                                 const int32_t* map) {
+                                                                     int src_heads, int dst_heads, int d,
+                                                                     const int32_t* map) {
   const int64_t n = rows * dst_heads * d;
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int64_t c = i % d, rh = i / d;

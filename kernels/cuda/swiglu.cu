@@ -17,7 +17,7 @@ __device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-
 
 // static-check: ops_swiglu_fwd_kernel smem=0
 __global__ void __launch_bounds__(kElemThreads) ops_swiglu_fwd_kernel(const float* gate, const float* up, float* h,
-                                                                   int64_t n) {
+                                                                       int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const float g = gate[i];
     h[i] = (g * sigmoid(g)) * up[i];
@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kElemThreads) ops_swiglu_fwd_kernel(const floa
 // d silu/dg = sig(g) (1 + g (1 - sig(g)))
 // static-check: ops_swiglu_bwd_kernel smem=0
 __global__ void __launch_bounds__(kElemThreads) ops_swiglu_bwd_kernel(const float* dh, const float* gate, const float* up,
-                                                                   float* dgate, float* dup, int64_t n) {
+                                                                       float* dgate, float* dup, int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const float g = gate[i];
     const float sig = sigmoid(g);
