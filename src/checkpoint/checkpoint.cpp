@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "parallel/mesh.h"
+#include "src/checkpoint/h5_legacy.h"
 #include "src/checkpoint/h5_util.h"
 #include "src/core/error.h"
 #include "src/core/process.h"
