@@ -72,7 +72,7 @@ struct LayerDims {
   double theta;
   const int32_t* positions;  // device, [rows]: in-document RoPE positions
 };
-LayerDims layer_dims(const ModelShape& s, const Config& c, int64_t rows, int64_t held, const Tensor& pos) {
+LayerDims layer_dims(const ModelShape& s, const ModelConfig& m, int64_t rows, int64_t held, const Tensor& pos) {
   const int hd = s.head_dim;
   return LayerDims{rows,
                    held,
@@ -86,8 +86,8 @@ LayerDims layer_dims(const ModelShape& s, const Config& c, int64_t rows, int64_t
                    s.ffn_local(),
                    s.heads_local() * hd,
                    s.kv_local() * hd,
-                   static_cast<float>(c.model.norm_eps),
-                   c.model.rope_theta,
+                   static_cast<float>(m.norm_eps),
+                   m.rope_theta,
                    pos.data<int32_t>()};
 }
 }  // namespace
@@ -99,7 +99,7 @@ float* LlamaModel::buf(Tensor& t, int64_t n) {
 
 LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
                        bool shapes_only)
-    : config_(config), mesh_(mesh), be_(backend) {
+    : model_(config.model), recompute_(config.train.recompute), mesh_(mesh), be_(backend) {
   const ModelConfig& m = config.model;
   rope_scaling_ = rope_scaling_of(m);
   const int tp = mesh.shape().tp;
@@ -175,7 +175,7 @@ void LlamaModel::init_weights(uint64_t seed) {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
         const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
-        w[r * cols + c] = static_cast<float>(config_.model.init_std *
+        w[r * cols + c] = static_cast<float>(model_.init_std *
                                              normal_at(key, static_cast<uint64_t>(gr * gcols + gc)));
       }
   }
@@ -186,7 +186,7 @@ double LlamaModel::flops_per_token(int seq_len) const {
   double matmul = 0;
   for (const Param& p : params_.params())
     if (p.info.decay && p.info.name != "model.embed_tokens.weight") matmul += static_cast<double>(shape_numel(p.info.global_shape));
-  if (config_.model.tie_embeddings) matmul += static_cast<double>(shape_.vocab) * shape_.d;
+  if (model_.tie_embeddings) matmul += static_cast<double>(shape_.vocab) * shape_.d;
   // 6 FLOPs per weight (forward 2, backward 4) plus causal attention: forward 2*s*d per
   // layer and token (QK^T and PV over half the keys on average), backward twice that.
   return 6.0 * matmul + 6.0 * shape_.layers * static_cast<double>(seq_len) * shape_.heads * shape_.head_dim;
@@ -240,14 +240,14 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
   ensure_buffer(be_, targets_, rows_, DType::kI32);
   be_.upload(ids_.raw(), batch.ids.data(), batch.ids.size() * sizeof(int32_t));
   be_.upload(targets_.raw(), batch.targets.data(), batch.targets.size() * sizeof(int32_t));
-  const size_t want = config_.train.recompute ? 1 : static_cast<size_t>(shape_.layers);
+  const size_t want = recompute_ ? 1 : static_cast<size_t>(shape_.layers);
   while (acts_.size() < want) acts_.push_back(std::make_unique<Acts>());
   for (auto& x : x_) ensure_buffer(be_, x, held_ * shape_.d);
 }
 
 void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const LayerDims D = layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
+  const LayerDims D = layer_dims(shape_, model_, rows_, held_, row_pos_dev_);
   float* tmp = buf(work_->tmp, D.rows * D.d_model);
   float* rstd1 = buf(a.rstd1, D.held);
   float* h1 = buf(a.h1, D.rows * D.d_model);
@@ -289,8 +289,8 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
 
 void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const LayerDims D = layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
-  if (config_.train.recompute) {  // rebuild this layer's activations from its saved input
+  const LayerDims D = layer_dims(shape_, model_, rows_, held_, row_pos_dev_);
+  if (recompute_) {  // rebuild this layer's activations from its saved input
     layer_forward(l, x_in, buf(work_->recompute_out, D.held * D.d_model), a);
   }
   Work& w = *work_;
@@ -340,10 +340,10 @@ void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
                         P(params_, p_embed_), e);
   tp_leave_forward(tp_, e, x_[0].f32(), N, d);
   for (int l = 0; l < shape_.layers; ++l) {
-    Acts& a = *acts_[keep_acts && !config_.train.recompute ? static_cast<size_t>(l) : 0];
+    Acts& a = *acts_[keep_acts && !recompute_ ? static_cast<size_t>(l) : 0];
     layer_forward(l, x_[static_cast<size_t>(l)].f32(), x_[static_cast<size_t>(l) + 1].f32(), a);
   }
-  be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)},
+  be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)},
                       x_.back().f32(), P(params_, p_final_norm_), buf(nf_, H * d), buf(nf_rstd_, H));
   tp_enter_forward(tp_, nf_.f32(), buf(hf_, N * d), N, d);
   head_logits();
@@ -374,12 +374,12 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   be_.linear_backward(logits_.f32(), hf_.f32(), P(params_, head), full, G(params_, head), static_cast<int>(N),
                       static_cast<int>(d), vocab_.size, false);
   tp_enter_backward(tp_, full, held, N, d);
-  be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held,
+  be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)}, held,
                        x_.back().f32(), P(params_, p_final_norm_), nf_rstd_.f32(), dx, G(params_, p_final_norm_));
   if (ready) ready(p_final_norm_, p_lm_head_ >= 0 ? p_lm_head_ : p_final_norm_);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
-    Acts& a = *acts_[config_.train.recompute ? 0 : static_cast<size_t>(l)];
+    Acts& a = *acts_[recompute_ ? 0 : static_cast<size_t>(l)];
     layer_backward(l, x_[static_cast<size_t>(l)].f32(), dx, a);
     const Layer& L = layers_[static_cast<size_t>(l)];
     if (ready) ready(L.ln1, L.down);
