@@ -22,13 +22,14 @@ namespace {
 //    B200 1.8 TB/s, both directions); between nodes one NIC per GPU as in the DGX reference
 //    designs (A100: HDR 200 Gb/s = 25 GB/s; H100, H200, B200: NDR 400 Gb/s = 50 GB/s); the
 //    per-message latency is an assumption of NCCL's order for small messages, not a measurement;
-//  - cpu: this project's machine (the 2-core AMD EPYC VM, shared with other sessions), one
-//    thread per rank: OpenBLAS sgemm (40-45 GFLOP/s) and ringtrain's causal flash kernels at
-//    1k-2k tokens (forward 35-36, backward 46-50 GFLOP/s) from bench_attention_cpu; the "link"
-//    is MPI between 4 ranks sharing its 2 cores, fitted to the tensor-parallel group's blocking
-//    time in bench_steps_step_time --count-comm runs (78 messages a step, 16 and 63 MB on the
-//    wire: 0.19-0.26 and 0.42-0.47 s): a message waits for its peer to be scheduled, about
-//    2 ms, and bytes move at about 0.2 GB/s. docs/BENCHMARKS.md has the commands and the runs.
+//  - cpu: this project's machine (the 2-core AMD EPYC VM, shared with other sessions), as its
+//    multi-rank runs use it: 4 ranks on the 2 cores. One thread alone measures 40-45 GFLOP/s
+//    in OpenBLAS sgemm and 35-36 forward, 46-50 backward in ringtrain's causal flash kernels at
+//    1k-2k tokens (bench_attention_cpu); a least-squares fit of six 4-rank training steps
+//    (bench_steps_step_time, dp/cp ring/Ulysses/tp/dp x tp/dp x cp) finds the ranks compute
+//    2.9x slower than that (sharing cores with each other and the machine's load), each MPI
+//    message costing 4.5 ms (a peer waits to be scheduled) and bytes moving at 0.38 GB/s. The
+//    row is the one-thread rates / 2.9 and the fitted link. docs/BENCHMARKS.md has the runs.
 constexpr const char* kGpuRates =
     "GEMM: 8192^3 bf16 cuBLAS on a lent H100/H200 (A100, B200: peak x 0.81); attention: FlashAttention-2's "
     "published fraction of peak; links: NVLink and one 200/400 Gb/s NIC per GPU (datasheets)";
@@ -43,8 +44,8 @@ const std::vector<GpuKind>& gpu_kinds() {
       {"h200", 141e9, "NVIDIA H200 SXM datasheet: 141 GB HBM3e", 989, 788, 346, 299, 450, 50, 10, true, kGpuRates},
       {"a100", 80e9, "NVIDIA A100 SXM4 datasheet: 80 GB HBM2e", 312, 252, 228, 197, 300, 25, 10, true, kGpuRates},
       {"b200", 180e9, "NVIDIA DGX B200 datasheet: 1440 GB over 8 GPUs", 2250, 1815, 788, 679, 900, 50, 10, true, kGpuRates},
-      {"cpu", 0.0, "the CPU backend: host memory, no device limit", 0.040, 0.040, 0.036, 0.048, 0.2, 0.2, 2000, false,
-       "this machine's own benchmarks: 1-thread sgemm and flash kernels, MPI fitted to 4-rank runs (docs/BENCHMARKS.md)"},
+      {"cpu", 0.0, "the CPU backend: host memory, no device limit", 0.0137, 0.0137, 0.0123, 0.0165, 0.38, 0.38, 4500,
+       false, "this machine, a rank of 4 on its 2 shared cores: 1-thread benchmarks and 4-rank steps (docs/BENCHMARKS.md)"},
   };
   return kinds;
 }
