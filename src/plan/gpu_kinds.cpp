@@ -8,8 +8,9 @@ namespace ringtrain {
 namespace {
 
 // Where the rates come from (none of ringtrain's CUDA kernels has been timed on a GPU yet:
-// docs/BENCHMARKS.md, GPU section; `ringtrain plan --gemm-tflops/--attn-fwd-tflops/...`
-// replaces any figure with a measured one):
+// docs/BENCHMARKS.md, GPU section; when a GPU is at hand, bench_attention_cuda's GEMM and
+// flash forward/backward rates (the gpu bundle's `bench` stage) belong in its row, and
+// `ringtrain plan --gemm-tflops/--attn-fwd-tflops/...` replaces any figure meanwhile):
 //  - peak: the datasheet's dense bf16 tensor-core rate;
 //  - GEMM: an 8192^3 bf16 cuBLAS product on this workplace's lent H100 (798 TFLOP/s) and H200
 //    (788), .library/device KINDS.md; for the A100 and B200 their peak times the H100's
