@@ -28,9 +28,9 @@ namespace {
 //    in OpenBLAS sgemm and 35-36 forward, 46-50 backward in ringtrain's causal flash kernels at
 //    1k-2k tokens (bench_attention_cpu); a least-squares fit of six 4-rank training steps
 //    (bench_steps_step_time, dp/cp ring/Ulysses/tp/dp x tp/dp x cp) finds the ranks compute
-//    2.9x slower than that (sharing cores with each other and the machine's load), each MPI
-//    message costing 4.5 ms (a peer waits to be scheduled) and bytes moving at 0.38 GB/s. The
-//    row is the one-thread rates / 2.9 and the fitted link. docs/BENCHMARKS.md has the runs.
+//    2.73x slower than that (sharing cores with each other and the machine's load), each MPI
+//    message costing 4.2 ms (a peer waits to be scheduled) and bytes moving at 0.31 GB/s. The
+//    row is the one-thread rates / 2.73 and the fitted link. docs/BENCHMARKS.md has the runs.
 constexpr const char* kGpuRates =
     "GEMM: 8192^3 bf16 cuBLAS on a lent H100/H200 (A100, B200: peak x 0.81); attention: FlashAttention-2's "
     "published fraction of peak; links: NVLink and one 200/400 Gb/s NIC per GPU (datasheets)";
@@ -45,7 +45,7 @@ const std::vector<GpuKind>& gpu_kinds() {
       {"h200", 141e9, "NVIDIA H200 SXM datasheet: 141 GB HBM3e", 989, 788, 346, 299, 450, 50, 10, true, kGpuRates},
       {"a100", 80e9, "NVIDIA A100 SXM4 datasheet: 80 GB HBM2e", 312, 252, 228, 197, 300, 25, 10, true, kGpuRates},
       {"b200", 180e9, "NVIDIA DGX B200 datasheet: 1440 GB over 8 GPUs", 2250, 1815, 788, 679, 900, 50, 10, true, kGpuRates},
-      {"cpu", 0.0, "the CPU backend: host memory, no device limit", 0.0137, 0.0137, 0.0123, 0.0165, 0.38, 0.38, 4500,
+      {"cpu", 0.0, "the CPU backend: host memory, no device limit", 0.0147, 0.0147, 0.0132, 0.0176, 0.31, 0.31, 4200,
        false, "this machine, a rank of 4 on its 2 shared cores: 1-thread benchmarks and 4-rank steps (docs/BENCHMARKS.md)"},
   };
   return kinds;

@@ -121,8 +121,14 @@ StepTime plan_step_time(const Config& c, const GpuKind& kind, const Cluster& clu
     const Link l = link_for(world, kind, cluster);
     t.zero1 = 2 * scatter_or_gather_s(4.0 * params.params_padded, dp, l);
   }
+  // The step's small all-reduces, all blocking: the token count and the loss over dp x cp, the
+  // gradient norm over tp (and dp under ZeRO-1), and under sequence parallelism each norm
+  // weight's gradient over tp (2 L + 1 of d floats, as the backward reaches them).
+  t.scalars = 2 * all_reduce_s(8, dp * cp, link_for(world, kind, cluster)) + all_reduce_s(8, tp, tp_link) +
+              (zero1 ? all_reduce_s(16, dp, link_for(world, kind, cluster)) : 0.0) +
+              (sp ? (2 * L + 1) * all_reduce_s(4 * d, tp, tp_link) : 0.0);
 
-  t.step = k * (micro_fwd + micro_bwd) + t.grad_sync_exposed + t.zero1;
+  t.step = k * (micro_fwd + micro_bwd) + t.grad_sync_exposed + t.zero1 + t.scalars;
   t.tokens_per_s = dp * mb * s * k / t.step;
   t.tokens_per_s_per_gpu = t.tokens_per_s / world;
   const double matmul = L * (d * (m.n_heads + 2.0 * m.n_kv_heads) * hd + m.n_heads * hd * d + 3.0 * d * m.ffn_dim()) +
@@ -144,11 +150,12 @@ std::string describe_step_time(const StepTime& t, const GpuKind& kind, const Clu
                 "  ring hops             %10.4f s, %.4f s not hidden by attention\n"
                 "  gradient all-reduce   %10.4f s, %.4f s not hidden by the backward\n"
                 "  ZeRO-1 scatter/gather %10.4f s\n"
+                "  loss, count, norms    %10.4f s\n"
                 "  step                  %10.4f s: %.0f tokens/s, %.0f per GPU, MFU %.1f%% of %g TFLOP/s\n",
                 kind.name.c_str(), kind.gemm_tflops, kind.attn_fwd_tflops, kind.attn_bwd_tflops, kind.intra_gbps,
                 cluster.gpus_per_node, kind.inter_gbps, kind.latency_us, t.gemm, t.attention_forward,
                 t.attention_backward, t.tp, t.ulysses, t.ring, t.ring_exposed, t.grad_sync, t.grad_sync_exposed, t.zero1,
-                t.step, t.tokens_per_s, t.tokens_per_s_per_gpu, 100 * t.mfu, kind.peak_tflops);
+                t.scalars, t.step, t.tokens_per_s, t.tokens_per_s_per_gpu, 100 * t.mfu, kind.peak_tflops);
   return buf;
 }
 
