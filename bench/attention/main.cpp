@@ -56,12 +56,16 @@ void usage_error(const char* what) {
 int main(int argc, char** argv) {
   std::string device = "cpu";
   std::vector<int> seqs, dims;
+  bool seqs_given = false;  // --seq "" (empty): only the --packed table
   int threads = 1, h = -1, h_kv = -1, reps = -1, packed = 0, tokens = 32768;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) usage_error((std::string("option ") + argv[i] + " needs a value").c_str());
     const char* v = argv[i + 1];
     if (!std::strcmp(argv[i], "--device")) device = v;
-    else if (!std::strcmp(argv[i], "--seq")) seqs = parse_list(v);
+    else if (!std::strcmp(argv[i], "--seq")) {
+      seqs = parse_list(v);
+      seqs_given = true;
+    }
     else if (!std::strcmp(argv[i], "--dim")) dims = parse_list(v);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(v);
     else if (!std::strcmp(argv[i], "--heads")) h = std::atoi(v);
@@ -73,7 +77,7 @@ int main(int argc, char** argv) {
   }
   const bool cpu = device == "cpu";
   if (!cpu && device != "cuda") usage_error("--device must be cpu or cuda");
-  if (seqs.empty()) seqs = cpu ? std::vector<int>{1024, 2048, 4096} : std::vector<int>{2048, 4096, 8192, 16384, 32768};
+  if (!seqs_given) seqs = cpu ? std::vector<int>{1024, 2048, 4096} : std::vector<int>{2048, 4096, 8192, 16384, 32768};
   if (dims.empty()) dims = cpu ? std::vector<int>{64} : std::vector<int>{64, 128};
   if (h < 0) h = cpu ? 8 : 16;
   if (h_kv < 0) h_kv = h;
