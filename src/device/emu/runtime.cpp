@@ -608,11 +608,37 @@ Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
   return Status::kSuccess;
 }
 
+namespace {
+
+// The kernel's __launch_bounds__ maximum (emu_kernel.h: that many NOPs at its entry, after an
+// endbr64 where the compiler puts one), 0 when it has none.
+int launch_bound(const void* kernel) {
+  static std::mutex mu;
+  static std::map<const void*, int> known;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(kernel);
+  if (it != known.end()) return it->second;
+  const unsigned char* code = static_cast<const unsigned char*>(kernel);
+  if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa) code += 4;
+  int nops = 0;
+  while (nops <= emu::kMaxThreadsPerBlock && code[nops] == 0x90) ++nops;
+  known[kernel] = nops;
+  return nops;
+}
+
+}  // namespace
+
 namespace detail {
 
 Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) {
   if (!kernel) return fail(Status::kInvalidDeviceFunction, "null kernel");
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  const int bound = launch_bound(kernel);
+  // The device refuses a block above the kernel's bound: ptxas sized its registers for it.
+  if (bound > 0 && threads > static_cast<uint64_t>(bound))
+    return fail(Status::kLaunchOutOfResources, "block of " + std::to_string(threads) +
+                                                   " threads above the kernel's __launch_bounds__(" +
+                                                   std::to_string(bound) + ")");
   if (block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
       threads > static_cast<uint64_t>(emu::kMaxThreadsPerBlock))
     return fail(Status::kInvalidConfiguration, "block (" + std::to_string(block.x) + "," + std::to_string(block.y) +
