@@ -330,7 +330,7 @@ inline T* dynamic_smem() {
 }
 
 // The tensor-core and async-copy primitives; their semantics and fragment layouts are in
-// src/device/kernel.h (CUDA side) and src/device/emu/scheduler.cpp (emulation).
+// src/device/kernel.h (CUDA side) and src/device/emu/tensor_core.cpp, cp_async.cpp (emulation).
 inline void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
   emu::mma_m16n8k16(true, d, a, b, c);
 }
