@@ -23,6 +23,7 @@ enum class OnNonFinite { kStop, kSkip };
 enum class Task { kText, kPasskey, kRecall };
 enum class LossTargets { kAll, kAnswer };
 enum class Packing { kNone, kDocuments };
+enum class DataFormat { kRingtrain, kMegatron };
 enum class Progress { kAuto, kAlways, kNever };
 enum class RopeScalingType { kNone, kLinear, kLlama3, kYarn };
 
@@ -35,6 +36,7 @@ std::string to_string(OnNonFinite v);
 std::string to_string(Task v);
 std::string to_string(LossTargets v);
 std::string to_string(Packing v);
+std::string to_string(DataFormat v);
 std::string to_string(Progress v);
 std::string to_string(RopeScalingType v);
 // Messages print a choice as its word.
@@ -113,6 +115,8 @@ struct DataConfig {
   Task task = Task::kPasskey;
   std::string train;             // token file (task: text)
   std::string val;               // token file (task: text); empty: a held-out slice of train
+  std::string prompt_tokens;     // the prompts' words as tokens (JSON); empty: byte-level
+  DataFormat format = DataFormat::kRingtrain;  // of train and val: token files or Megatron pairs
   int passkey_digits = 5;
   double passkey_min_depth = 0.0;  // where the key may sit, as a fraction of the prompt
   double passkey_max_depth = 1.0;
