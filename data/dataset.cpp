@@ -269,6 +269,9 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
     hay.resize(hay_len);
     file.read(start, hay_len, hay.data());
   } else {
+    if (!vocab.byte_level)
+      input_error("passkey prompts in a tokenizer's tokens (data.prompt_tokens) need a haystack of "
+                  "that tokenizer's text (data.train)");
     append_filler(&rng, hay_len, &hay);
   }
 
@@ -548,6 +551,9 @@ class PasskeyDataset final : public Dataset {
       input_error("data.passkey_digits ", digits_, " must be in [1, 64]");
     check_depths(config.data);
     if (hay_) check_haystack_vocab(hay_->file, words_);
+    if (!hay_ && !words_.byte_level)
+      input_error("data.prompt_tokens ", config.data.prompt_tokens,
+                  " needs data.train: the haystack must be that tokenizer's text");
     const int min_len = min_seq_len();
     if (config.train.seq_len < min_len)
       input_error("train.seq_len ", config.train.seq_len,

@@ -178,6 +178,8 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
     if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
     p.hay = open_haystack(config, opt);
     if (p.hay.file) check_haystack_vocab(*p.hay.file, p.words);
+    RT_INPUT_CHECK(p.hay.file || p.words.byte_level, "eval --needle: data.prompt_tokens needs a haystack of its ",
+                   "tokenizer's text (data.val, data.train or --haystack)");
     return p;
   });
   const NeedleOptions& opt = prep.opt;

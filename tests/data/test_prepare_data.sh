@@ -76,6 +76,46 @@ PYEOF
 grep -q '^{"eval_loss"' "$tmp/train.log" || fail "no eval line"
 echo "ok: ringtrain trained 3 steps on it: $(grep '^{"eval_loss"' "$tmp/train.log")"
 
+# The passkey prompt's words in this tokenizer's ids (--prompts): each piece is the tokenizer's own
+# encode() of it, each digit one token; ringtrain trains the passkey task on them with the BPE
+# text as haystack (2 ranks, cp 2, packed) and sweeps a needle; a file of another vocabulary
+# is refused naming both.
+"$src/scripts/prepare-data" "$tmp"/Jonah.txt "$tmp"/Obad.txt "$tmp"/Ruth.txt --tokenizer "$tmp/tokenizer.json" \
+  --out "$tmp/kjv.bin" --val-fraction 0.1 --prompts "$tmp/prompts.json" > /dev/null || fail "prepare-data --prompts"
+"$py" - "$tmp" <<'PYEOF' || fail "prompt token ids"
+import json, sys
+from tokenizers import Tokenizer
+d = sys.argv[1]
+tok = Tokenizer.from_file(d + "/tokenizer.json")
+p = json.load(open(d + "/prompts.json"))
+enc = lambda s: tok.encode(s, add_special_tokens=False).ids
+assert p["format"] == "ringtrain-prompt-tokens" and p["version"] == 1, p
+assert p["vocab_size"] == tok.get_vocab_size(with_added_tokens=True)
+assert [[i] for i in p["digits"]] == [enc(c) for c in "0123456789"], p["digits"]
+words = {"full": ("The pass key is ", ". Remember it. ", "\nWhat is the pass key? The pass key is "),
+         "compact": ("key ", ". ", "\nkey? ")}
+for w, (intro, outro, question) in words.items():
+    assert p[w] == {"intro": enc(intro), "outro": enc(outro), "question": enc(question)}, (w, p[w])
+print(f"ok: prompts.json holds encode() of every piece and one token per digit ({p['digits']})")
+PYEOF
+passkey=(--set data.task=passkey --set data.train="$tmp/kjv.bin" --set data.val="$tmp/kjv.val.bin"
+  --set data.prompt_tokens="$tmp/prompts.json" --set data.packing=documents --set data.passkey_digits=2
+  --set model.vocab_size=600 --set train.seq_len=256 --set parallel.cp=2 --set log.progress=never)
+mpirun --oversubscribe --bind-to none -np 2 "$bin" train "$src/configs/test-tiny.yaml" "${passkey[@]}" \
+  --set train.steps=3 --set train.eval_batches=1 --set run.out_dir="$tmp/pk" --set checkpoint.dir="$tmp/pk/ckpt" \
+  > "$tmp/pk.log" 2>&1 || { cat "$tmp/pk.log"; fail "passkey training on tokenized prompts"; }
+mpirun --oversubscribe --bind-to none -np 2 "$bin" eval "$src/configs/test-tiny.yaml" "${passkey[@]}" --needle \
+  --checkpoint "$tmp/pk/ckpt" --lengths 64,256 --depths 0,1 --samples 2 --set run.out_dir="$tmp/pk" > "$tmp/needle.log" 2>&1 ||
+  { cat "$tmp/needle.log"; fail "needle sweep on tokenized prompts"; }
+grep -q '"summary": "needle", "cells": 4' "$tmp/needle.log" || { cat "$tmp/needle.log"; fail "needle summary"; }
+echo "ok: passkey training and a needle sweep on BPE prompts and haystack (cp 2)"
+sed 's/"vocab_size": [0-9]*/"vocab_size": 700/' "$tmp/prompts.json" > "$tmp/prompts700.json"
+"$bin" train "$src/configs/test-tiny.yaml" "${passkey[@]}" --set parallel.cp=1 --set data.prompt_tokens="$tmp/prompts700.json" \
+  --set model.vocab_size=700 --set run.out_dir="$tmp/pk7" > "$tmp/pk7.log" 2>&1
+[[ $? -eq 2 ]] && grep -q "kjv.bin has a vocabulary of 600 but data.prompt_tokens was written for one of 700" "$tmp/pk7.log" ||
+  { cat "$tmp/pk7.log"; fail "prompts of another vocabulary accepted"; }
+echo "ok: prompts of another vocabulary: exit 2, $(grep -m1 'ringtrain: error' "$tmp/pk7.log")"
+
 # Errors: a tokenizer that is not one, an --eos the vocabulary lacks (exit non-zero, named).
 echo '{"not": "a tokenizer"}' > "$tmp/bad.json"
 "$src/scripts/prepare-data" "$tmp/Ruth.txt" --tokenizer "$tmp/bad.json" --out "$tmp/x.bin" 2> "$tmp/err.txt" &&
