@@ -100,7 +100,8 @@ std::string max_context_text(Config c, const GpuKind& kind) {
 int run_plan(const CommandLine& cl) {
   // Under mpirun every rank plans the same thing (its errors are collective); rank 0 prints.
   const std::string text = collectively([&] {
-    const Config c = config_for_gpus(load_config(cl.config_path, cl.overrides), cl.gpus);
+    // A plan is made for another machine: the token files and checkpoints need not be here.
+    const Config c = config_for_gpus(load_config(cl.config_path, cl.overrides, ConfigChecks{.paths = false}), cl.gpus);
     const GpuKind& kind = gpu_kind(cl.gpu);
     return cl.max_context ? max_context_text(c, kind) : plan_text(c, kind);
   });

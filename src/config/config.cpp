@@ -541,7 +541,8 @@ Config parse_config(const std::string& yaml_text, const std::string& name,
   return parse_config(yaml_text, name, overrides, ConfigChecks{});
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+Config load_config(const std::string& path, const std::vector<std::string>& overrides,
+                   const ConfigChecks& checks) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) input_error("config file '", path, "' does not exist");
   if (std::filesystem::is_directory(path, ec))
@@ -550,7 +551,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!in) input_error("cannot read config file '", path, "': ", std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_config(text.str(), path, overrides);
+  return parse_config(text.str(), path, overrides, checks);
 }
 
 void validate_for_world(const Config& config, int world_size) {

@@ -152,20 +152,22 @@ struct Config {
   std::string source;  // the file it was read from (for messages)
 };
 
-// Reads `path`, applies `overrides` ("section.key=value", typed like YAML), checks every key,
-// type, range and the single-file rules. Throws an input error naming key, file, line, column.
-Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Parses YAML text (for tests, checkpoints and fuzzing); `name` is used in messages.
 Config parse_config(const std::string& yaml_text, const std::string& name,
                     const std::vector<std::string>& overrides = {});
 // What parse_config checks beyond the text itself. A config read back from a checkpoint (or
-// inspected on another machine) may name token files that are not there: paths = false skips
-// the existence checks of data.train, data.val and checkpoint.resume.
+// inspected or planned on another machine) may name files that are not there: paths = false
+// skips the existence checks of data.train, data.val, data.prompt_tokens, checkpoint.resume and
+// checkpoint.init_from.
 struct ConfigChecks {
   bool paths = true;
 };
 Config parse_config(const std::string& yaml_text, const std::string& name,
                     const std::vector<std::string>& overrides, const ConfigChecks& checks);
+// Reads `path`, applies `overrides` ("section.key=value", typed like YAML), checks every key,
+// type, range and the single-file rules. Throws an input error naming key, file, line, column.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                   const ConfigChecks& checks = {});
 // Cross-field rules that need the world size (dp*cp*tp == world_size, ...).
 void validate_for_world(const Config& config, int world_size);
 // The resolved config (every key, defaults filled in) as YAML text; parse_config(dump(c))
