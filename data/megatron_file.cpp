@@ -15,7 +15,9 @@
 // and nothing after that (the multimodal variant, which appends a mode per sequence, is not
 // read). Sequences are back to back in the .bin, as Megatron's builder writes them, so the .bin
 // is one token stream and a document starts at its first sequence's offset / the token size;
-// empty documents are dropped (they hold nothing to train on). Everything is checked before use:
+// empty documents are dropped (they hold nothing to train on). The index records no vocabulary:
+// the largest token + 1 is found in one pass over the tokens at open. Everything is checked
+// before use:
 // a damaged or truncated index, offsets that are not back to back, lengths or offsets that
 // overrun the .bin, a .bin longer than the index says, and negative int32 tokens are input
 // errors naming the file.

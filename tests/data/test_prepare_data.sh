@@ -5,7 +5,10 @@
 #  - each document's ids equal the tokenizer's own encode() of its text, then the eos id;
 #  - the document index (one document per book, version 2) and the vocabulary size in the header;
 #  - the validation split: OUT.val.bin holds the tail, its index rebased at the cut;
-#  - ringtrain trains on it (data.task text, packing documents, vocab_size from the header).
+#  - ringtrain trains on it (data.task text, packing documents, vocab_size from the header);
+#  - --prompts: the passkey words and digits as the tokenizer's encode() of each; the passkey task
+#    and a needle sweep run on them (cp 2); prompts of another vocabulary are refused (exit 2);
+#  - scripts/train-tokenizer: digits one token each, special ids 0-2, decode(encode(x)) == x.
 # Catches: special tokens added inside documents, documents merged or split, ids over uint16
 # written truncated, a header ringtrain cannot read.
 set -uo pipefail
@@ -115,6 +118,23 @@ sed 's/"vocab_size": [0-9]*/"vocab_size": 700/' "$tmp/prompts.json" > "$tmp/prom
 [[ $? -eq 2 ]] && grep -q "kjv.bin has a vocabulary of 600 but data.prompt_tokens was written for one of 700" "$tmp/pk7.log" ||
   { cat "$tmp/pk7.log"; fail "prompts of another vocabulary accepted"; }
 echo "ok: prompts of another vocabulary: exit 2, $(grep -m1 'ringtrain: error' "$tmp/pk7.log")"
+
+# scripts/train-tokenizer: a byte-level BPE whose digits are one token each (a number is a row of
+# digit tokens, as the passkey prompts need), with <unk> <s> </s> as ids 0-2.
+"$src/scripts/train-tokenizer" "$tmp"/Jonah.txt "$tmp"/Obad.txt "$tmp"/Ruth.txt --vocab-size 400 \
+  --out "$tmp/tt.json" > /dev/null || fail "train-tokenizer"
+"$py" - "$tmp/tt.json" <<'PYEOF' || fail "train-tokenizer's tokenizer"
+import sys
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file(sys.argv[1])
+assert tok.get_vocab_size() == 400, tok.get_vocab_size()
+assert [tok.token_to_id(t) for t in ("<unk>", "<s>", "</s>")] == [0, 1, 2]
+ids = tok.encode("the key is 48213 and 7", add_special_tokens=False).ids
+digits = [tok.decode([i]).strip() for i in ids if tok.decode([i]).strip().isdigit()]
+assert digits == list("482137"), digits
+assert tok.decode(ids) == "the key is 48213 and 7", tok.decode(ids)
+print("ok: train-tokenizer: 400 tokens, digits one per token, decode(encode(x)) == x")
+PYEOF
 
 # Errors: a tokenizer that is not one, an --eos the vocabulary lacks (exit non-zero, named).
 echo '{"not": "a tokenizer"}' > "$tmp/bad.json"
