@@ -115,21 +115,19 @@ void append_filler(SampleRng* rng, int64_t n, std::vector<int32_t>* out) {
 
 namespace {
 
-// The full wording, and the compact one for short sequences (see make_passkey in dataset.h).
-struct PasskeyWords {
-  std::string_view intro, outro, question;
-  int64_t fixed(int64_t digits) const {
-    return int64_t(intro.size() + outro.size() + question.size()) + 2 * digits;
-  }
-};
-constexpr PasskeyWords kFullWords{"The pass key is ", ". Remember it. ",
-                                  "\nWhat is the pass key? The pass key is "};
-constexpr PasskeyWords kCompactWords{"key ", ". ", "\nkey? "};
 // How far back from the drawn depth the key sentence may move to start at a word.
 constexpr int kSnapWindow = 32;
 
 void append_text(std::string_view text, std::vector<int32_t>* out) {
   ByteTokenizer::encode_append(text, out);
+}
+
+void append_ids(const std::vector<int32_t>& ids, std::vector<int32_t>* out) {
+  out->insert(out->end(), ids.begin(), ids.end());
+}
+
+void append_key(const std::string& key, const PromptTokens& words, std::vector<int32_t>* out) {
+  for (char c : key) out->push_back(words.digits[c - '0']);
 }
 
 bool is_boundary(const std::vector<int32_t>& hay, int64_t q) {
@@ -203,9 +201,30 @@ void draw_document_lengths(SampleRng* rng, int seq_len, int min_len, std::vector
 
 }  // namespace
 
-int passkey_min_seq_len(int digits) {
+TokenFile open_token_data(const std::string& path, DataFormat format, const std::string& label) {
+  return format == DataFormat::kMegatron ? TokenFile::open_megatron(path, label)
+                                         : TokenFile::open(path, label);
+}
+
+PromptTokens prompt_tokens_of(const Config& config) {
+  const std::string& path = config.data.prompt_tokens;
+  return path.empty() ? PromptTokens::bytes() : PromptTokens::load(path, "data.prompt_tokens");
+}
+
+void check_haystack_vocab(const TokenFile& file, const PromptTokens& words) {
+  if (words.byte_level && file.vocab_size() > ByteTokenizer::kVocabSize)
+    input_error("haystack ", file.path(), " has token ids up to ", file.vocab_size() - 1,
+                "; byte-level prompts need byte-level text (prepare-text), or set "
+                "data.prompt_tokens to the prompts of the file's tokenizer (prepare-data --prompts)");
+  if (!words.byte_level && file.vocab_size() != words.vocab_size)
+    input_error("haystack ", file.path(), " has a vocabulary of ", file.vocab_size(),
+                " but data.prompt_tokens was written for one of ", words.vocab_size,
+                "; both must come from the same tokenizer");
+}
+
+int passkey_min_seq_len(int digits, const PromptTokens& words) {
   // seq_len + 1 tokens hold both phrases and both copies of the key.
-  return static_cast<int>(kCompactWords.fixed(digits)) - 1;
+  return static_cast<int>(words.compact.fixed(digits)) - 1;
 }
 
 PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
@@ -216,14 +235,15 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   if (!(spec.depth >= 0.0 && spec.depth <= 1.0))
     input_error("needle depth ", spec.depth, " must be in [0, 1]");
   const int digits = static_cast<int>(key.size());
-  const int min_len = passkey_min_seq_len(digits);
+  const PromptTokens& vocab = spec.prompt != nullptr ? *spec.prompt : PromptTokens::bytes();
+  const int min_len = passkey_min_seq_len(digits, vocab);
   if (spec.seq_len < min_len)
     input_error("sequence length ", spec.seq_len, " is too short for a passkey prompt with a ",
                 digits, "-digit key (needs at least ", min_len, ")");
 
   const int64_t total = int64_t(spec.seq_len) + 1;
-  const bool compact = 2 * kFullWords.fixed(digits) > total;
-  const PasskeyWords& words = compact ? kCompactWords : kFullWords;
+  const bool compact = 2 * vocab.full.fixed(digits) > total;
+  const PromptWording& words = compact ? vocab.compact : vocab.full;
   const int64_t key_text_len = int64_t(words.intro.size() + key.size() + words.outro.size());
   const int64_t hay_len = total - words.fixed(digits);
 
@@ -235,9 +255,7 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   hay.reserve(hay_len);
   if (spec.haystack != nullptr) {
     const TokenFile& file = *spec.haystack;
-    if (file.vocab_size() > ByteTokenizer::kVocabSize)
-      input_error("haystack ", file.path(), " has token ids up to ", file.vocab_size() - 1,
-                  "; a passkey haystack must be byte-level text (prepare-text)");
+    check_haystack_vocab(file, vocab);
     const uint64_t begin = spec.haystack_begin;
     const uint64_t end = spec.haystack_end == 0 ? file.size() : spec.haystack_end;
     if (begin > end || end > file.size())
@@ -251,11 +269,15 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
     hay.resize(hay_len);
     file.read(start, hay_len, hay.data());
   } else {
+    if (!vocab.byte_level)
+      input_error("passkey prompts in a tokenizer's tokens (data.prompt_tokens) need a haystack of "
+                  "that tokenizer's text (data.train)");
     append_filler(&rng, hay_len, &hay);
   }
 
   int64_t p = std::min<int64_t>(hay_len, static_cast<int64_t>(std::floor(spec.depth * hay_len)));
-  for (int64_t q = p; q >= std::max<int64_t>(0, p - kSnapWindow); --q) {
+  // Byte-level text may cut a word; a real tokenizer's tokens are whole pieces already.
+  for (int64_t q = p; vocab.byte_level && q >= std::max<int64_t>(0, p - kSnapWindow); --q) {
     if (is_boundary(hay, q)) {
       p = q;
       break;
@@ -266,12 +288,12 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out) {
   t.clear();
   t.reserve(total);
   t.insert(t.end(), hay.begin(), hay.begin() + p);
-  append_text(words.intro, &t);
-  append_text(key, &t);
-  append_text(words.outro, &t);
+  append_ids(words.intro, &t);
+  append_key(key, vocab, &t);
+  append_ids(words.outro, &t);
   t.insert(t.end(), hay.begin() + p, hay.end());
-  append_text(words.question, &t);
-  append_text(key, &t);
+  append_ids(words.question, &t);
+  append_key(key, vocab, &t);
   RT_CHECK(int64_t(t.size()) == total, "passkey prompt has ", t.size(), " tokens, not ", total);
 
   PasskeyInfo info;
@@ -355,7 +377,7 @@ TextSource open_source(const Config& config, Split split, bool documents) {
   TextSource s;
   const bool own_val = split == Split::kVal && !d.val.empty();
   const std::string label = own_val ? "data.val" : "data.train";
-  s.file = TokenFile::open(own_val ? d.val : d.train, label);
+  s.file = open_token_data(own_val ? d.val : d.train, d.format, label);
   const uint64_t n = s.file.size();
   s.lo = 0;
   s.hi = n;
@@ -523,14 +545,15 @@ class PasskeyDataset final : public Dataset {
         digits_(config.data.passkey_digits),
         min_depth_(config.data.passkey_min_depth),
         max_depth_(config.data.passkey_max_depth),
-        packed_(config.data.packing == Packing::kDocuments) {
+        packed_(config.data.packing == Packing::kDocuments),
+        words_(prompt_tokens_of(config)) {
     if (digits_ < 1 || digits_ > 64)
       input_error("data.passkey_digits ", digits_, " must be in [1, 64]");
     check_depths(config.data);
-    if (hay_ && hay_->file.vocab_size() > ByteTokenizer::kVocabSize)
-      input_error("data.train ", hay_->file.path(), " has token ids up to ",
-                  hay_->file.vocab_size() - 1,
-                  "; the passkey task needs byte-level text (prepare-text) for its haystack");
+    if (hay_) check_haystack_vocab(hay_->file, words_);
+    if (!hay_ && !words_.byte_level)
+      input_error("data.prompt_tokens ", config.data.prompt_tokens,
+                  " needs data.train: the haystack must be that tokenizer's text");
     const int min_len = min_seq_len();
     if (config.train.seq_len < min_len)
       input_error("train.seq_len ", config.train.seq_len,
@@ -549,7 +572,7 @@ class PasskeyDataset final : public Dataset {
                   digits_, " digits (needs at least ", min_seq_len(), ")");
     // A prompt of P tokens is a document of P + 1 (see append_document).
     thread_local std::vector<int> lengths;
-    draw_document_lengths(&rng, seq_len, passkey_min_seq_len(digits_) + 1, &lengths);
+    draw_document_lengths(&rng, seq_len, passkey_min_seq_len(digits_, words_) + 1, &lengths);
     thread_local Sample prompt;
     thread_local std::vector<int32_t> t;
     clear_sample(out);
@@ -563,7 +586,8 @@ class PasskeyDataset final : public Dataset {
 
   bool has_accuracy() const override { return true; }
   int min_vocab() const override {
-    return hay_ ? std::max<int>(kAsciiVocab, hay_->file.vocab_size()) : kAsciiVocab;
+    const int words = words_.byte_level ? kAsciiVocab : static_cast<int>(words_.vocab_size);
+    return hay_ ? std::max<int>(words, hay_->file.vocab_size()) : words;
   }
   std::string describe() const override {
     std::ostringstream os;
@@ -575,7 +599,7 @@ class PasskeyDataset final : public Dataset {
 
  private:
   // One prompt (a document of one more token when packed).
-  int min_seq_len() const { return passkey_min_seq_len(digits_) + (packed_ ? 1 : 0); }
+  int min_seq_len() const { return passkey_min_seq_len(digits_, words_) + (packed_ ? 1 : 0); }
 
   PasskeySpec draw_spec(SampleRng* rng, int seq_len) const {
     PasskeySpec spec;
@@ -584,6 +608,7 @@ class PasskeyDataset final : public Dataset {
     for (char& c : spec.key) c = static_cast<char>('0' + rng->below(10));
     spec.depth = min_depth_ + (max_depth_ - min_depth_) * rng->uniform();
     spec.seed = rng->next();
+    spec.prompt = &words_;
     if (hay_) {
       spec.haystack = &hay_->file;
       spec.haystack_begin = hay_->lo;
@@ -599,6 +624,7 @@ class PasskeyDataset final : public Dataset {
   double min_depth_;
   double max_depth_;
   bool packed_;
+  PromptTokens words_;
 };
 
 // One recall prompt of seq_len + 1 tokens into t, drawn from `rng`.

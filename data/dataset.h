@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "data/prompt_tokens.h"
 #include "src/config/config.h"
 
 namespace ringtrain {
@@ -140,6 +141,9 @@ struct PasskeySpec {
   const TokenFile* haystack = nullptr;
   uint64_t haystack_begin = 0;
   uint64_t haystack_end = 0;
+  // The fixed words and digits as tokens (data/prompt_tokens.h); nullptr: byte-level. With a
+  // real tokenizer the haystack must be its text and the key sentence starts at any token.
+  const PromptTokens* prompt = nullptr;
 };
 
 // Where the parts of a passkey prompt landed, as positions in Sample::inputs.
@@ -158,7 +162,18 @@ PasskeyInfo make_passkey(const PasskeySpec& spec, Sample* out);
 
 // The shortest seq_len a passkey prompt with a key of `digits` digits fits in (compact wording,
 // no haystack).
-int passkey_min_seq_len(int digits);
+int passkey_min_seq_len(int digits, const PromptTokens& words = PromptTokens::bytes());
+
+// Input error unless `file` can be a haystack for prompts in `words`: byte-level text for the
+// byte-level words, else a vocabulary equal to the words' tokenizer's.
+void check_haystack_vocab(const TokenFile& file, const PromptTokens& words);
+
+// data.train or data.val (`path`) in data.format: a token file or a Megatron pair PREFIX.bin +
+// PREFIX.idx; `label` names it in messages.
+TokenFile open_token_data(const std::string& path, DataFormat format, const std::string& label);
+
+// The prompt words of config.data: data.prompt_tokens loaded, or the byte-level ones.
+PromptTokens prompt_tokens_of(const Config& config);
 
 // Associative recall: keys are kRecallKeyLetters lowercase letters (all distinct within a
 // sample), values kRecallValueDigits digits.

@@ -87,7 +87,8 @@ struct FdGuard {
 
 }  // namespace
 
-TokenFile TokenFile::open(const std::string& path, const std::string& label) {
+TokenFile TokenFile::map_file(const std::string& path, const std::string& label,
+                              uint64_t min_bytes, const char* kind, const char* need) {
   const std::string name = name_of(label, path);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -103,9 +104,8 @@ TokenFile TokenFile::open(const std::string& path, const std::string& label) {
   }
   if (!S_ISREG(st.st_mode)) input_error(name, " is not a regular file");
   const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
-  if (file_bytes < kTokenFileV1HeaderBytes)
-    input_error(name, " is not a token file: it has ", file_bytes, " bytes, fewer than the ",
-                kTokenFileV1HeaderBytes, "-byte header");
+  if (file_bytes < min_bytes || file_bytes == 0)
+    input_error(name, " is not a ", kind, ": it has ", file_bytes, " bytes, fewer than ", need);
 
   void* map = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED) {
@@ -117,6 +117,14 @@ TokenFile TokenFile::open(const std::string& path, const std::string& label) {
   f.label_ = label;
   f.map_ = static_cast<const unsigned char*>(map);
   f.map_bytes_ = file_bytes;
+  return f;
+}
+
+TokenFile TokenFile::open(const std::string& path, const std::string& label) {
+  const std::string name = name_of(label, path);
+  TokenFile f = map_file(path, label, kTokenFileV1HeaderBytes, "token file",
+                         "the 32-byte header");
+  const uint64_t file_bytes = f.map_bytes_;
   // From here on `f` owns the mapping: a throw below unmaps it through its destructor.
 
   const unsigned char* h = f.map_;
@@ -197,6 +205,8 @@ TokenFile& TokenFile::operator=(TokenFile&& other) noexcept {
     tokens_ = std::exchange(other.tokens_, nullptr);
     index_ = std::exchange(other.index_, nullptr);
     documents_ = std::exchange(other.documents_, 0);
+    starts_ = std::move(other.starts_);
+    other.starts_.clear();
     count_ = std::exchange(other.count_, 0);
     vocab_size_ = std::exchange(other.vocab_size_, 0);
     width_ = std::exchange(other.width_, 0);
@@ -212,17 +222,20 @@ void TokenFile::release() {
   tokens_ = nullptr;
   index_ = nullptr;
   documents_ = 0;
+  starts_.clear();
   map_bytes_ = 0;
 }
 
 uint64_t TokenFile::document_count() const {
   if (index_ != nullptr) return documents_;
+  if (!starts_.empty()) return starts_.size();
   return count_ > 0 ? 1 : 0;
 }
 
 uint64_t TokenFile::document_start(uint64_t d) const {
   RT_CHECK(d < document_count(), "document ", d, " out of range for ", path_, " (",
            document_count(), " documents)");
+  if (!starts_.empty()) return starts_[d];
   return index_ != nullptr ? load_u64(index_ + 8 * d) : 0;
 }
 

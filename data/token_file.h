@@ -19,6 +19,9 @@
 // Version 1 (still read) is the same up to offset 24, then uint32 zero at 28 and the tokens at
 // offset 32 with nothing after them, and no index: it loads as one document.
 //
+// Megatron-LM / NeMo indexed datasets (data.format: megatron) load through open_megatron into the
+// same interface: see data/megatron_file.cpp for the format and what is checked.
+//
 // Files tokenized elsewhere (GPT-2, Llama tokenizers) load the same way; only the header (and
 // the index) have to be written. A bad file (missing, short, wrong magic or version, bad width,
 // a size that does not match the count and the index, an index out of order or out of range)
@@ -44,6 +47,11 @@ class TokenFile {
   // "data.train" gives "data.train: runs/x.bin is truncated: ..."); empty: "token file".
   static TokenFile open(const std::string& path, const std::string& label = "");
 
+  // Maps the Megatron indexed dataset PREFIX.bin with its index PREFIX.idx (the MMIDIDX format
+  // of Megatron-LM's indexed_dataset.py, uint16 or int32 tokens): its documents become the
+  // document index, the largest token + 1 the vocab_size. Input errors name the file at fault.
+  static TokenFile open_megatron(const std::string& prefix, const std::string& label = "");
+
   TokenFile() = default;
   TokenFile(TokenFile&& other) noexcept;
   TokenFile& operator=(TokenFile&& other) noexcept;
@@ -59,7 +67,7 @@ class TokenFile {
 
   // Whether the file carries a document index (version 2 with documents > 0). Without one
   // the tokens are one document.
-  bool has_document_index() const { return index_ != nullptr; }
+  bool has_document_index() const { return index_ != nullptr || !starts_.empty(); }
   // Documents: the index's entries, or 1 for a file without an index (0 when it is empty).
   uint64_t document_count() const;
   // Where document d starts (d < document_count(); a fault otherwise); it ends where document
@@ -73,6 +81,11 @@ class TokenFile {
   void read(uint64_t start, uint64_t n, int32_t* out) const;
 
  private:
+  // Maps the whole of `path` into a TokenFile that owns the mapping and holds nothing else yet.
+  // A file of fewer than min_bytes (or none) is an input error: "is not a <kind>: it has N
+  // bytes, fewer than <need>".
+  static TokenFile map_file(const std::string& path, const std::string& label, uint64_t min_bytes,
+                            const char* kind, const char* need);
   void release();
 
   std::string path_;
@@ -82,6 +95,7 @@ class TokenFile {
   const unsigned char* tokens_ = nullptr;  // after the header
   const unsigned char* index_ = nullptr;   // the document index; nullptr: none
   uint64_t documents_ = 0;                 // entries in the index
+  std::vector<uint64_t> starts_;           // the document index of a Megatron dataset
   uint64_t count_ = 0;
   uint32_t vocab_size_ = 0;
   int width_ = 0;

@@ -9,8 +9,15 @@ names found in its vocabulary), ends every document, so a model learns where doc
 header records the tokenizer's vocabulary size (added tokens included): set model.vocab_size to
 it (or above). With --val-fraction F the last F of the tokens go to OUT.val.bin (the document
 index split at the cut, as `ringtrain prepare-text` does).
+
+With --prompts P.json it also writes the fixed words of the passkey prompt and the ten digits as
+this tokenizer's ids (data/prompt_tokens.h: the format; data.prompt_tokens: P.json), so that the
+passkey task and `ringtrain eval --needle` build their prompts from this tokenizer's tokens with
+the token file's text as the haystack. Each piece is encoded on its own; every digit must be one
+token (scripts/train-tokenizer splits digits).
 """
 import argparse
+import json
 import os
 import re
 import struct
@@ -38,6 +45,32 @@ def write_token_file(path, tokens, vocab_size, starts):
     os.replace(tmp, path)
 
 
+# The passkey prompt's words (the same strings as the byte-level ones in data/prompt_tokens.cpp).
+PROMPT_WORDS = {
+    "full": {"intro": "The pass key is ", "outro": ". Remember it. ",
+             "question": "\nWhat is the pass key? The pass key is "},
+    "compact": {"intro": "key ", "outro": ". ", "question": "\nkey? "},
+}
+
+
+def write_prompts(path, tok, vocab_size):
+    digits = []
+    for d in "0123456789":
+        ids = tok.encode(d, add_special_tokens=False).ids
+        if len(ids) != 1:
+            raise SystemExit(f"prepare-data: the digit {d} is {len(ids)} tokens in this tokenizer; --prompts needs one "
+                             "token per digit (scripts/train-tokenizer makes such a tokenizer)")
+        digits.append(ids[0])
+    out = {"format": "ringtrain-prompt-tokens", "version": 1, "vocab_size": vocab_size, "digits": digits}
+    for wording, pieces in PROMPT_WORDS.items():
+        out[wording] = {k: tok.encode(v, add_special_tokens=False).ids for k, v in pieces.items()}
+    tmp = path + ".partial"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 def val_path_for(out):
     return out[:-4] + ".val.bin" if out.endswith(".bin") else out + ".val.bin"
 
@@ -50,6 +83,7 @@ def main(argv):
     p.add_argument("--val-fraction", type=float, default=0.0, help="tail fraction in [0, 1) written to OUT.val.bin")
     p.add_argument("--doc-separator", default="", help="regular expression ending a document within a file")
     p.add_argument("--eos", default="", help="end-of-sequence token (default: found by name; 'none': no eos)")
+    p.add_argument("--prompts", default="", help="also write the passkey prompt's words as token ids (JSON)")
     a = p.parse_args(argv)
     if not 0.0 <= a.val_fraction < 1.0:
         raise SystemExit(f"prepare-data: --val-fraction must be in [0, 1), got {a.val_fraction}")
@@ -91,6 +125,8 @@ def main(argv):
     if n_val:
         write_token_file(val_path_for(a.out), tokens[cut:], vocab_size, [0] + [s - cut for s in starts if s > cut])
     write_token_file(a.out, tokens[:cut], vocab_size, [s for s in starts if s < cut])
+    if a.prompts:
+        write_prompts(a.prompts, tok, vocab_size)
     eos_text = f"eos {tok.id_to_token(eos)} (id {eos}) after each document" if eos is not None else "no eos"
     print(f"prepare-data: {len(a.files)} files, {len(starts)} documents, {len(tokens)} tokens ({eos_text}), "
           f"vocab {vocab_size}: {a.out} ({cut} tokens)" + (f", {val_path_for(a.out)} ({n_val} tokens)" if n_val else ""))

@@ -185,7 +185,8 @@ std::string search_json(const LayoutSearch& s, const Config& c, int gpus, const 
 int run_plan(const CommandLine& cl) {
   // Under mpirun every rank plans the same thing (its errors are collective); rank 0 prints.
   const std::string text = collectively([&] {
-    const Config loaded = load_config(cl.config_path, cl.overrides);
+    // A plan is made for another machine: the token files and checkpoints need not be here.
+    const Config loaded = load_config(cl.config_path, cl.overrides, ConfigChecks{.paths = false});
     const PlanTarget target = target_from(cl);
     RT_INPUT_CHECK(!(cl.search && cl.max_context), "--search and --max-context: pick one");
     RT_INPUT_CHECK(cl.search || !cl.json, "--json is the output of --search");

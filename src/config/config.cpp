@@ -493,13 +493,25 @@ class Loader {
         input_error("data.train (the training token file) is required with ",
                     kv("data.task"), "; make one with `ringtrain prepare-text`");
       if (checks_.paths) {
-        must_exist("data.train", d.train);
-        if (!d.val.empty()) must_exist("data.val", d.val);
+        must_exist_data("data.train", d.train, d.format);
+        if (!d.val.empty()) must_exist_data("data.val", d.val, d.format);
       }
     }
+    if (checks_.paths && !d.prompt_tokens.empty()) must_exist("data.prompt_tokens", d.prompt_tokens);
     const std::string& resume = config_.checkpoint.resume;
     if (checks_.paths && resume != "auto" && resume != "none") must_exist("checkpoint.resume", resume);
     if (checks_.paths && !config_.checkpoint.init_from.empty()) must_exist("checkpoint.init_from", config_.checkpoint.init_from);
+  }
+
+  // A token file, or both files of a Megatron pair PREFIX.bin + PREFIX.idx.
+  void must_exist_data(const std::string& name, const std::string& path, DataFormat format) const {
+    if (format == DataFormat::kRingtrain) return must_exist(name, path);
+    std::error_code ec;
+    for (const char* ext : {".bin", ".idx"})
+      if (!std::filesystem::exists(path + ext, ec))
+        input_error(kv(name), " with ", kv("data.format"), ": ", path, ext,
+                    " does not exist (relative paths are relative to the working directory ",
+                    std::filesystem::current_path(ec).string(), ")");
   }
 
   void must_exist(const std::string& name, const std::string& path) const {
@@ -529,7 +541,8 @@ Config parse_config(const std::string& yaml_text, const std::string& name,
   return parse_config(yaml_text, name, overrides, ConfigChecks{});
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+Config load_config(const std::string& path, const std::vector<std::string>& overrides,
+                   const ConfigChecks& checks) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) input_error("config file '", path, "' does not exist");
   if (std::filesystem::is_directory(path, ec))
@@ -538,7 +551,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!in) input_error("cannot read config file '", path, "': ", std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_config(text.str(), path, overrides);
+  return parse_config(text.str(), path, overrides, checks);
 }
 
 void validate_for_world(const Config& config, int world_size) {

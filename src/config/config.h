@@ -23,6 +23,7 @@ enum class OnNonFinite { kStop, kSkip };
 enum class Task { kText, kPasskey, kRecall };
 enum class LossTargets { kAll, kAnswer };
 enum class Packing { kNone, kDocuments };
+enum class DataFormat { kRingtrain, kMegatron };
 enum class Progress { kAuto, kAlways, kNever };
 enum class RopeScalingType { kNone, kLinear, kLlama3, kYarn };
 
@@ -35,6 +36,7 @@ std::string to_string(OnNonFinite v);
 std::string to_string(Task v);
 std::string to_string(LossTargets v);
 std::string to_string(Packing v);
+std::string to_string(DataFormat v);
 std::string to_string(Progress v);
 std::string to_string(RopeScalingType v);
 // Messages print a choice as its word.
@@ -113,6 +115,8 @@ struct DataConfig {
   Task task = Task::kPasskey;
   std::string train;             // token file (task: text)
   std::string val;               // token file (task: text); empty: a held-out slice of train
+  std::string prompt_tokens;     // the prompts' words as tokens (JSON); empty: byte-level
+  DataFormat format = DataFormat::kRingtrain;  // of train and val: token files or Megatron pairs
   int passkey_digits = 5;
   double passkey_min_depth = 0.0;  // where the key may sit, as a fraction of the prompt
   double passkey_max_depth = 1.0;
@@ -148,20 +152,22 @@ struct Config {
   std::string source;  // the file it was read from (for messages)
 };
 
-// Reads `path`, applies `overrides` ("section.key=value", typed like YAML), checks every key,
-// type, range and the single-file rules. Throws an input error naming key, file, line, column.
-Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Parses YAML text (for tests, checkpoints and fuzzing); `name` is used in messages.
 Config parse_config(const std::string& yaml_text, const std::string& name,
                     const std::vector<std::string>& overrides = {});
 // What parse_config checks beyond the text itself. A config read back from a checkpoint (or
-// inspected on another machine) may name token files that are not there: paths = false skips
-// the existence checks of data.train, data.val and checkpoint.resume.
+// inspected or planned on another machine) may name files that are not there: paths = false
+// skips the existence checks of data.train, data.val, data.prompt_tokens, checkpoint.resume and
+// checkpoint.init_from.
 struct ConfigChecks {
   bool paths = true;
 };
 Config parse_config(const std::string& yaml_text, const std::string& name,
                     const std::vector<std::string>& overrides, const ConfigChecks& checks);
+// Reads `path`, applies `overrides` ("section.key=value", typed like YAML), checks every key,
+// type, range and the single-file rules. Throws an input error naming key, file, line, column.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                   const ConfigChecks& checks = {});
 // Cross-field rules that need the world size (dp*cp*tp == world_size, ...).
 void validate_for_world(const Config& config, int world_size);
 // The resolved config (every key, defaults filled in) as YAML text; parse_config(dump(c))

@@ -237,6 +237,16 @@ std::vector<ConfigField> make_fields() {
   f.push_back(text("data", "val", &C::data, &DataConfig::val, false,
                    "Validation token file (task text; must exist if set); empty: a held-out "
                    "split of data.train."));
+  f.push_back(choice("data", "format", &C::data, &DataConfig::format, {"ringtrain", "megatron"},
+                     "How data.train and data.val are stored: ringtrain token files "
+                     "(prepare-text, scripts/prepare-data), or megatron: each names the PREFIX of "
+                     "a Megatron-LM/NeMo indexed dataset, PREFIX.bin and PREFIX.idx (uint16 or "
+                     "int32 tokens), whose documents are the document index."));
+  f.push_back(text("data", "prompt_tokens", &C::data, &DataConfig::prompt_tokens, false,
+                   "The synthetic prompts' fixed words and digits as token ids of a real "
+                   "tokenizer (a JSON file scripts/prepare-data --prompts writes; must exist if "
+                   "set); the passkey haystack must then be that tokenizer's text. Empty: "
+                   "byte-level prompts."));
   f.push_back(choice("data", "packing", &C::data, &DataConfig::packing, {"none", "documents"},
                      "none: a sample is one stream whose tokens all see each other; documents: "
                      "a sample packs whole documents (and seq_len-aligned fragments of long "
@@ -437,6 +447,7 @@ std::string to_string(OnNonFinite v) { return choice_word("train.on_nonfinite", 
 std::string to_string(Task v) { return choice_word("data.task", static_cast<int>(v)); }
 std::string to_string(LossTargets v) { return choice_word("data.loss", static_cast<int>(v)); }
 std::string to_string(Packing v) { return choice_word("data.packing", static_cast<int>(v)); }
+std::string to_string(DataFormat v) { return choice_word("data.format", static_cast<int>(v)); }
 std::string to_string(Progress v) { return choice_word("log.progress", static_cast<int>(v)); }
 
 }  // namespace ringtrain

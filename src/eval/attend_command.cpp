@@ -82,6 +82,8 @@ Prompt make_prompt(const Config& config, const AttendOptions& opt) {
     for (char& c : ps.key) c = static_cast<char>('0' + rng.below(10));
     ps.depth = opt.depth;
     ps.seed = rng.next();
+    const PromptTokens words = prompt_tokens_of(config);
+    ps.prompt = &words;
     std::optional<TokenFile> hay;
     if (!opt.data.empty()) {
       hay = TokenFile::open(opt.data, "attend --needle haystack");

@@ -43,12 +43,15 @@ Haystack open_haystack(const Config& config, const NeedleOptions& opt) {
   Haystack h;
   std::string path;
   bool held_out = false;
+  DataFormat format = DataFormat::kRingtrain;  // --haystack and the corpus: token files
   if (!opt.haystack.empty()) {
     path = opt.haystack;
   } else if (config.data.task == Task::kPasskey && !config.data.val.empty()) {
     path = config.data.val;
+    format = config.data.format;
   } else if (config.data.task == Task::kPasskey && !config.data.train.empty()) {
     path = config.data.train;
+    format = config.data.format;
     held_out = true;
   } else {
     for (const char* p : {"data/corpus/train.val.bin", "data/corpus/train.bin"})
@@ -58,7 +61,7 @@ Haystack open_haystack(const Config& config, const NeedleOptions& opt) {
       }
   }
   if (path.empty()) return h;
-  h.file = TokenFile::open(path, "needle haystack");
+  h.file = open_token_data(path, format, "needle haystack");
   const uint64_t n = h.file->size();
   h.begin = held_out ? n - n / kHeldOutDivisor : 0;
   h.end = n;
@@ -147,13 +150,15 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
     std::string path;
     int trained = 0;
     Haystack hay;
+    PromptTokens words;
   };
   Prepared prep = collectively([&] {
     RT_INPUT_CHECK(digits >= 1 && digits <= 64, "data.passkey_digits ", digits, " must be in [1, 64]");
-    RT_INPUT_CHECK(config.model.vocab_size >= kAsciiVocab, "eval --needle: the prompts are byte-level ASCII text, ",
-                   "which needs model.vocab_size >= ", kAsciiVocab, " (it is ", config.model.vocab_size, ")");
-
     Prepared p;
+    p.words = prompt_tokens_of(config);
+    const int words_vocab = p.words.byte_level ? kAsciiVocab : static_cast<int>(p.words.vocab_size);
+    RT_INPUT_CHECK(config.model.vocab_size >= words_vocab, "eval --needle: the prompts' tokens need model.vocab_size >= ",
+                   words_vocab, " (it is ", config.model.vocab_size, ")");
     NeedleOptions& opt = p.opt;
     opt = opt_in;
     check_needle_options(opt, cp, digits);
@@ -172,6 +177,9 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
     const int trained = p.trained;
     if (opt.lengths.empty()) opt.lengths = default_needle_lengths(trained, cp, digits);
     p.hay = open_haystack(config, opt);
+    if (p.hay.file) check_haystack_vocab(*p.hay.file, p.words);
+    RT_INPUT_CHECK(p.hay.file || p.words.byte_level, "eval --needle: data.prompt_tokens needs a haystack of its ",
+                   "tokenizer's text (data.val, data.train or --haystack)");
     return p;
   });
   const NeedleOptions& opt = prep.opt;
@@ -233,6 +241,7 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
           for (char& c : ps.key) c = static_cast<char>('0' + rng.below(10));
           ps.depth = depth;
           ps.seed = rng.next();
+          ps.prompt = &prep.words;
           if (hay.file) {
             ps.haystack = &*hay.file;
             ps.haystack_begin = hay.begin;

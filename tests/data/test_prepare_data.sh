@@ -5,7 +5,10 @@
 #  - each document's ids equal the tokenizer's own encode() of its text, then the eos id;
 #  - the document index (one document per book, version 2) and the vocabulary size in the header;
 #  - the validation split: OUT.val.bin holds the tail, its index rebased at the cut;
-#  - ringtrain trains on it (data.task text, packing documents, vocab_size from the header).
+#  - ringtrain trains on it (data.task text, packing documents, vocab_size from the header);
+#  - --prompts: the passkey words and digits as the tokenizer's encode() of each; the passkey task
+#    and a needle sweep run on them (cp 2); prompts of another vocabulary are refused (exit 2);
+#  - scripts/train-tokenizer: digits one token each, special ids 0-2, decode(encode(x)) == x.
 # Catches: special tokens added inside documents, documents merged or split, ids over uint16
 # written truncated, a header ringtrain cannot read.
 set -uo pipefail
@@ -75,6 +78,63 @@ PYEOF
   { cat "$tmp/train.log"; fail "training on the prepared file"; }
 grep -q '^{"eval_loss"' "$tmp/train.log" || fail "no eval line"
 echo "ok: ringtrain trained 3 steps on it: $(grep '^{"eval_loss"' "$tmp/train.log")"
+
+# The passkey prompt's words in this tokenizer's ids (--prompts): each piece is the tokenizer's own
+# encode() of it, each digit one token; ringtrain trains the passkey task on them with the BPE
+# text as haystack (2 ranks, cp 2, packed) and sweeps a needle; a file of another vocabulary
+# is refused naming both.
+"$src/scripts/prepare-data" "$tmp"/Jonah.txt "$tmp"/Obad.txt "$tmp"/Ruth.txt --tokenizer "$tmp/tokenizer.json" \
+  --out "$tmp/kjv.bin" --val-fraction 0.1 --prompts "$tmp/prompts.json" > /dev/null || fail "prepare-data --prompts"
+"$py" - "$tmp" <<'PYEOF' || fail "prompt token ids"
+import json, sys
+from tokenizers import Tokenizer
+d = sys.argv[1]
+tok = Tokenizer.from_file(d + "/tokenizer.json")
+p = json.load(open(d + "/prompts.json"))
+enc = lambda s: tok.encode(s, add_special_tokens=False).ids
+assert p["format"] == "ringtrain-prompt-tokens" and p["version"] == 1, p
+assert p["vocab_size"] == tok.get_vocab_size(with_added_tokens=True)
+assert [[i] for i in p["digits"]] == [enc(c) for c in "0123456789"], p["digits"]
+words = {"full": ("The pass key is ", ". Remember it. ", "\nWhat is the pass key? The pass key is "),
+         "compact": ("key ", ". ", "\nkey? ")}
+for w, (intro, outro, question) in words.items():
+    assert p[w] == {"intro": enc(intro), "outro": enc(outro), "question": enc(question)}, (w, p[w])
+print(f"ok: prompts.json holds encode() of every piece and one token per digit ({p['digits']})")
+PYEOF
+passkey=(--set data.task=passkey --set data.train="$tmp/kjv.bin" --set data.val="$tmp/kjv.val.bin"
+  --set data.prompt_tokens="$tmp/prompts.json" --set data.packing=documents --set data.passkey_digits=2
+  --set model.vocab_size=600 --set train.seq_len=256 --set parallel.cp=2 --set log.progress=never)
+mpirun --oversubscribe --bind-to none -np 2 "$bin" train "$src/configs/test-tiny.yaml" "${passkey[@]}" \
+  --set train.steps=3 --set train.eval_batches=1 --set run.out_dir="$tmp/pk" --set checkpoint.dir="$tmp/pk/ckpt" \
+  > "$tmp/pk.log" 2>&1 || { cat "$tmp/pk.log"; fail "passkey training on tokenized prompts"; }
+mpirun --oversubscribe --bind-to none -np 2 "$bin" eval "$src/configs/test-tiny.yaml" "${passkey[@]}" --needle \
+  --checkpoint "$tmp/pk/ckpt" --lengths 64,256 --depths 0,1 --samples 2 --set run.out_dir="$tmp/pk" > "$tmp/needle.log" 2>&1 ||
+  { cat "$tmp/needle.log"; fail "needle sweep on tokenized prompts"; }
+grep -q '"summary": "needle", "cells": 4' "$tmp/needle.log" || { cat "$tmp/needle.log"; fail "needle summary"; }
+echo "ok: passkey training and a needle sweep on BPE prompts and haystack (cp 2)"
+sed 's/"vocab_size": [0-9]*/"vocab_size": 700/' "$tmp/prompts.json" > "$tmp/prompts700.json"
+"$bin" train "$src/configs/test-tiny.yaml" "${passkey[@]}" --set parallel.cp=1 --set data.prompt_tokens="$tmp/prompts700.json" \
+  --set model.vocab_size=700 --set run.out_dir="$tmp/pk7" > "$tmp/pk7.log" 2>&1
+[[ $? -eq 2 ]] && grep -q "kjv.bin has a vocabulary of 600 but data.prompt_tokens was written for one of 700" "$tmp/pk7.log" ||
+  { cat "$tmp/pk7.log"; fail "prompts of another vocabulary accepted"; }
+echo "ok: prompts of another vocabulary: exit 2, $(grep -m1 'ringtrain: error' "$tmp/pk7.log")"
+
+# scripts/train-tokenizer: a byte-level BPE whose digits are one token each (a number is a row of
+# digit tokens, as the passkey prompts need), with <unk> <s> </s> as ids 0-2.
+"$src/scripts/train-tokenizer" "$tmp"/Jonah.txt "$tmp"/Obad.txt "$tmp"/Ruth.txt --vocab-size 400 \
+  --out "$tmp/tt.json" > /dev/null || fail "train-tokenizer"
+"$py" - "$tmp/tt.json" <<'PYEOF' || fail "train-tokenizer's tokenizer"
+import sys
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file(sys.argv[1])
+assert tok.get_vocab_size() == 400, tok.get_vocab_size()
+assert [tok.token_to_id(t) for t in ("<unk>", "<s>", "</s>")] == [0, 1, 2]
+ids = tok.encode("the key is 48213 and 7", add_special_tokens=False).ids
+digits = [tok.decode([i]).strip() for i in ids if tok.decode([i]).strip().isdigit()]
+assert digits == list("482137"), digits
+assert tok.decode(ids) == "the key is 48213 and 7", tok.decode(ids)
+print("ok: train-tokenizer: 400 tokens, digits one per token, decode(encode(x)) == x")
+PYEOF
 
 # Errors: a tokenizer that is not one, an --eos the vocabulary lacks (exit non-zero, named).
 echo '{"not": "a tokenizer"}' > "$tmp/bad.json"

@@ -1,11 +1,15 @@
-// libFuzzer target: the token-file reader (TokenFile::open and reads), versions 1 and 2. The
-// bytes are written to a scratch file and opened; a file that opens must serve every token it
-// claims to hold, and a document index it accepted must be usable as is (first start 0, strictly
-// increasing, each below the token count).
+// libFuzzer target: the token-file readers (TokenFile::open and reads, versions 1 and 2; and
+// TokenFile::open_megatron for Megatron pairs). The bytes are written to a scratch file and
+// opened; an input that starts with the Megatron magic "MMIDIDX" is split instead into an .idx
+// (as long as its counts say, at most the input) and a .bin (the rest). A file that opens must
+// serve every token it claims to hold, and a document index it accepted must be usable as is
+// (first start 0, strictly increasing, each below the token count).
 // Catches: header fields trusted without checks (count x width or the document count
 // overflowing, a size that does not match), an index out of order or out of range accepted,
 // reads past the mapping, crashes instead of input errors.
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -15,9 +19,26 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ringtrain;
   static const std::string path = fuzz::scratch_path(".tokens.bin");
-  fuzz::write_bytes(path, data, size);
+  static const std::string prefix = fuzz::scratch_path(".megatron");
+  const bool megatron = size >= 7 && std::memcmp(data, "MMIDIDX", 7) == 0;
+  if (megatron) {
+    // The index's own length: 34 header bytes, 12 per sequence, 8 per document entry.
+    auto u64 = [&](size_t at) {
+      uint64_t v = 0;
+      for (size_t i = 0; i < 8 && at + i < size; ++i) v |= uint64_t(data[at + i]) << (8 * i);
+      return v;
+    };
+    const uint64_t seqs = u64(18), docs = u64(26);
+    uint64_t idx = size;
+    if (seqs < size && docs < size) idx = std::min<uint64_t>(size, 34 + 12 * seqs + 8 * docs);
+    fuzz::write_bytes(prefix + ".idx", data, static_cast<size_t>(idx));
+    fuzz::write_bytes(prefix + ".bin", data + idx, static_cast<size_t>(size - idx));
+  } else {
+    fuzz::write_bytes(path, data, size);
+  }
   fuzz::expect_ok_or_input_error("fuzz_token_file", [&] {
-    TokenFile f = TokenFile::open(path, "data.train");
+    TokenFile f = megatron ? TokenFile::open_megatron(prefix, "data.train")
+                           : TokenFile::open(path, "data.train");
     uint64_t sum = 0;
     for (uint64_t i = 0; i < f.size(); ++i) sum += f[i];
     if (f.size() > 0) {

@@ -912,6 +912,97 @@ TEST_F(DataTest, PasskeyWithRealTextHaystack) {
   expect_input_error([&] { make_passkey(spec, &s); }, {"byte-level"});
 }
 
+// A passkey prompt in a real tokenizer's tokens (data.prompt_tokens): the stream is exactly
+// haystack[0..p) intro KEY outro haystack[p..H) question KEY, each piece the file's ids, each
+// digit its token, the haystack a window of the token file; p is the drawn depth (no snapping
+// to a byte-level word start). Catches: byte ids leaking into a tokenized prompt, digits not
+// mapped, the key sentence moved, a haystack of another tokenizer accepted.
+TEST_F(DataTest, PasskeyWithTokenizedPrompts) {
+  const std::string json = R"({"format": "ringtrain-prompt-tokens", "version": 1, "vocab_size": 500,
+    "digits": [400, 401, 402, 403, 404, 405, 406, 407, 408, 409],
+    "full": {"intro": [300, 301], "outro": [302], "question": [303, 304, 305]},
+    "compact": {"intro": [310], "outro": [311], "question": [312]}})";
+  write_bytes(path("prompts.json"), json);
+  const PromptTokens words = PromptTokens::load(path("prompts.json"), "data.prompt_tokens");
+  std::vector<uint32_t> text(5000);
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<uint32_t>(i % 250);
+  text[0] = 499;  // the vocabulary is the tokenizer's (500); windows start at 1
+  write_token_file(path("bpe.bin"), text, 2);
+  TokenFile hay = TokenFile::open(path("bpe.bin"));
+  for (double depth : {0.0, 0.37, 1.0}) {
+    PasskeySpec spec;
+    spec.seq_len = 200;
+    spec.key = "2907";
+    spec.depth = depth;
+    spec.seed = 11;
+    spec.haystack = &hay;
+    spec.haystack_begin = 1;
+    spec.prompt = &words;
+    Sample s;
+    const PasskeyInfo info = make_passkey(spec, &s);
+    const int fixed = 2 + 1 + 3 + 2 * 4;
+    ASSERT_EQ(info.haystack_tokens, 201 - fixed);
+    EXPECT_EQ(info.key_sentence, static_cast<int>(std::floor(depth * info.haystack_tokens)));
+    std::vector<int32_t> t = s.inputs;
+    t.push_back(s.targets.back());
+    const int p = info.key_sentence, h = info.haystack_tokens;
+    const int32_t first = p > 0 ? t[0] : t[7];  // the window's first token (after the key sentence)
+    std::vector<int32_t> want;
+    for (int i = 0; i < p; ++i) want.push_back((first + i) % 250);
+    for (int32_t id : {300, 301, 402, 409, 400, 407, 302}) want.push_back(id);
+    for (int i = p; i < h; ++i) want.push_back((first + i) % 250);
+    for (int32_t id : {303, 304, 305, 402, 409, 400, 407}) want.push_back(id);
+    EXPECT_EQ(t, want) << "depth " << depth;
+    EXPECT_EQ(info.key_digits, p + 2);
+    EXPECT_EQ(info.answer_begin, 200 - 4);
+  }
+  // Another tokenizer's text, or byte-level text, is not a haystack for these words.
+  write_token_file(path("other.bin"), std::vector<uint32_t>(3000, 7), 2);
+  TokenFile other = TokenFile::open(path("other.bin"));
+  PasskeySpec spec;
+  spec.seq_len = 200;
+  spec.key = "12";
+  spec.haystack = &other;
+  spec.prompt = &words;
+  Sample s;
+  expect_input_error([&] { make_passkey(spec, &s); }, {"other.bin", "vocabulary of 8", "500"});
+}
+
+// Catches: a prompt-tokens file trusted without checks.
+TEST_F(DataTest, BadPromptTokenFilesAreInputErrorsNamingTheKey) {
+  const std::string good_pieces = R"("full": {"intro": [1], "outro": [2], "question": [3]},
+    "compact": {"intro": [4], "outro": [5], "question": [6]})";
+  const std::string digits = R"("digits": [10, 11, 12, 13, 14, 15, 16, 17, 18, 19])";
+  auto doc = [&](const std::string& head, const std::string& d, const std::string& pieces) {
+    return "{" + head + ", " + d + ", " + pieces + "}";
+  };
+  const std::string head = R"("format": "ringtrain-prompt-tokens", "version": 1, "vocab_size": 20)";
+  EXPECT_NO_THROW(PromptTokens::parse(doc(head, digits, good_pieces), "p.json"));
+  auto bad = [&](const std::string& text, const std::vector<std::string>& parts) {
+    expect_input_error([&] { PromptTokens::parse(text, "p.json"); }, parts);
+  };
+  bad("{not json", {"p.json", "not valid JSON"});
+  bad("[1, 2]", {"p.json", "object"});
+  bad(doc(R"("format": "x", "version": 1, "vocab_size": 20)", digits, good_pieces), {"p.json", "format"});
+  bad(doc(R"("format": "ringtrain-prompt-tokens", "version": 2, "vocab_size": 20)", digits, good_pieces),
+      {"p.json", "version"});
+  bad(doc(R"("format": "ringtrain-prompt-tokens", "version": 1, "vocab_size": -3)", digits, good_pieces),
+      {"p.json", "vocab_size"});
+  bad(doc(head, R"("digits": [1, 2, 3])", good_pieces), {"p.json", "10 token ids"});
+  bad(doc(head, R"("digits": [10, 11, 12, 13, 14, 15, 16, 17, 18, 20])", good_pieces),
+      {"p.json", "digits", "20"});
+  bad(doc(head, digits, R"("full": {"intro": [], "outro": [2], "question": [3]},
+      "compact": {"intro": [4], "outro": [5], "question": [6]})"), {"p.json", "full.intro"});
+  bad(doc(head, digits, R"("full": {"intro": [1], "outro": [-2], "question": [3]},
+      "compact": {"intro": [4], "outro": [5], "question": [6]})"), {"p.json", "full.outro", "-2"});
+  bad(doc(head, digits, R"("full": {"intro": [1], "outro": [2], "question": [3]})"),
+      {"p.json", "compact"});
+  bad(doc(head, digits, R"("full": {"intro": [1], "outro": [2], "question": ["a"]},
+      "compact": {"intro": [4], "outro": [5], "question": [6]})"), {"p.json", "full.question"});
+  expect_input_error([&] { PromptTokens::load(path("missing.json"), "data.prompt_tokens"); },
+                     {"data.prompt_tokens", "missing.json"});
+}
+
 // Catches: bad needle parameters (bad-input cases) crashing instead of erroring.
 TEST(Passkey, BadSpecsAreInputErrors) {
   PasskeySpec spec;
