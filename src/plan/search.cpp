@@ -64,7 +64,7 @@ LayoutSearch search_layouts(const Config& config, int gpus, const GpuKind& kind,
                                   "parallel.tp=" + std::to_string(tp), "parallel.cp_mode=" + mode,
                                   "parallel.ulysses_degree=" + std::to_string(u),
                                   std::string("parallel.sequence_parallel=") + (sp ? "true" : "false")},
-                                 ConfigChecks{false});
+                                 ConfigChecks{.paths = false});
           } catch (const Error&) {
             continue;
           }
