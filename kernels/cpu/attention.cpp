@@ -1,17 +1,19 @@
 // Flash attention on the CPU (FlashAttention-2's algorithm, Dao 2023, on fp32 tiles).
 //
-// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T (sgemm) and
-// the running O += P V (gemm_nd: an AVX-512 micro-kernel, sgemm without AVX-512); the softmax
-// is online (running row max m and sum l, O rescaled by exp(m_old - m_new)), so only
-// O(tile) memory is ever live. lse = m + log(l).
+// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T and the running
+// O += P V; the softmax is online (running row max m and sum l, O rescaled by exp(m_old -
+// m_new)), so only O(tile) memory is ever live. lse = m + log(l).
 // Backward, per (batch, kv head, key tile): for every query head of the group and every query
 // tile, P = exp(S - lse) is recomputed from the saved lse, then
 //   dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta);  dQ += scale dS K;  dK += scale dS^T Q
-// (delta = rowsum(dO O), given); the products with K = d (S, dP) are sgemm calls, the four
-// d-wide ones (dV, dQ, dK, and O += P V) gemm_nd, which reads the score tile in place instead
-// of packing it. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
-// key tile are owned by one work item; dQ is shared between key tiles, so with several
-// threads each thread accumulates into its own dQ copy.
+// (delta = rowsum(dO O), given). With AVX-512 every tile product runs on one register-blocked
+// micro-kernel (mk_rows) that reads its operands in place: the d-wide ones (O, dV, dQ, dK)
+// read the score tile transposed or not, the score tiles (S, dP) read a per-thread transposed
+// copy of the key (value) tile; without AVX-512 they are sgemm calls. OpenBLAS packed both
+// operands of every call, which at these sizes (128 x 128 x d) cost about a third of the
+// kernel's time. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
+// key tile are owned by one work item; dQ is shared between key tiles, so with several threads
+// each thread accumulates into its own dQ copy. Threads: kernels/cpu/thread_pool.h.
 //
 // Masking uses explicit global positions and, for packed documents, document ids: per tile the
 // min/max position (shared by the samples) and per (sample, tile) the min/max document id are
@@ -33,13 +35,12 @@
 #include <vector>
 
 #include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -287,23 +288,6 @@ class TileBlocks {
   const int32_t* qdoc_ = nullptr;
   const int32_t* kdoc_ = nullptr;
   int r_ = 0;
-};
-
-// The tile products are small (128 x 128 x d): BLAS must not spawn its own threads for them
-// (that costs more than the product, and fights our threads). Restored on scope exit.
-class BlasSingleThread {
- public:
-  BlasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int saved_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -700,27 +684,24 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* k, c
   const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
   const int nthreads = threads_for(items);
-  BlasSingleThread blas_guard;
-  size_t scratch_bytes = 0;
-  int64_t scores = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
-#endif
-  {
+  cpu::BlasSingleThread blas_guard;
+  std::atomic<size_t> scratch_bytes{0};
+  std::atomic<int64_t> scores{0};
+  cpu::WorkQueue queue(items);
+  auto body = [&](int) {
     thread_local FwdScratch w;
     w.ensure(a.d);
-    scratch_bytes += w.bytes();
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic)
-#endif
-    for (int64_t it = 0; it < items; ++it) {
+    int64_t my_scores = 0;
+    for (int64_t it; queue.next(it);) {
       const int qt = static_cast<int>(it % g.nqt);
       const int hh = static_cast<int>((it / g.nqt) % a.h);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nqt) * a.h));
-      forward_tile(a, g, mask, q, k, v, out, lse, bi, hh, qt, w, scores);
+      forward_tile(a, g, mask, q, k, v, out, lse, bi, hh, qt, w, my_scores);
     }
-  }
-  (void)nthreads;
+    scratch_bytes += w.bytes();
+    scores += my_scores;
+  };
+  cpu::parallel_run(nthreads, body);
   t_last_workspace = scratch_bytes + range_bytes(cb);
   t_last_scores = scores;
 }
@@ -746,36 +727,30 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
   const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;
   const int nthreads = threads_for(items);
-  BlasSingleThread blas_guard;
+  cpu::BlasSingleThread blas_guard;
   // Several threads: each adds its dQ share into a private copy (key tiles of different work
   // items touch the same dQ rows), summed into dq at the end. Linear in s_q.
   const int64_t nq_elems = static_cast<int64_t>(a.b) * a.s_q * g.q_row;
   std::vector<float>& dq_part = cb.dq_part;
   ws::ensure_size(dq_part, nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, true);
-  size_t scratch_bytes = 0;
-  int64_t scores = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
-#endif
-  {
+  std::atomic<size_t> scratch_bytes{0};
+  std::atomic<int64_t> scores{0};
+  cpu::WorkQueue queue(items);
+  auto body = [&](int tid) {
     thread_local BwdScratch w;
     w.ensure(a.d);
-    scratch_bytes += w.bytes();
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
     float* my_dq = nthreads > 1 ? dq_part.data() + tid * nq_elems : dq;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic)
-#endif
-    for (int64_t it = 0; it < items; ++it) {
+    int64_t my_scores = 0;
+    for (int64_t it; queue.next(it);) {
       const int kt = static_cast<int>(it % g.nkt);
       const int kvh = static_cast<int>((it / g.nkt) % a.h_kv);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nkt) * a.h_kv));
-      backward_tile(a, g, mask, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w, scores);
+      backward_tile(a, g, mask, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w, my_scores);
     }
-  }
+    scratch_bytes += w.bytes();
+    scores += my_scores;
+  };
+  cpu::parallel_run(nthreads, body);
   if (nthreads > 1) {
     for (int t = 0; t < nthreads; ++t) {
       const float* part = dq_part.data() + t * nq_elems;
