@@ -6,9 +6,10 @@
 // step's parallel stretches (attention, large GEMMs) come serial ones (norms, RoPE, AdamW): a
 // spinning thread then takes a core from the thread doing the work whenever the cores are
 // shared (with the rank's other threads, another rank, or other jobs). Measured on the 2-core
-// development VM while it was loaded, one 2-thread training step of the s256 model
-// (scripts/bench-cpu): 0.32-0.34 CPU s with OpenMP's default spinning beside OpenBLAS's own
-// pool, 0.23-0.24 s with sleeping threads and one pool.
+// development VM while it was loaded (load average ~20), one 2-thread training step of the
+// s256 model (scripts/bench-cpu's shape, bench_steps_step_time, alternating): 0.36-0.38 CPU s
+// and 1.6-2.4 s median wall with OpenMP beside OpenBLAS's own pool, 0.24-0.27 CPU s and
+// 0.8-1.2 s with this pool.
 #pragma once
 
 #include <cstdint>
