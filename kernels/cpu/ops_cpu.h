@@ -39,9 +39,9 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
 void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
                      const float* lse_b);
 
-// CPU backend: the threads the attention kernels split their (batch x head x tile) work over
-// (OpenMP; BLAS runs single-threaded inside the kernels). Default 1; the trainer sets it from
-// run.threads. Process-wide.
+// CPU backend: the threads the attention kernels split their (batch x head x tile) work over,
+// and the large GEMMs their rows (kernels/cpu/thread_pool.h; BLAS runs single-threaded inside
+// them). Default 1; the trainer sets it from run.threads. Process-wide.
 void attention_set_cpu_threads(int threads);
 int attention_cpu_threads();
 
