@@ -169,7 +169,7 @@ int run(int argc, char** argv) {
   j << "{\"world\":" << mesh.size() << ",\"dp\":" << c.parallel.dp << ",\"cp\":" << c.parallel.cp
     << ",\"tp\":" << c.parallel.tp << ",\"cp_mode\":\"" << c.parallel.cp_mode << "\""
     << ",\"sequence_parallel\":" << (c.parallel.sequence_parallel ? "true" : "false")
-    << ",\"zero1\":" << (c.parallel.zero1 ? "true" : "false") << ",\"seq_len\":" << c.train.seq_len
+    << ",\"zero\":" << c.parallel.zero_level() << ",\"seq_len\":" << c.train.seq_len
     << ",\"micro_batch\":" << c.train.micro_batch << ",\"grad_accum\":" << c.train.grad_accum
     << ",\"threads\":" << threads << ",\"step_s\":" << json_list(times) << ",\"step_s_min\":" << sorted.front()
     << ",\"step_s_median\":" << median << ",\"cpu_s_max\":" << json_list(cpu_max)

@@ -345,6 +345,7 @@ CheckpointHeader header_of(hid_t f, const std::string& path) {
   h.mesh_ulysses = static_cast<int>(get_attr_i64(f, "mesh_ulysses", path));
   h.mesh_cp_mode = get_attr_str(f, "mesh_cp_mode", path);
   h.mesh_zero1 = get_attr_i64(f, "mesh_zero1", path) != 0;
+  h.mesh_zero = H5Aexists(f, "mesh_zero") > 0 ? static_cast<int>(get_attr_i64(f, "mesh_zero", path)) : h.mesh_zero1;
   h.vocab_size = static_cast<int>(get_attr_i64(f, "model_vocab_size", path));
   h.d_model = static_cast<int>(get_attr_i64(f, "model_d_model", path));
   h.n_layers = static_cast<int>(get_attr_i64(f, "model_n_layers", path));
@@ -429,7 +430,8 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     put_attr_i64(file, "mesh_tp", shape.tp);
     put_attr_i64(file, "mesh_ulysses", shape.ulysses);
     put_attr_str(file, "mesh_cp_mode", to_string(config.parallel.cp_mode));
-    put_attr_i64(file, "mesh_zero1", config.parallel.zero1 && shape.dp > 1);
+    put_attr_i64(file, "mesh_zero1", config.parallel.zero_level() == 1);
+    put_attr_i64(file, "mesh_zero", config.parallel.zero_level());
     put_attr_i64(file, "model_vocab_size", m.vocab_size);
     put_attr_i64(file, "model_d_model", m.d_model);
     put_attr_i64(file, "model_n_layers", m.n_layers);
@@ -443,17 +445,18 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
 
     Handle dxpl(H5_CHECK(H5Pcreate(H5P_DATASET_XFER)));
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-    const bool zero1 = config.parallel.zero1 && shape.dp > 1;
-    const int64_t lo = moments.begin, hi = lo + moments.size;
-    for (const Param& p : params.params()) {
+    const bool sharded = params.shard_over() > 1;
+    for (size_t i = 0; i < params.params().size(); ++i) {
+      const Param& p = params.params()[i];
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
       const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
       write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), params.host_values() + p.offset, dxpl);
-      // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
-      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
-      const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
+      // Moments: this rank's piece of the parameter's unit (the whole unit without ZeRO).
+      const ShardRange& r = moments.ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
+      const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);
+      const bool moment_writer = tp_owner && (sharded || (at.cp == 0 && at.dp == 0)) && b < e;
       const Piece mine = moment_writer ? piece(p, b - p.offset, e - p.offset) : piece(p, 0, 0);
-      const size_t off = moment_writer ? static_cast<size_t>(b - lo) : 0;
+      const size_t off = moment_writer ? static_cast<size_t>(r.shard_offset + (b - r.begin)) : 0;
       write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, moments.exp_avg + off, dxpl);
       write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, moments.exp_avg_sq + off, dxpl);
     }
@@ -499,19 +502,19 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::read_access()));
     if (!file.valid())
       error = "checkpoint " + path + " cannot be opened on rank " + std::to_string(mesh.rank()) + ": " + h5::error_stack();
-    const int64_t lo = moments ? moments->begin : 0;
-    const int64_t hi = moments ? lo + moments->size : 0;
-    for (const Param& p : params.params()) {
+    for (size_t i = 0; i < params.params().size(); ++i) {
+      const Param& p = params.params()[i];
       if (!error.empty()) break;
       error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), params.host_values() + p.offset);
       if (!error.empty() || !moments) continue;
-      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
+      const ShardRange& r = moments->ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
+      const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);
       if (b >= e) continue;
       const Piece mine = piece(p, b - p.offset, e - p.offset);
-      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, moments->exp_avg + (b - lo));
+      const int64_t at = r.shard_offset + (b - r.begin);
+      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, moments->exp_avg + at);
       if (error.empty())
-        error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine,
-                           moments->exp_avg_sq + (b - lo));
+        error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine, moments->exp_avg_sq + at);
     }
   }
   // Agree: the lowest rank that saw a problem tells everyone.

@@ -41,9 +41,9 @@ std::string plan_text(const Config& c, const GpuKind& kind) {
   char head[1024];
   std::snprintf(head, sizeof head,
                 "layout: %d ranks = dp %d x cp %d x tp %d (cp_mode %s, ulysses_degree %d), sequence_parallel %s, "
-                "zero1 %s\nstep: micro_batch %d x seq_len %d x grad_accum %d, recompute %s, precision %s, on %s\n",
+                "zero %d\nstep: micro_batch %d x seq_len %d x grad_accum %d, recompute %s, precision %s, on %s\n",
                 p.dp * p.cp * p.tp, p.dp, p.cp, p.tp, to_string(p.cp_mode).c_str(), p.ulysses_degree,
-                p.sequence_parallel ? "on" : "off", p.zero1 ? "on" : "off", c.train.micro_batch, c.train.seq_len, c.train.grad_accum,
+                p.sequence_parallel ? "on" : "off", p.zero_level(), c.train.micro_batch, c.train.seq_len, c.train.grad_accum,
                 c.train.recompute ? "on" : "off",
                 kind.host() ? "fp32" : to_string(c.train.precision).c_str(), kind.name.c_str());
   std::string text = head + describe_memory(c, m);

@@ -45,6 +45,10 @@ class Communicator {
   // send[count * size] -> recv[count]: rank r gets op over ranks of block r.
   virtual void reduce_scatter(const void* send, void* recv, size_t count, DType dtype,
                               ReduceOp op) = 0;
+  // The same, returning at once: neither buffer may be touched before wait() (ZeRO-2 reduces
+  // each layer's gradients while the backward of the layers below runs).
+  virtual Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype,
+                                       ReduceOp op) = 0;
   // send[count] -> recv[count * size], blocks in rank order. In place when send is this
   // rank's block of recv (recv + rank * count), as NCCL allows.
   virtual void all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;

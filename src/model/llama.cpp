@@ -136,7 +136,8 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   }
   p_final_norm_ = norm("model.norm.weight", -1);
   if (!m.tie_embeddings) p_lm_head_ = col("lm_head.weight", shape_.vocab, d, -1);
-  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1, &be_, shapes_only);
+  const int zero = config.parallel.zero_level();
+  params_.finalize(zero >= 1 ? mesh.shape().dp * mesh.shape().cp : 1, &be_, shapes_only, zero < 2);
   x_.resize(static_cast<size_t>(shape_.layers) + 1);
   work_ = std::make_unique<Work>();
 }
@@ -349,7 +350,12 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   vocab_parallel_ce_forward(tp_, vocab_buffers_, vocab_, N, logits_.f32(), targets, row_loss, row_lse);
   vocab_parallel_ce_backward(tp_, vocab_, N, logits_.f32(), targets, row_lse, loss_scale);
 
-  // Head: output projection (vocab-parallel) and final norm.
+  // Head: output projection (vocab-parallel) and final norm. The embedding's gradients start
+  // here when the head shares its matrix.
+  if (grads_begin_) {
+    grads_begin_(params_.unit_of(p_embed_));
+    grads_begin_(params_.unit_of(p_final_norm_));
+  }
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
   Work& w = *work_;
   float* full = buf(w.full, N * d);
@@ -364,6 +370,7 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     Acts& a = *acts_[config_.train.recompute ? 0 : static_cast<size_t>(l)];
+    if (grads_begin_) grads_begin_(params_.unit_of(layers_[static_cast<size_t>(l)].ln1));
     layer_backward(l, x_[static_cast<size_t>(l)].f32(), dx, a);
     const Layer& L = layers_[static_cast<size_t>(l)];
     if (ready) ready(L.ln1, L.down);

@@ -63,8 +63,9 @@ struct ModelShape {
 class LlamaModel {
  public:
   // Coordinates come from the mesh; tensors live on `backend`'s device and travel over
-  // `groups` (the mesh's host groups for the CPU backend). With ZeRO-1 the flat buffers are
-  // padded to split evenly over dp.
+  // `groups` (the mesh's host groups for the CPU backend). Under ZeRO (parallel.zero) each unit
+  // of the flat buffers is padded to split evenly over dp x cp, and from level 2 on there is no
+  // flat gradient buffer (see set_grads_begin).
   // `shapes_only`: parameters are registered but not allocated (--dry-run).
   LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
              bool shapes_only = false);
@@ -81,6 +82,11 @@ class LlamaModel {
   // Called after the gradients of params [first, last] are complete for this micro-batch
   // (in backward order: head, layers n-1..0, embedding).
   using GradReady = std::function<void(int first, int last)>;
+
+  // Called before the backward first writes the gradients of a unit of params() (ZeRO-2 binds
+  // them to a buffer then): the embedding's unit first, then in backward order.
+  using GradsBegin = std::function<void(int unit)>;
+  void set_grads_begin(GradsBegin hook) { grads_begin_ = std::move(hook); }
 
   // Forward and backward of one micro-batch; gradients ACCUMULATE into params().grads().
   // Every non-ignored target contributes loss_scale * its loss (pass 1 / tokens of the global
@@ -131,6 +137,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::vector<int> tp_partial_;
   AttentionHook attention_hook_;
+  GradsBegin grads_begin_;
 
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;

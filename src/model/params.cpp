@@ -11,35 +11,75 @@ int ParamStore::add(ParamInfo info) {
   p.local_shape = info.global_shape;
   if (info.shard_dim >= 0) p.local_shape[static_cast<size_t>(info.shard_dim)] = info.shard_size;
   p.numel = shape_numel(p.local_shape);
-  p.offset = used_;
   used_ += p.numel;
   p.info = std::move(info);
   params_.push_back(std::move(p));
   return static_cast<int>(params_.size()) - 1;
 }
 
-void ParamStore::finalize(int64_t pad_to, Backend* backend, bool shapes_only) {
-  padded_ = (used_ + pad_to - 1) / pad_to * pad_to;
+void ParamStore::finalize(int64_t shard_over, Backend* backend, bool shapes_only, bool full_grads) {
+  RT_CHECK(shard_over >= 1, "ParamStore::finalize: shard_over = ", shard_over);
+  shard_over_ = shard_over;
+  // Units: runs of parameters of the same layer (embedding, layers, final norm + head).
+  units_.clear();
+  unit_of_.assign(params_.size(), 0);
+  int64_t at = 0;
+  for (int i = 0; i < static_cast<int>(params_.size()); ++i) {
+    Param& p = params_[static_cast<size_t>(i)];
+    if (units_.empty() || p.info.layer != params_[static_cast<size_t>(units_.back().last)].info.layer) {
+      if (!units_.empty()) at = units_.back().begin + units_.back().size;
+      units_.push_back({i, i, at, 0});
+    }
+    ParamUnit& u = units_.back();
+    u.last = i;
+    p.offset = u.begin + u.size;
+    u.size += p.numel;
+    unit_of_[static_cast<size_t>(i)] = static_cast<int>(units_.size()) - 1;
+    if (i + 1 == static_cast<int>(params_.size()) ||
+        params_[static_cast<size_t>(i) + 1].info.layer != p.info.layer)
+      u.size = (u.size + shard_over - 1) / shard_over * shard_over;
+  }
+  padded_ = units_.empty() ? 0 : units_.back().begin + units_.back().size;
   if (shapes_only) return;
   backend_ = backend && !backend->on_host() ? backend : nullptr;
   if (backend_) {
     values_ = backend_->alloc(padded_);
-    grads_ = backend_->alloc(padded_);
     backend_->fill(values_.f32(), 0.0f, padded_);
-    backend_->fill(grads_.f32(), 0.0f, padded_);
+    if (full_grads) {
+      grads_ = backend_->alloc(padded_);
+      backend_->fill(grads_.f32(), 0.0f, padded_);
+    }
     host_values_ = Tensor::zeros({padded_});
   } else {
     values_ = Tensor::zeros({padded_});
-    grads_ = Tensor::zeros({padded_});
+    if (full_grads) grads_ = Tensor::zeros({padded_});
     host_values_ = values_;
   }
   for (Param& p : params_) {
     p.value = values_.slice0(p.offset, p.numel).view(p.local_shape);
-    p.grad = grads_.slice0(p.offset, p.numel).view(p.local_shape);
+    if (full_grads) p.grad = grads_.slice0(p.offset, p.numel).view(p.local_shape);
+  }
+}
+
+std::vector<ShardRange> ParamStore::shard_ranges(int rank) const {
+  std::vector<ShardRange> out;
+  for (const ParamUnit& u : units_) {
+    const int64_t piece = u.size / shard_over_;
+    out.push_back({u.begin + rank * piece, piece, u.begin / shard_over_});
+  }
+  return out;
+}
+
+void ParamStore::bind_grads(int u, const Tensor& buffer) {
+  const ParamUnit& unit = units_[static_cast<size_t>(u)];
+  for (int i = unit.first; i <= unit.last; ++i) {
+    Param& p = params_[static_cast<size_t>(i)];
+    p.grad = buffer.slice0(p.offset - unit.begin, p.numel).view(p.local_shape);
   }
 }
 
 void ParamStore::zero_grads() {
+  if (!grads_.defined()) return;
   if (backend_)
     backend_->fill(grads_.f32(), 0.0f, padded_);
   else
