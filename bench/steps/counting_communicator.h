@@ -71,6 +71,10 @@ class CountingCommunicator final : public Communicator {
     Timed t(this, kAllGather, count * static_cast<size_t>(size()), dtype);
     inner_.all_gather(send, recv, count, dtype);
   }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
+    add(kAllGather, count * static_cast<size_t>(size()), dtype);
+    return wrap(kAllGather, inner_.all_gather_async(send, recv, count, dtype));
+  }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     Timed t(this, kAllToAll, count * static_cast<size_t>(size()), dtype);
     inner_.all_to_all(send, recv, count, dtype);

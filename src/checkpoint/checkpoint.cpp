@@ -449,8 +449,11 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     for (size_t i = 0; i < params.params().size(); ++i) {
       const Param& p = params.params()[i];
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
-      const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
-      write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), params.host_values() + p.offset, dxpl);
+      // Weights: the whole tensor from dp = cp = 0, or (ZeRO-3) each rank's piece.
+      const HeldSpan h = params.held(static_cast<int>(i));
+      const bool writer = tp_owner && (params.values_sharded() || (at.dp == 0 && at.cp == 0)) && h.lo < h.hi;
+      write_dataset(file, "model/" + p.info.name, writer ? piece(p, h.lo, h.hi) : piece(p, 0, 0),
+                    params.host_values() + (writer ? h.at : 0), dxpl);
       // Moments: this rank's piece of the parameter's unit (the whole unit without ZeRO).
       const ShardRange& r = moments.ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
       const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);
@@ -505,7 +508,8 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     for (size_t i = 0; i < params.params().size(); ++i) {
       const Param& p = params.params()[i];
       if (!error.empty()) break;
-      error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), params.host_values() + p.offset);
+      const HeldSpan h = params.held(static_cast<int>(i));
+      error = read_piece(file, "model/" + p.info.name, path, piece(p, h.lo, h.hi), params.host_values() + h.at);
       if (!error.empty() || !moments) continue;
       const ShardRange& r = moments->ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
       const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);

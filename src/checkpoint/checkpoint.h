@@ -26,7 +26,7 @@
 //
 // Writing: every rank takes part in each collective call; a rank writes only the hyperslab it
 // owns (parameters replicated over tp by tp rank 0, over dp/cp by dp = cp = 0; ZeRO-sharded
-// moments by the dp x cp rank whose pieces hold them). Reading: each rank reads the hyperslabs its own
+// moments, and ZeRO-3's weights, by the dp x cp rank whose pieces hold them). Reading: each rank reads the hyperslabs its own
 // layout needs, so any layout resumes any checkpoint.
 #pragma once
 

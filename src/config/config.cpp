@@ -428,9 +428,6 @@ class Loader {
       if (p.zero != ZeroLevel::k1) origins_["parallel.zero"] = Origin{"= parallel.zero1", false};
       p.zero = ZeroLevel::k1;
     }
-    if (p.zero == ZeroLevel::k3)
-      input_error(kv("parallel.zero"), ": level 3 (parameter sharding) is not implemented; "
-                  "levels 1 and 2 shard the optimizer state and the gradients");
 
     // Model shape.
     if (m.d_model % m.n_heads != 0)

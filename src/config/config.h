@@ -89,6 +89,7 @@ struct ParallelConfig {
   bool sequence_parallel = false;
   ZeroLevel zero = ZeroLevel::k0;
   bool zero1 = false;  // synonym of zero: 1 (resolved into `zero`)
+  bool zero3_keep_for_backward = false;  // zero 3: each layer's gathered weights kept for its backward
   DeviceComm device_comm = DeviceComm::kAuto;  // device: cuda
   // The level in effect: sharding needs more than one rank in dp x cp.
   int zero_level() const { return dp * cp > 1 ? static_cast<int>(zero) : 0; }

@@ -78,6 +78,12 @@ class MpiCommunicator final : public Communicator {
     MPI_CHECK(MPI_Allgather(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count),
                             mpi_dtype(dtype), comm_));
   }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
+    std::vector<MPI_Request> reqs(1);
+    MPI_CHECK(MPI_Iallgather(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count), mpi_dtype(dtype),
+                             comm_, &reqs.back()));
+    return std::make_unique<MpiPending>(std::move(reqs));
+  }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     MPI_CHECK(MPI_Alltoall(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count),
                            mpi_dtype(dtype), comm_));

@@ -64,8 +64,8 @@ class LlamaModel {
  public:
   // Coordinates come from the mesh; tensors live on `backend`'s device and travel over
   // `groups` (the mesh's host groups for the CPU backend). Under ZeRO (parallel.zero) each unit
-  // of the flat buffers is padded to split evenly over dp x cp, and from level 2 on there is no
-  // flat gradient buffer (see set_grads_begin).
+  // of the flat buffers is padded to split evenly over dp x cp; from level 2 on there is no
+  // flat gradient buffer, at level 3 only this rank's shard of the values (see set_unit_hooks).
   // `shapes_only`: parameters are registered but not allocated (--dry-run).
   LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
              bool shapes_only = false);
@@ -83,10 +83,19 @@ class LlamaModel {
   // (in backward order: head, layers n-1..0, embedding).
   using GradReady = std::function<void(int first, int last)>;
 
-  // Called before the backward first writes the gradients of a unit of params() (ZeRO-2 binds
-  // them to a buffer then): the embedding's unit first, then in backward order.
-  using GradsBegin = std::function<void(int unit)>;
-  void set_grads_begin(GradsBegin hook) { grads_begin_ = std::move(hook); }
+  // ZeRO's hooks, by unit of params() (src/train/optimizer.h implements them); unset ones are
+  // skipped:
+  //   grads_begin  before the backward first writes a unit's gradients (ZeRO-2/3 bind them to a
+  //                buffer then): the embedding's unit first, then in backward order;
+  //   acquire      before a unit's weights are read (ZeRO-3 gathers them, or waits for the
+  //                prefetch); release after the pass's last read of them;
+  //   prefetch     the unit acquired next, named while the current one computes.
+  // In training the head's unit (and a tied embedding) stays acquired from the forward into the
+  // backward, and with parallel.zero3_keep_for_backward every layer's does.
+  struct UnitHooks {
+    std::function<void(int unit)> grads_begin, acquire, prefetch, release;
+  };
+  void set_unit_hooks(UnitHooks hooks) { hooks_ = std::move(hooks); }
 
   // Forward and backward of one micro-batch; gradients ACCUMULATE into params().grads().
   // Every non-ignored target contributes loss_scale * its loss (pass 1 / tokens of the global
@@ -137,7 +146,11 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::vector<int> tp_partial_;
   AttentionHook attention_hook_;
-  GradsBegin grads_begin_;
+  UnitHooks hooks_;
+  void hook(const std::function<void(int)>& f, int unit) {
+    if (f) f(unit);
+  }
+  int layer_unit(int l) const;
 
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;

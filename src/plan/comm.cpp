@@ -34,8 +34,15 @@ std::map<std::string, double> plan_comm_bytes(const Config& c) {
   const MemoryPlan params = plan_memory(c, false);
   const int zero = p.zero_level();
   if (p.dp * p.cp > 1) bytes["dp_cp"] = 16 + (zero == 0 ? 4.0 * params.params_local : 0.0);
-  if (zero >= 1) {  // reduce-scatters (every micro-step under ZeRO-2), all-gather, norm sums
+  if (zero >= 1) {  // reduce-scatters (every micro-step from ZeRO-2 on), all-gather, norm sums
     bytes["dp_cp"] += 4.0 * params.params_padded * (zero >= 2 ? k + 1 : 2) + 16;
+  }
+  if (zero >= 3) {
+    // Per micro-batch every unit is gathered for the forward and again for the backward (the
+    // head and a tied embedding stay, the untied embedding's backward reads no weights; kept
+    // layers are not gathered again); the count above has one gather per step already.
+    const double again = p.zero3_keep_for_backward ? 0.0 : L * static_cast<double>(params.layer_unit);
+    bytes["dp_cp"] += 4.0 * (k * (params.params_padded + again) - params.params_padded);
   }
   return bytes;
 }

@@ -22,7 +22,9 @@
 //   dp_cp       the token count and the loss (f64 each); without ZeRO the bucketed gradient
 //               all-reduce (the tp shard's parameters); under ZeRO the bucketed reduce-scatter
 //               of the padded flat buffer (ZeRO-1: once per step, ZeRO-2: per micro-batch),
-//               its all-gather after the update and the gradient norm's two f64.
+//               its all-gather after the update and the gradient norm's two f64; ZeRO-3
+//               gathers every unit per micro-batch instead (the layers twice unless kept for
+//               the backward).
 // Not modelled: packed documents and sliding windows (the ring skips hops whose blocks cannot
 // see each other; the count is then an upper bound), checkpoints and evaluations.
 #pragma once

@@ -31,8 +31,14 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   const int64_t embed_unit = padded(vocab * d), layer_unit = padded(per_layer_local);
   const int64_t head_unit = padded(d + (m.tie_embeddings ? 0 : vocab * d));
   plan.params_padded = embed_unit + L * layer_unit + head_unit;
+  plan.layer_unit = layer_unit;
   const double shard = static_cast<double>(plan.params_padded) / n;
-  plan.weights = 4.0 * plan.params_padded;
+  // ZeRO-3 keeps this rank's pieces and gathers units into the embedding's buffer and two
+  // rotating ones (current and prefetched; every layer's and the head's when they are kept for
+  // the backward).
+  const double gathered = static_cast<double>(embed_unit) +
+                          (p.zero3_keep_for_backward ? L + 1.0 : 2.0) * static_cast<double>(std::max(layer_unit, head_unit));
+  plan.weights = zero >= 3 ? 4.0 * (shard + gathered) : 4.0 * plan.params_padded;
   // ZeRO-1: the reduce-scatter lands in a gradient shard beside the full buffer. ZeRO-2: no
   // full buffer; the shard, the embedding's unit buffer and two rotating ones for the other
   // units, each with its reduced piece.
@@ -116,7 +122,8 @@ int max_seq_len(const Config& config, double capacity) {
 
 namespace {
 const char* zero_note(int level) {
-  static const char* const kNotes[] = {"", " (ZeRO-1 shard)", " (ZeRO-2 shard, gradients too)", ""};
+  static const char* const kNotes[] = {"", " (ZeRO-1 shard)", " (ZeRO-2 shard, gradients too)",
+                                       " (ZeRO-3 shard, gradients and weights too)"};
   return kNotes[level];
 }
 }  // namespace

@@ -22,9 +22,10 @@ namespace ringtrain {
 struct MemoryPlan {
   int64_t params_global = 0;  // elements of the unsharded model
   int64_t params_local = 0;   // elements this rank holds (its tp shard)
+  int64_t layer_unit = 0;     // one layer's elements as the flat buffers hold them (padded)
   int64_t params_padded = 0;  // the flat buffers' length: each unit padded to a multiple of dp x cp under ZeRO
   // Bytes per rank.
-  double weights = 0;         // fp32 values
+  double weights = 0;         // fp32 values (ZeRO-3: the shard and the gathered units' buffers)
   double gradients = 0;       // fp32 gradients (ZeRO-2: the shard and the unit buffers)
   double moments = 0;         // AdamW m and v (fp32), a 1/(dp x cp) shard under ZeRO
   double bf16_weights = 0;    // bf16 on a GPU: the bf16 copies of the weights

@@ -49,17 +49,17 @@ Optimizer::Optimizer(const Config& config, Mesh& mesh, Backend& backend, const T
     grad_shard_ = be_.alloc(shard_size_);
     be_.fill(grad_shard_.f32(), 0.0f, shard_size_);
   }
+  const auto& units = params.units();
+  for (size_t u = 1; u < units.size(); ++u) widest_ = std::max(widest_, units[u].size);
   if (zero_ >= 2) {
-    const auto& units = params.units();
-    int64_t widest = 0;
-    for (size_t u = 1; u < units.size(); ++u) widest = std::max(widest, units[u].size);
     embed_slot_.grads = be_.alloc(units[0].size);
     embed_slot_.piece = be_.alloc(units[0].size / n);
     for (GradSlot& s : slots_) {
-      s.grads = be_.alloc(widest);
-      s.piece = be_.alloc(widest / n);
+      s.grads = be_.alloc(widest_);
+      s.piece = be_.alloc(widest_ / n);
     }
   }
+  if (zero_ >= 3) embed_values_.values = be_.alloc(units[0].size);
   if (be_.on_host()) {
     host_m_ = m_;
     host_v_ = v_;
@@ -89,6 +89,61 @@ void Optimizer::grads_begin(int unit) {
   s.unit = unit;
   be_.fill(s.grads.f32(), 0.0f, params_.units()[static_cast<size_t>(unit)].size);
   params_.bind_grads(unit, s.grads);
+}
+
+Optimizer::ValueSlot* Optimizer::value_slot(int unit) {
+  if (embed_values_.unit == unit) return &embed_values_;
+  for (ValueSlot& s : values_)
+    if (s.unit == unit) return &s;
+  return nullptr;
+}
+
+Optimizer::ValueSlot& Optimizer::gather_into(int unit, bool async) {
+  ValueSlot* slot = unit == 0 ? &embed_values_ : nullptr;
+  for (size_t i = 0; !slot && i < values_.size(); ++i)
+    if (values_[i].unit < 0) slot = &values_[i];
+  if (!slot) {
+    values_.emplace_back();
+    values_.back().values = be_.alloc(widest_);
+    slot = &values_.back();
+  }
+  RT_CHECK(slot->unit < 0, "unit ", unit, ": the embedding's weight buffer still holds unit ", slot->unit);
+  const ShardRange& r = shard_[static_cast<size_t>(unit)];
+  const float* mine = params_.values() + r.shard_offset;
+  slot->unit = unit;
+  if (async)
+    slot->pending = dp_cp_->all_gather_async(mine, slot->values.f32(), static_cast<size_t>(r.size), DType::kF32);
+  else
+    dp_cp_->all_gather(mine, slot->values.f32(), static_cast<size_t>(r.size), DType::kF32);
+  return *slot;
+}
+
+void Optimizer::acquire_values(int unit) {
+  if (zero_ < 3) return;
+  ValueSlot* s = value_slot(unit);
+  if (!s) s = &gather_into(unit, false);
+  if (s->pending) {
+    s->pending->wait();
+    s->pending.reset();
+  }
+  s->held = true;
+  params_.bind_values(unit, s->values);
+  be_.weights_changed();  // the buffer held another unit's weights (bf16 copies on a GPU)
+}
+
+void Optimizer::prefetch_values(int unit) {
+  if (zero_ < 3 || value_slot(unit)) return;
+  gather_into(unit, true);
+}
+
+void Optimizer::release_values(int unit) {
+  if (zero_ < 3) return;
+  ValueSlot* s = value_slot(unit);
+  if (!s) return;
+  if (s->pending) s->pending->wait();  // named next but never read
+  s->pending.reset();
+  s->held = false;
+  s->unit = -1;
 }
 
 void Optimizer::settle(GradSlot& s) {
@@ -175,9 +230,10 @@ void Optimizer::update(double lr, int64_t step) {
     const Overlap o = overlap(p, shard_[static_cast<size_t>(params_.unit_of(static_cast<int>(i)))]);
     if (o.b >= o.e) continue;
     a.weight_decay = p.info.decay ? static_cast<float>(t.weight_decay) : 0.0f;
-    be_.adamw_step(a, params_.values() + o.b, g + o.at, m_.f32() + o.at, v_.f32() + o.at, o.e - o.b);
+    float* w = params_.values() + (params_.values_sharded() ? o.at : o.b);
+    be_.adamw_step(a, w, g + o.at, m_.f32() + o.at, v_.f32() + o.at, o.e - o.b);
   }
-  if (zero_ >= 1) {
+  if (zero_ == 1 || zero_ == 2) {  // ZeRO-3 gathers each unit where it is read
     // Each unit's updated piece, then every rank's: all_gather's in-place form (recv + rank *
     // count == send), which NCCL and MPI both allow.
     const auto& units = params_.units();

@@ -15,9 +15,16 @@
 //      gradients into one of two rotating unit buffers (the embedding into its own, as a tied
 //      head writes it first), which are reduce-scattered at every micro-step as the backward
 //      finishes them and added into the gradient shard.
+//   3: as 2, and the values hold only this rank's pieces (the fp32 master, updated in place):
+//      the model acquires a unit before reading its weights, which all-gathers them into a unit
+//      buffer (or waits for the gather it named as the next unit while the previous one
+//      computed), and releases it after use, freeing the buffer for the next prefetch; two
+//      rotating buffers and the embedding's own serve a step (every layer's with
+//      parallel.zero3_keep_for_backward).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "kernels/adamw.h"
@@ -38,8 +45,12 @@ class Optimizer {
   Optimizer(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups, ParamStore& params,
             std::vector<int> tp_partial);
 
-  // For the model's GradsBegin callback (ZeRO-2: binds the unit to a buffer, zeroed).
+  // The model's unit hooks (LlamaModel::UnitHooks): ZeRO-2/3 bind a unit's gradients to a
+  // zeroed buffer; ZeRO-3 gathers, prefetches and frees a unit's weights.
   void grads_begin(int unit);
+  void acquire_values(int unit);
+  void prefetch_values(int unit);
+  void release_values(int unit);
   // For the model's GradReady callback; only the last micro-step of a step passes sync=true.
   void grads_ready(int first, int last, bool sync);
   // Waits for the buckets, finishes the reduction, clips by the global norm. Returns the norm
@@ -70,6 +81,15 @@ class Optimizer {
     int unit = -1;
   };
   void settle(GradSlot& slot);  // waits for the slot's reduce-scatter, adds its piece
+  // ZeRO-3: a unit's gathered weights.
+  struct ValueSlot {
+    Tensor values;
+    Pending pending;  // a prefetch's gather
+    int unit = -1;
+    bool held = false;
+  };
+  ValueSlot* value_slot(int unit);  // the slot holding `unit`, or null
+  ValueSlot& gather_into(int unit, bool async);
   float* grad_shard();
   Config config_;
   Mesh& mesh_;
@@ -88,6 +108,9 @@ class Optimizer {
   GradSlot embed_slot_;            // ZeRO-2: the first unit (the embedding)
   GradSlot slots_[2];              // ZeRO-2: every other unit, in turn
   int next_slot_ = 0;
+  ValueSlot embed_values_;         // ZeRO-3: the first unit (the embedding)
+  std::deque<ValueSlot> values_;   // ZeRO-3: every other unit's, grown when none is free
+  int64_t widest_ = 0;             // the largest unit after the first
 };
 
 }  // namespace ringtrain

@@ -68,7 +68,9 @@ Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh
   model_->init_weights(config.run.seed);
   optimizer_ = std::make_unique<Optimizer>(config, mesh, compute_->backend(), compute_->groups(), model_->params(),
                                            model_->tp_partial_params());
-  model_->set_grads_begin([this](int unit) { optimizer_->grads_begin(unit); });
+  Optimizer* o = optimizer_.get();
+  model_->set_unit_hooks({[o](int u) { o->grads_begin(u); }, [o](int u) { o->acquire_values(u); },
+                          [o](int u) { o->prefetch_values(u); }, [o](int u) { o->release_values(u); }});
   if (mesh.rank() == 0) {
     std::filesystem::create_directories(config.run.out_dir);
     metrics_path_ = config.run.out_dir + "/metrics.jsonl";

@@ -72,7 +72,7 @@ inline Snapshot snapshot(Trainer& t) {
   Snapshot s;
   ParamStore& p = t.model().params();
   p.pull_values();
-  s.values.assign(p.host_values(), p.host_values() + p.size());
+  s.values.assign(p.host_values(), p.host_values() + p.values_size());
   Optimizer& o = t.optimizer();
   o.pull_state();
   s.m.assign(o.exp_avg_host(), o.exp_avg_host() + o.shard_size());

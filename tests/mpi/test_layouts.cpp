@@ -2,7 +2,7 @@
 // Every layout trains the same model to the same numbers: the loss of each of 3 steps and
 // the global weights after them equal a single rank's (computed in the same process on
 // MPI_COMM_SELF), for (dp, cp, tp) layouts with and without sequence parallelism and ZeRO
-// levels 0, 1, 2, ring/Ulysses/hybrid, GQA on. Catches gradients reduced over the wrong group,
+// levels 0 to 3, ring/Ulysses/hybrid, GQA on. Catches gradients reduced over the wrong group,
 // a missing conjugate all-reduce, norm gradients not summed under sequence parallelism, a ZeRO
 // shard off by one, a data loader that hands replicas the wrong samples, a loss not averaged over
 // the global batch.
@@ -53,7 +53,7 @@ TEST(Layouts, EveryLayoutEqualsOneRank) {
     layouts.push_back(o);
   };
   for (bool sp : {false, true})
-    for (const char* z : {"0", "1", "2"}) {
+    for (const char* z : {"0", "1", "2", "3"}) {
       std::vector<std::string> e = {std::string("parallel.sequence_parallel=") + (sp ? "true" : "false"),
                                     std::string("parallel.zero=") + z};
       add(1, 1, 2, e); add(2, 1, 1, e); add(1, 2, 1, e);

@@ -1,12 +1,13 @@
 // ctest-ranks: 4 8 9
-// ZeRO levels 1 and 2 (sharding over dp x cp) train the same model to the same numbers as one
-// rank: the loss of each of 3 steps and the global weights after them, at (dp, cp, tp) =
+// ZeRO levels 1, 2 and 3 (sharding over dp x cp; 3 with and without the weights kept for the
+// backward) train the same model to the same numbers as one rank: the loss of each of 3 steps and the global weights after them, at (dp, cp, tp) =
 // (1, 4, 1), (2, 2, 2) and (1, 3, 3), with and without sequence parallelism, with gradient
 // accumulation (ZeRO-2 reduces every micro-step). The model's units do not split evenly over
 // 3 ranks (each is padded) and a parameter straddles two ranks' pieces. Catches a gradient
 // reduced over the wrong group, a shard boundary off by one, a unit buffer reused before its
-// reduce-scatter finished, a piece not gathered back after the update, a norm summed over the
-// wrong ranks.
+// reduce-scatter finished, a piece not gathered back after the update, a layer's weights
+// gathered stale or into a buffer another layer still reads, a norm summed over the wrong
+// ranks.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -40,12 +41,14 @@ TEST(Zero, LevelsEqualOneRank) {
   std::vector<std::vector<std::string>> layouts;
   for (const L& l : {L{1, 4, 1}, L{2, 2, 2}, L{1, 3, 3}}) {
     if (l.dp * l.cp * l.tp != world) continue;
-    for (const char* zero : {"1", "2"})
+    // zero 3k: ZeRO-3 with each layer's weights kept from its forward to its backward.
+    for (std::string zero : {"1", "2", "3", "3k"})
       for (const char* sp : {"false", "true"}) {
         if (l.tp == 1 && std::string(sp) == "true") continue;
         // The global batch of 4 samples: dp x micro_batch x grad_accum.
         layouts.push_back({"parallel.dp=" + std::to_string(l.dp), "parallel.cp=" + std::to_string(l.cp),
-                           "parallel.tp=" + std::to_string(l.tp), std::string("parallel.zero=") + zero,
+                           "parallel.tp=" + std::to_string(l.tp), "parallel.zero=" + zero.substr(0, 1),
+                           std::string("parallel.zero3_keep_for_backward=") + (zero == "3k" ? "true" : "false"),
                            std::string("parallel.sequence_parallel=") + sp,
                            "train.micro_batch=" + std::to_string(2 / l.dp), "train.grad_accum=2"});
       }

@@ -438,10 +438,9 @@ TEST(Config, ValidParallelLayoutsResolve) {
 }
 
 // Catches: parallel.zero levels read as another level, the zero1 synonym lost or silently
-// overriding an explicit level, unknown levels accepted, the unimplemented level 3 accepted,
-// the level in effect not falling to 0 where dp x cp = 1 shards nothing.
+// overriding an explicit level, unknown levels accepted, the level in effect not falling to 0 where dp x cp = 1 shards nothing.
 TEST(Config, ZeroLevels) {
-  for (int level : {0, 1, 2}) {
+  for (int level : {0, 1, 2, 3}) {
     const Config c = parse_config("parallel:\n  zero: " + std::to_string(level) + "\n  dp: 2\n", "z.yaml");
     EXPECT_EQ(static_cast<int>(c.parallel.zero), level);
     EXPECT_EQ(c.parallel.zero_level(), level);
@@ -454,7 +453,6 @@ TEST(Config, ZeroLevels) {
       {"unknown level", "parallel:\n  zero: 4\n", {},
        {"parallel.zero = '4' is not allowed", "0 | 1 | 2 | 3", "line 2 column 9"}},
       {"word level", "parallel:\n  zero: full\n", {}, {"parallel.zero = 'full' is not allowed"}},
-      {"level 3", "parallel:\n  zero: 3\n", {}, {"parallel.zero = 3", "not implemented"}},
       {"zero1 against another level", "parallel:\n  zero: 2\n  zero1: true\n", {},
        {"parallel.zero1 = true", "means parallel.zero: 1", "parallel.zero = 2 (cfg.yaml line 2"}},
   });
