@@ -6,7 +6,7 @@
 //    "step_s_median":..,"loss":..,"tokens_per_step":..,"params_local":..,
 //    "host_peak_mib_max":..,"vmhwm_mib_max":..,"vmhwm_mib":[per rank],
 //    "traffic":{"tp":{"bytes":..,"calls":..,"blocking_s":..,"by_op":{...}},...},"wait_s":..,
-//    "plan":{"memory_mib":..,"bytes":{"tp":..,...}}}
+//    "plan":{"memory_mib":..,"state_mib":..,"bytes":{"tp":..,...}}}
 //
 // Memory per rank, two ways: host_peak (the high-water mark of ringtrain's tensor storage,
 // what the trainer's "mem X MiB" prints) and VmHWM (the kernel's peak resident set of the
@@ -14,8 +14,9 @@
 // rank 0's payload bytes per step per mesh group over the timed steps, counted at the MPI layer
 // (pmpi_counter.h); wait_s is rank 0's time in MPI_Wait*/Waitall per step. cpu_s_max: each
 // step's process CPU time (all threads), the max over ranks; cpu_s_sum: summed over ranks.
-// plan: what src/plan predicts for the same config (CPU backend): memory per rank and bytes per
-// rank per step per group, to set beside host_peak and traffic.
+// plan: what src/plan predicts for the same config (CPU backend): memory per rank (and its
+// weights + gradients + moments, the state ZeRO shards) and bytes per rank per step per group,
+// to set beside host_peak and traffic.
 //
 //   bench_steps_step_time (--config FILE | --yaml TEXT) [--set k=v ...] [--steps 3]
 //                         [--warmup 1] [--count-comm]
@@ -194,7 +195,9 @@ int run(int argc, char** argv) {
     }
     j << "},\"wait_s\":" << bench::pmpi_wait_seconds() / o.steps;
   }
-  j << ",\"plan\":{\"memory_mib\":" << plan_memory(c, /*on_gpu=*/false).total() / 1048576.0 << ",\"bytes\":{";
+  const MemoryPlan mp = plan_memory(c, /*on_gpu=*/false);
+  j << ",\"plan\":{\"memory_mib\":" << mp.total() / 1048576.0
+    << ",\"state_mib\":" << (mp.weights + mp.gradients + mp.moments) / 1048576.0 << ",\"bytes\":{";
   bool first_group = true;
   for (const auto& [group, bytes] : plan_comm_bytes(c)) {
     j << (first_group ? "" : ",") << '"' << group << "\":" << static_cast<int64_t>(bytes);

@@ -48,7 +48,9 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
                                : 4.0 * shard + 4.0 * (slots + slots / n);
   plan.moments = 8.0 * shard;
   const bool bf16 = on_gpu && c.train.precision == TrainPrecision::kBf16;
-  if (bf16) plan.bf16_weights = 2.0 * plan.params_local;
+  // The CUDA backend keeps a bf16 copy per weight it multiplies by; under ZeRO-3 those are the
+  // gathered units' buffers.
+  if (bf16) plan.bf16_weights = zero >= 3 ? 2.0 * gathered : 2.0 * plan.params_local;
 
   // Token rows of one micro-batch on this rank: N through the linear layers, H held between
   // them (N / tp under sequence parallelism).
