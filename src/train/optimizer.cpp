@@ -126,7 +126,6 @@ void Optimizer::acquire_values(int unit) {
     s->pending->wait();
     s->pending.reset();
   }
-  s->held = true;
   params_.bind_values(unit, s->values);
   be_.weights_changed();  // the buffer held another unit's weights (bf16 copies on a GPU)
 }
@@ -142,7 +141,6 @@ void Optimizer::release_values(int unit) {
   if (!s) return;
   if (s->pending) s->pending->wait();  // named next but never read
   s->pending.reset();
-  s->held = false;
   s->unit = -1;
 }
 

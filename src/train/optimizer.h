@@ -85,8 +85,7 @@ class Optimizer {
   struct ValueSlot {
     Tensor values;
     Pending pending;  // a prefetch's gather
-    int unit = -1;
-    bool held = false;
+    int unit = -1;    // -1: free
   };
   ValueSlot* value_slot(int unit);  // the slot holding `unit`, or null
   ValueSlot& gather_into(int unit, bool async);
