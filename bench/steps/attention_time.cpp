@@ -30,7 +30,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
-#include "kernels/gemm.h"
+#include "kernels/cpu/ops_cpu.h"
 
 namespace {
 

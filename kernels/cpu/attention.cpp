@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/workspace.h"
 #include "src/core/error.h"

@@ -1,8 +1,8 @@
 // GEMM on OpenBLAS. Row-major throughout; the transposes are flags to sgemm, never copies.
-#include "kernels/gemm.h"
 
 #include <cblas.h>
 
+#include "kernels/cpu/ops_cpu.h"
 #include "src/core/error.h"
 
 namespace ringtrain {

@@ -13,6 +13,7 @@
 
 #include "data/prepare_text.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "src/checkpoint/checkpoint_files.h"
 #include "src/checkpoint/checkpoint_tools.h"
 #include "parallel/mesh.h"
