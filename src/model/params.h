@@ -8,7 +8,8 @@
 // together in the backward. Under ZeRO each unit is padded to split evenly over the n ranks
 // that shard it, and rank r owns the r-th 1/n of every unit: a unit's gradients are then one
 // reduce-scatter and its weights one all-gather, and rank r's shard is the concatenation of
-// its pieces (unit u's piece at u.begin / n in the shard).
+// its pieces (unit u's piece at u.begin / n in the shard). ZeRO-2 drops the flat gradient
+// buffer and ZeRO-3 keeps only this rank's pieces of the values (ParamLayout).
 #pragma once
 
 #include <cstdint>
