@@ -394,7 +394,7 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   // here when the head shares its matrix.
   const int embed_unit = params_.unit_of(p_embed_), head_unit = params_.unit_of(p_final_norm_), L = shape_.layers;
   const bool keep_layers = keep_for_backward_;
-  hook(hooks_.grads_begin, embed_unit);
+  if (p_lm_head_ < 0) hook(hooks_.grads_begin, embed_unit);  // tied: the head writes it first
   hook(hooks_.grads_begin, head_unit);
   if (L > 0 && !keep_layers) hook(hooks_.prefetch, layer_unit(L - 1));
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
@@ -422,6 +422,7 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
     if (ready) ready(ly.ln1, ly.down);
   }
   tp_leave_backward(tp_, dx, full, N, d);
+  if (p_lm_head_ >= 0) hook(hooks_.grads_begin, embed_unit);
   be_.embedding_backward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, ids_.data<int32_t>(),
                          full, G(params_, p_embed_));
   if (ready) ready(p_embed_, p_embed_);

@@ -86,7 +86,7 @@ class LlamaModel {
   // ZeRO's hooks, by unit of params() (src/train/optimizer.h implements them); unset ones are
   // skipped:
   //   grads_begin  before the backward first writes a unit's gradients (ZeRO-2/3 bind them to a
-  //                buffer then): the embedding's unit first, then in backward order;
+  //                buffer then), in backward order (a tied embedding's first: the head writes it);
   //   acquire      before a unit's weights are read (ZeRO-3 gathers them, or waits for the
   //                prefetch); release after the pass's last read of them;
   //   prefetch     the unit acquired next, named while the current one computes.

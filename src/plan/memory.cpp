@@ -33,16 +33,18 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   plan.params_padded = embed_unit + L * layer_unit + head_unit;
   plan.layer_unit = layer_unit;
   const double shard = static_cast<double>(plan.params_padded) / n;
-  // ZeRO-3 keeps this rank's pieces and gathers units into the embedding's buffer and two
-  // rotating ones (current and prefetched; every layer's and the head's when they are kept for
-  // the backward).
-  const double gathered = static_cast<double>(embed_unit) +
-                          (p.zero3_keep_for_backward ? L + 1.0 : 2.0) * static_cast<double>(std::max(layer_unit, head_unit));
+  // ZeRO-2/3's unit buffers: two rotating ones sized for the largest unit that takes turns in
+  // them, and a tied embedding's own (the head writes its gradients first, reads it last).
+  const bool tied = m.tie_embeddings;
+  const double own = tied ? static_cast<double>(embed_unit) : 0.0;
+  const double widest = static_cast<double>(std::max({layer_unit, head_unit, tied ? int64_t{0} : embed_unit}));
+  // ZeRO-3 keeps this rank's pieces and gathers units into those (current and prefetched;
+  // every layer's and the head's when they are kept for the backward).
+  const double gathered = own + (p.zero3_keep_for_backward ? L + 1.0 : 2.0) * widest;
   plan.weights = zero >= 3 ? 4.0 * (shard + gathered) : 4.0 * plan.params_padded;
   // ZeRO-1: the reduce-scatter lands in a gradient shard beside the full buffer. ZeRO-2: no
-  // full buffer; the shard, the embedding's unit buffer and two rotating ones for the other
-  // units, each with its reduced piece.
-  const double slots = static_cast<double>(embed_unit + 2 * std::max(layer_unit, head_unit));
+  // full buffer; the shard and the unit buffers, each with its reduced piece.
+  const double slots = own + 2 * widest;
   plan.gradients = zero == 0 ? 4.0 * plan.params_padded
                    : zero == 1 ? 4.0 * plan.params_padded + 4.0 * shard
                                : 4.0 * shard + 4.0 * (slots + slots / n);

@@ -50,16 +50,21 @@ Optimizer::Optimizer(const Config& config, Mesh& mesh, Backend& backend, const T
     be_.fill(grad_shard_.f32(), 0.0f, shard_size_);
   }
   const auto& units = params.units();
-  for (size_t u = 1; u < units.size(); ++u) widest_ = std::max(widest_, units[u].size);
+  // A tied head writes the embedding's gradients first and reads its weights last: the
+  // embedding then has buffers of its own; untied, it takes turns with the other units.
+  embed_own_ = config.model.tie_embeddings;
+  for (size_t u = embed_own_ ? 1 : 0; u < units.size(); ++u) widest_ = std::max(widest_, units[u].size);
   if (zero_ >= 2) {
-    embed_slot_.grads = be_.alloc(units[0].size);
-    embed_slot_.piece = be_.alloc(units[0].size / n);
+    if (embed_own_) {
+      embed_slot_.grads = be_.alloc(units[0].size);
+      embed_slot_.piece = be_.alloc(units[0].size / n);
+    }
     for (GradSlot& s : slots_) {
       s.grads = be_.alloc(widest_);
       s.piece = be_.alloc(widest_ / n);
     }
   }
-  if (zero_ >= 3) embed_values_.values = be_.alloc(units[0].size);
+  if (zero_ >= 3 && embed_own_) embed_values_.values = be_.alloc(units[0].size);
   if (be_.on_host()) {
     host_m_ = m_;
     host_v_ = v_;
@@ -83,8 +88,9 @@ void Optimizer::push_state() {
 
 void Optimizer::grads_begin(int unit) {
   if (zero_ < 2) return;
-  GradSlot& s = unit == 0 ? embed_slot_ : slots_[next_slot_];
-  if (unit != 0) next_slot_ ^= 1;
+  const bool own = unit == 0 && embed_own_;
+  GradSlot& s = own ? embed_slot_ : slots_[next_slot_];
+  if (!own) next_slot_ ^= 1;
   settle(s);  // its previous unit's reduce-scatter still reads it
   s.unit = unit;
   be_.fill(s.grads.f32(), 0.0f, params_.units()[static_cast<size_t>(unit)].size);
@@ -99,7 +105,7 @@ Optimizer::ValueSlot* Optimizer::value_slot(int unit) {
 }
 
 Optimizer::ValueSlot& Optimizer::gather_into(int unit, bool async) {
-  ValueSlot* slot = unit == 0 ? &embed_values_ : nullptr;
+  ValueSlot* slot = unit == 0 && embed_own_ ? &embed_values_ : nullptr;
   for (size_t i = 0; !slot && i < values_.size(); ++i)
     if (values_[i].unit < 0) slot = &values_[i];
   if (!slot) {
@@ -173,7 +179,7 @@ void Optimizer::grads_ready(int first, int last, bool sync) {
                                                     grad_shard_.f32() + shard_[static_cast<size_t>(u)].shard_offset,
                                                     piece, DType::kF32, ReduceOp::kSum));
   } else {
-    GradSlot& s = u == 0 ? embed_slot_ : (slots_[0].unit == u ? slots_[0] : slots_[1]);
+    GradSlot& s = u == 0 && embed_own_ ? embed_slot_ : (slots_[0].unit == u ? slots_[0] : slots_[1]);
     RT_CHECK(s.unit == u && !s.pending, "unit ", u, " reported complete without its gradient buffer");
     s.pending = dp_cp_->reduce_scatter_async(s.grads.f32(), s.piece.f32(), piece, DType::kF32, ReduceOp::kSum);
   }

@@ -12,14 +12,14 @@
 //      gradients of its pieces; AdamW updates those pieces of the fp32 weights with moments that
 //      exist only there, and one all-gather per unit restores the full weights.
 //   2: as 1, and the flat gradient buffer does not exist: the backward writes a unit's
-//      gradients into one of two rotating unit buffers (the embedding into its own, as a tied
+//      gradients into one of two rotating unit buffers (a tied embedding into its own, as the
 //      head writes it first), which are reduce-scattered at every micro-step as the backward
 //      finishes them and added into the gradient shard.
 //   3: as 2, and the values hold only this rank's pieces (the fp32 master, updated in place):
 //      the model acquires a unit before reading its weights, which all-gathers them into a unit
 //      buffer (or waits for the gather it named as the next unit while the previous one
 //      computed), and releases it after use, freeing the buffer for the next prefetch; two
-//      rotating buffers and the embedding's own serve a step (every layer's with
+//      rotating buffers (and a tied embedding's own) serve a step (every layer's with
 //      parallel.zero3_keep_for_backward).
 #pragma once
 
@@ -104,12 +104,13 @@ class Optimizer {
   Tensor sq_;                      // per parameter: its gradient's sum of squares (device)
   std::vector<double> sq_host_;
   std::vector<Pending> pending_;
+  bool embed_own_ = false;         // the embedding has buffers of its own (a tied head)
   GradSlot embed_slot_;            // ZeRO-2: the first unit (the embedding)
   GradSlot slots_[2];              // ZeRO-2: every other unit, in turn
   int next_slot_ = 0;
   ValueSlot embed_values_;         // ZeRO-3: the first unit (the embedding)
   std::deque<ValueSlot> values_;   // ZeRO-3: every other unit's, grown when none is free
-  int64_t widest_ = 0;             // the largest unit after the first
+  int64_t widest_ = 0;             // the largest unit that takes turns in the rotating buffers
 };
 
 }  // namespace ringtrain

@@ -60,3 +60,20 @@ TEST(Zero, LevelsEqualOneRank) {
     test::expect_same(test::train(kBase, MPI_COMM_WORLD, o), ref, test::layout_name(o));
   }
 }
+
+// A tied head writes the embedding's gradients first and reads its weights last, so ZeRO-2/3
+// give the embedding buffers of its own there (untied, it takes turns with the other units).
+// Catches the embedding's gradient buffer reused by a layer before its backward, or its
+// gathered weights freed before the head reads them.
+TEST(Zero, TiedEmbeddingsEqualOneRank) {
+  const int world = world_size();
+  const std::vector<std::string> tied = {"model.tie_embeddings=true", "train.micro_batch=2", "train.grad_accum=2"};
+  const test::TrainedRun ref = test::train(kBase, MPI_COMM_SELF, tied);
+  for (const char* zero : {"2", "3"}) {
+    std::vector<std::string> o = tied;
+    o.push_back("parallel.cp=" + std::to_string(world));
+    o.push_back(std::string("parallel.zero=") + zero);
+    SCOPED_TRACE(test::layout_name(o));
+    test::expect_same(test::train(kBase, MPI_COMM_WORLD, o), ref, test::layout_name(o));
+  }
+}
