@@ -131,6 +131,9 @@ class Backend {
 
   // ---- optimizer ----
   virtual void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n) = 0;
+  // Weights were overwritten by something other than adamw_step or upload (ZeRO-3 gathers each
+  // layer's weights into a reused buffer): copies a backend keeps of weights are stale.
+  virtual void weights_changed() {}
 
  private:
   Precision precision_;

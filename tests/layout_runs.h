@@ -24,25 +24,30 @@ struct TrainedRun {
   std::string device;  // Compute::describe(): "cpu", "cuda:0 (...) via NCCL", ...
 };
 
-// The global tensor of every parameter: each rank places its shard, tp ranks sum.
+// The global tensor of every parameter: each rank places its shard (under ZeRO-3 its piece of
+// it), tp ranks (and ZeRO-3's dp x cp ranks) sum.
 inline std::map<std::string, std::vector<float>> global_weights(LlamaModel& model, Mesh& mesh) {
   std::map<std::string, std::vector<float>> out;
-  model.params().pull_values();
-  for (const Param& p : model.params().params()) {
+  ParamStore& ps = model.params();
+  ps.pull_values();
+  for (int i = 0; i < static_cast<int>(ps.params().size()); ++i) {
+    const Param& p = ps[i];
     std::vector<float> g(static_cast<size_t>(shape_numel(p.info.global_shape)), 0.0f);
-    const float* w = model.params().host_values() + p.offset;
+    const HeldSpan h = ps.held(i);
+    const float* w = ps.host_values() + h.at - h.lo;  // element e of the parameter at w[e]
     if (p.info.shard_dim < 0) {
-      if (mesh.coord().tp == 0) std::copy(w, w + p.numel, g.begin());
+      if (mesh.coord().tp == 0) std::copy(w + h.lo, w + h.hi, g.begin() + h.lo);
     } else {
-      const int64_t rows = p.local_shape[0], cols = p.local_shape[1], gcols = p.info.global_shape[1];
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
-          const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
-          g[static_cast<size_t>(gr * gcols + gc)] = w[r * cols + c];
-        }
+      const int64_t cols = p.local_shape[1], gcols = p.info.global_shape[1];
+      for (int64_t e = h.lo; e < h.hi; ++e) {
+        const int64_t r = e / cols, c = e % cols;
+        const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
+        const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
+        g[static_cast<size_t>(gr * gcols + gc)] = w[e];
+      }
     }
     mesh.tp().all_reduce(g.data(), g.size(), DType::kF32, ReduceOp::kSum);
+    if (ps.values_sharded()) mesh.dp_cp().all_reduce(g.data(), g.size(), DType::kF32, ReduceOp::kSum);
     out[p.info.name] = std::move(g);
   }
   return out;

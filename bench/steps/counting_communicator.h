@@ -59,6 +59,10 @@ class CountingCommunicator final : public Communicator {
     add(kAllReduce, count, dtype);
     return wrap(kAllReduce, inner_.all_reduce_async(buf, count, dtype, op));
   }
+  Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
+    add(kReduceScatter, count * static_cast<size_t>(size()), dtype);
+    return wrap(kReduceScatter, inner_.reduce_scatter_async(send, recv, count, dtype, op));
+  }
   void reduce_scatter(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
     Timed t(this, kReduceScatter, count * static_cast<size_t>(size()), dtype);
     inner_.reduce_scatter(send, recv, count, dtype, op);
@@ -66,6 +70,10 @@ class CountingCommunicator final : public Communicator {
   void all_gather(const void* send, void* recv, size_t count, DType dtype) override {
     Timed t(this, kAllGather, count * static_cast<size_t>(size()), dtype);
     inner_.all_gather(send, recv, count, dtype);
+  }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
+    add(kAllGather, count * static_cast<size_t>(size()), dtype);
+    return wrap(kAllGather, inner_.all_gather_async(send, recv, count, dtype));
   }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     Timed t(this, kAllToAll, count * static_cast<size_t>(size()), dtype);

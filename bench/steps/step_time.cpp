@@ -6,7 +6,7 @@
 //    "step_s_median":..,"loss":..,"tokens_per_step":..,"params_local":..,
 //    "host_peak_mib_max":..,"vmhwm_mib_max":..,"vmhwm_mib":[per rank],
 //    "traffic":{"tp":{"bytes":..,"calls":..,"blocking_s":..,"by_op":{...}},...},"wait_s":..,
-//    "plan":{"memory_mib":..,"step_s":..,"bytes":{"tp":..,...}}}
+//    "plan":{"memory_mib":..,"state_mib":..,"step_s":..,"bytes":{"tp":..,...}}}
 //
 // Memory per rank, two ways: host_peak (the high-water mark of ringtrain's tensor storage,
 // what the trainer's "mem X MiB" prints) and VmHWM (the kernel's peak resident set of the
@@ -14,9 +14,10 @@
 // rank 0's payload bytes per step per mesh group over the timed steps, counted at the MPI layer
 // (pmpi_counter.h); wait_s is rank 0's time in MPI_Wait*/Waitall per step. cpu_s_max: each
 // step's process CPU time (all threads), the max over ranks; cpu_s_sum: summed over ranks.
-// plan: what src/plan predicts for the same config (CPU backend): memory per rank, the step time
-// of the `cpu` kind (src/plan/gpu_kinds.cpp: calibrated for 4 ranks on this machine's 2 cores)
-// and bytes per rank per step per group, to set beside host_peak, step_s_min and traffic.
+// plan: what src/plan predicts for the same config (CPU backend): memory per rank (and its
+// weights + gradients + moments, the state ZeRO shards), the step time of the `cpu` kind
+// (src/plan/gpu_kinds.cpp: calibrated for 4 ranks on this machine's 2 cores) and bytes per rank
+// per step per group, to set beside host_peak, step_s_min and traffic.
 //
 //   bench_steps_step_time (--config FILE | --yaml TEXT) [--set k=v ...] [--steps 3]
 //                         [--warmup 1] [--count-comm]
@@ -172,7 +173,7 @@ int run(int argc, char** argv) {
   j << "{\"world\":" << mesh.size() << ",\"dp\":" << c.parallel.dp << ",\"cp\":" << c.parallel.cp
     << ",\"tp\":" << c.parallel.tp << ",\"cp_mode\":\"" << c.parallel.cp_mode << "\""
     << ",\"sequence_parallel\":" << (c.parallel.sequence_parallel ? "true" : "false")
-    << ",\"zero1\":" << (c.parallel.zero1 ? "true" : "false") << ",\"seq_len\":" << c.train.seq_len
+    << ",\"zero\":" << c.parallel.zero_level() << ",\"seq_len\":" << c.train.seq_len
     << ",\"micro_batch\":" << c.train.micro_batch << ",\"grad_accum\":" << c.train.grad_accum
     << ",\"threads\":" << threads << ",\"step_s\":" << json_list(times) << ",\"step_s_min\":" << sorted.front()
     << ",\"step_s_median\":" << median << ",\"cpu_s_max\":" << json_list(cpu_max)
@@ -197,7 +198,9 @@ int run(int argc, char** argv) {
     }
     j << "},\"wait_s\":" << bench::pmpi_wait_seconds() / o.steps;
   }
-  j << ",\"plan\":{\"memory_mib\":" << plan_memory(c, /*on_gpu=*/false).total() / 1048576.0
+  const MemoryPlan mp = plan_memory(c, /*on_gpu=*/false);
+  j << ",\"plan\":{\"memory_mib\":" << mp.total() / 1048576.0
+    << ",\"state_mib\":" << (mp.weights + mp.gradients + mp.moments) / 1048576.0
     << ",\"step_s\":" << plan_step_time(c, gpu_kind("cpu"), Cluster{}).step << ",\"bytes\":{";
   bool first_group = true;
   for (const auto& [group, bytes] : plan_comm_bytes(c)) {

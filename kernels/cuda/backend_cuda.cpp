@@ -3,7 +3,7 @@
 //
 // bf16 precision: GEMM operands are cast to bf16 (fp32 accumulate, fp32 output): activations
 // into scratch per call, weights once per update into a bf16 copy kept per weight (refreshed
-// after adamw_step or an upload, the only backend ops that change weights);
+// after adamw_step, an upload or weights_changed(): ZeRO-3's gathers into reused buffers);
 // attention with head dim 64 or 128 runs the bf16 flash kernels (tensor cores), other head
 // dims round q/k/v (and dout) to bf16 and run the fp32 kernels, so the same numbers are
 // computed either way up to accumulation order. Everything else stays fp32.
@@ -225,6 +225,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cuda::adamw_step(a, param, grad, m, v, n, stream_));
     ++weights_generation_;
   }
+  void weights_changed() override { ++weights_generation_; }
 
  private:
   struct Operand {

@@ -249,7 +249,8 @@ CheckpointHeader header_for(const Config& config, const MeshShape& shape, const 
   h.mesh_tp = shape.tp;
   h.mesh_ulysses = shape.ulysses;
   h.mesh_cp_mode = to_string(config.parallel.cp_mode);
-  h.mesh_zero1 = config.parallel.zero1 && shape.dp > 1;
+  h.mesh_zero = config.parallel.zero_level();
+  h.mesh_zero1 = h.mesh_zero == 1;
   h.vocab_size = m.vocab_size;
   h.d_model = m.d_model;
   h.n_layers = m.n_layers;
@@ -413,6 +414,9 @@ CheckpointHeader header_of(hid_t f, const std::string& path) {
     input_error("checkpoint ", path, " has format version ", h.version, "; this build reads version ",
                 kCheckpointFormatVersion);
   for (const HeaderAttr& a : kHeaderAttrs) std::visit([&](auto field) { read_attr(f, a.name, path, h.*field); }, a.field);
+  // mesh_zero is optional: files written before ZeRO over dp x cp have mesh_zero1 only.
+  h.mesh_zero = h.mesh_zero1;
+  if (H5Aexists(f, "mesh_zero") > 0) read_attr(f, "mesh_zero", path, h.mesh_zero);
   if (h.step < 0 || h.tokens_seen < 0) input_error("checkpoint ", path, ": negative step or tokens_seen");
   return h;
 }
@@ -480,22 +484,27 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     put_attr_i64(file, "format_version", kCheckpointFormatVersion);
     const CheckpointHeader h = header_for(config, shape, state);
     for (const HeaderAttr& a : kHeaderAttrs) std::visit([&](auto field) { write_attr(file, a.name, h.*field); }, a.field);
+    write_attr(file, "mesh_zero", h.mesh_zero);  // outside the table: older files lack it
     for (const char* g : {"model", "optimizer", "optimizer/exp_avg", "optimizer/exp_avg_sq"})
       Handle(H5_CHECK(H5Gcreate2(file, g, H5P_DEFAULT, h5::group_create_plist(), H5P_DEFAULT)));
 
     Handle dxpl(H5_CHECK(H5Pcreate(H5P_DATASET_XFER)));
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-    const bool zero1 = config.parallel.zero1 && shape.dp > 1;
-    const int64_t lo = moments.begin, hi = lo + moments.size;
-    for (const Param& p : params.params()) {
+    const bool sharded = params.shard_over() > 1;
+    for (size_t i = 0; i < params.params().size(); ++i) {
+      const Param& p = params.params()[i];
       const bool tp_owner = p.info.shard_dim >= 0 || at.tp == 0;
-      const bool writer = tp_owner && at.dp == 0 && at.cp == 0;
-      write_dataset(file, "model/" + p.info.name, piece(p, 0, writer ? p.numel : 0), params.host_values() + p.offset, dxpl);
-      // Moments: the flat slice [lo, hi) of this rank (everything without ZeRO-1).
-      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
-      const bool moment_writer = tp_owner && at.cp == 0 && (zero1 || at.dp == 0) && b < e;
+      // Weights: the whole tensor from dp = cp = 0, or (ZeRO-3) each rank's piece.
+      const HeldSpan h = params.held(static_cast<int>(i));
+      const bool writer = tp_owner && (params.values_sharded() || (at.dp == 0 && at.cp == 0)) && h.lo < h.hi;
+      write_dataset(file, "model/" + p.info.name, writer ? piece(p, h.lo, h.hi) : piece(p, 0, 0),
+                    params.host_values() + (writer ? h.at : 0), dxpl);
+      // Moments: this rank's piece of the parameter's unit (the whole unit without ZeRO).
+      const ShardRange& r = moments.ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
+      const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);
+      const bool moment_writer = tp_owner && (sharded || (at.cp == 0 && at.dp == 0)) && b < e;
       const Piece mine = moment_writer ? piece(p, b - p.offset, e - p.offset) : piece(p, 0, 0);
-      const size_t off = moment_writer ? static_cast<size_t>(b - lo) : 0;
+      const size_t off = moment_writer ? static_cast<size_t>(r.shard_offset + (b - r.begin)) : 0;
       write_dataset(file, "optimizer/exp_avg/" + p.info.name, mine, moments.exp_avg + off, dxpl);
       write_dataset(file, "optimizer/exp_avg_sq/" + p.info.name, mine, moments.exp_avg_sq + off, dxpl);
     }
@@ -541,19 +550,20 @@ CheckpointState read_checkpoint_file(const std::string& path, const Config& conf
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, h5::read_access()));
     if (!file.valid())
       error = "checkpoint " + path + " cannot be opened on rank " + std::to_string(mesh.rank()) + ": " + h5::error_stack();
-    const int64_t lo = moments ? moments->begin : 0;
-    const int64_t hi = moments ? lo + moments->size : 0;
-    for (const Param& p : params.params()) {
+    for (size_t i = 0; i < params.params().size(); ++i) {
+      const Param& p = params.params()[i];
       if (!error.empty()) break;
-      error = read_piece(file, "model/" + p.info.name, path, piece(p, 0, p.numel), params.host_values() + p.offset);
+      const HeldSpan h = params.held(static_cast<int>(i));
+      error = read_piece(file, "model/" + p.info.name, path, piece(p, h.lo, h.hi), params.host_values() + h.at);
       if (!error.empty() || !moments) continue;
-      const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel);
+      const ShardRange& r = moments->ranges[static_cast<size_t>(params.unit_of(static_cast<int>(i)))];
+      const int64_t b = std::max(r.begin, p.offset), e = std::min(r.begin + r.size, p.offset + p.numel);
       if (b >= e) continue;
       const Piece mine = piece(p, b - p.offset, e - p.offset);
-      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, moments->exp_avg + (b - lo));
+      const int64_t at = r.shard_offset + (b - r.begin);
+      error = read_piece(file, "optimizer/exp_avg/" + p.info.name, path, mine, moments->exp_avg + at);
       if (error.empty())
-        error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine,
-                           moments->exp_avg_sq + (b - lo));
+        error = read_piece(file, "optimizer/exp_avg_sq/" + p.info.name, path, mine, moments->exp_avg_sq + at);
     }
   }
   // Agree: the lowest rank that saw a problem tells everyone.

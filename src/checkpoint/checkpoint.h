@@ -7,7 +7,8 @@
 //                                  data_position (= step: sample i of step s is a pure function
 //                                  of (seed, s, i), so the step is the loader's whole state),
 //                                  mesh_dp, mesh_cp, mesh_tp, mesh_ulysses, mesh_cp_mode,
-//                                  mesh_zero1 (the writer's layout, informational),
+//                                  mesh_zero1, mesh_zero (the writer's layout and ZeRO level,
+//                                  informational; mesh_zero absent in older files),
 //                                  model_vocab_size, model_d_model, model_n_layers,
 //                                  model_n_heads, model_n_kv_heads, model_d_ff (resolved),
 //                                  model_tie_embeddings, config (the resolved YAML text)
@@ -24,8 +25,8 @@
 // The learning rate is a function of the step; the stored lr is for people and tools.
 //
 // Writing: every rank takes part in each collective call; a rank writes only the hyperslab it
-// owns (parameters replicated over tp by tp rank 0, over dp/cp by dp = cp = 0; ZeRO-1 moments by
-// the dp rank whose flat slice holds them). Reading: each rank reads the hyperslabs its own
+// owns (parameters replicated over tp by tp rank 0, over dp/cp by dp = cp = 0; ZeRO-sharded
+// moments, and ZeRO-3's weights, by the dp x cp rank whose pieces hold them). Reading: each rank reads the hyperslabs its own
 // layout needs, so any layout resumes any checkpoint.
 #pragma once
 
@@ -34,19 +35,20 @@
 #include <vector>
 
 #include "src/config/config.h"
+#include "src/model/params.h"
 
 namespace ringtrain {
 
 class Mesh;
-class ParamStore;
 
 inline constexpr int kCheckpointFormatVersion = 1;
 
-// The optimizer state a checkpoint holds: this rank's range [begin, begin + size) of the flat
-// parameter buffer (ZeRO-1 shards it over dp) and its AdamW moments in host memory. The
-// trainer copies the moments from the device before a save and back after a load.
+// The optimizer state a checkpoint holds: this rank's ranges of the flat parameter buffer (one
+// per unit, src/model/params.h; ZeRO shards each over dp x cp) and its AdamW moments in host
+// memory, each range at its shard_offset. The trainer copies the moments from the device
+// before a save and back after a load.
 struct MomentsView {
-  int64_t begin = 0, size = 0;
+  std::vector<ShardRange> ranges;
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;
 };
@@ -66,6 +68,7 @@ struct CheckpointHeader {
   int mesh_dp = 1, mesh_cp = 1, mesh_tp = 1, mesh_ulysses = 1;
   std::string mesh_cp_mode;
   bool mesh_zero1 = false;
+  int mesh_zero = 0;
   int vocab_size = 0, d_model = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, d_ff = 0;
   bool tie_embeddings = false;
   std::string config_yaml;

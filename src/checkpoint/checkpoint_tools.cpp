@@ -22,12 +22,6 @@
 namespace ringtrain {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
-
 std::string num(double x) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.9g", x);
@@ -76,7 +70,7 @@ void inspect_checkpoint(const std::string& path, std::ostream& out) {
       << "seed         " << h.seed << " (no RNG state beyond it: data and init are functions of seed and step)\n"
       << "data         position " << h.data_position << " (next step's samples are (seed, step, i))\n"
       << "mesh         dp " << h.mesh_dp << " x cp " << h.mesh_cp << " x tp " << h.mesh_tp << ", cp_mode "
-      << h.mesh_cp_mode << ", ulysses " << h.mesh_ulysses << ", zero1 " << (h.mesh_zero1 ? "on" : "off") << "\n"
+      << h.mesh_cp_mode << ", ulysses " << h.mesh_ulysses << ", zero " << h.mesh_zero << "\n"
       << "model        vocab_size " << h.vocab_size << ", d_model " << h.d_model << ", n_layers " << h.n_layers
       << ", n_heads " << h.n_heads << ", n_kv_heads " << h.n_kv_heads << ", d_ff " << h.d_ff
       << ", tie_embeddings " << (h.tie_embeddings ? "true" : "false") << "\n"

@@ -86,7 +86,7 @@ void import_hf_model(const std::string& hf_dir, const std::string& out_path, std
   // Step 0, zero moments: resuming this file is a fresh AdamW on these weights. The gradient
   // buffer is all zeros (finalize zeroes it, nothing ran) and serves as both moments, so a large
   // model needs no two more copies of its size.
-  const MomentsView moments{0, params.size(), params.grads(), params.grads()};
+  const MomentsView moments{params.shard_ranges(0), params.grads(), params.grads()};
   const std::filesystem::path parent = std::filesystem::path(out_path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   write_checkpoint_file(out_path, c, mesh, params, moments, CheckpointState{});

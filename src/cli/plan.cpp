@@ -76,9 +76,9 @@ std::string plan_text(const Config& c, const PlanTarget& target) {
   char head[1024];
   std::snprintf(head, sizeof head,
                 "layout: %d ranks = dp %d x cp %d x tp %d (cp_mode %s, ulysses_degree %d), sequence_parallel %s, "
-                "zero1 %s\nstep: micro_batch %d x seq_len %d x grad_accum %d, recompute %s, precision %s, on %s\n",
+                "zero %d\nstep: micro_batch %d x seq_len %d x grad_accum %d, recompute %s, precision %s, on %s\n",
                 p.dp * p.cp * p.tp, p.dp, p.cp, p.tp, to_string(p.cp_mode).c_str(), p.ulysses_degree,
-                p.sequence_parallel ? "on" : "off", p.zero1 ? "on" : "off", c.train.micro_batch, c.train.seq_len, c.train.grad_accum,
+                p.sequence_parallel ? "on" : "off", p.zero_level(), c.train.micro_batch, c.train.seq_len, c.train.grad_accum,
                 c.train.recompute ? "on" : "off",
                 kind.host() ? "fp32" : to_string(c.train.precision).c_str(), kind.name.c_str());
   std::string text = head + describe_memory(c, m);
@@ -137,7 +137,7 @@ std::string search_table(const LayoutSearch& s, const Config& c, int gpus, const
                 target.capacity > 0 ? gib_text(target.capacity).c_str() : "host memory", c.train.seq_len,
                 static_cast<long long>(s.sequences_per_step), kind.rates_source.c_str());
   o << line;
-  o << "| # | dp | cp | cp_mode | tp | sp | zero1 | recompute | micro x accum | GiB/rank | step s | tokens/s | "
+  o << "| # | dp | cp | cp_mode | tp | sp | zero | recompute | micro x accum | GiB/rank | step s | tokens/s | "
        "tokens/s/GPU | MFU | exposed comm s |\n"
        "|---:|---:|---:|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   for (size_t i = 0; i < s.fits.size() && static_cast<int>(i) < top; ++i) {
@@ -146,8 +146,8 @@ std::string search_table(const LayoutSearch& s, const Config& c, int gpus, const
     const std::string mode = p.cp == 1 ? "-"
                              : p.cp_mode == CpMode::kHybrid ? "hybrid u" + std::to_string(p.ulysses_degree)
                                                            : to_string(p.cp_mode);
-    std::snprintf(line, sizeof line, "| %zu | %d | %d | %s | %d | %s | %s | %s | %d x %d | %.2f | %.4g | %.4g | %.4g | %.1f%% | %.3g |\n",
-                  i + 1, p.dp, p.cp, mode.c_str(), p.tp, p.sequence_parallel ? "yes" : "no", p.zero1 ? "yes" : "no",
+    std::snprintf(line, sizeof line, "| %zu | %d | %d | %s | %d | %s | %d | %s | %d x %d | %.2f | %.4g | %.4g | %.4g | %.1f%% | %.3g |\n",
+                  i + 1, p.dp, p.cp, mode.c_str(), p.tp, p.sequence_parallel ? "yes" : "no", p.zero_level(),
                   l.config.train.recompute ? "yes" : "no", l.config.train.micro_batch, l.config.train.grad_accum,
                   l.memory.total() / kGiB, l.time.step, l.time.tokens_per_s, l.time.tokens_per_s_per_gpu,
                   100 * l.time.mfu, l.time.exposed_comm());
@@ -170,7 +170,7 @@ std::string search_json(const LayoutSearch& s, const Config& c, int gpus, const 
     o << (i ? ",\n  " : "\n  ") << "{\"dp\": " << p.dp << ", \"cp\": " << p.cp << ", \"tp\": " << p.tp
       << ", \"cp_mode\": \"" << to_string(p.cp_mode) << "\", \"ulysses_degree\": " << p.ulysses_degree
       << ", \"sequence_parallel\": " << (p.sequence_parallel ? "true" : "false")
-      << ", \"zero1\": " << (p.zero1 ? "true" : "false") << ", \"recompute\": " << (l.config.train.recompute ? "true" : "false")
+      << ", \"zero\": " << p.zero_level() << ", \"recompute\": " << (l.config.train.recompute ? "true" : "false")
       << ", \"micro_batch\": " << l.config.train.micro_batch << ", \"grad_accum\": " << l.config.train.grad_accum
       << ", \"memory_bytes\": " << l.memory.total() << ", \"step_s\": " << t.step << ", \"compute_s\": " << t.compute()
       << ", \"exposed_comm_s\": " << t.exposed_comm() << ", \"tokens_per_s\": " << t.tokens_per_s

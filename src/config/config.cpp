@@ -420,6 +420,15 @@ class Loader {
                     "for pure Ulysses or pure ring use cp_mode ulysses or ring");
     }
 
+    // parallel.zero1 is the older spelling of zero: 1.
+    if (p.zero1) {
+      if (origins_.count("parallel.zero") && p.zero != ZeroLevel::k1)
+        input_error(kv("parallel.zero1"), " means parallel.zero: 1, but ", kv("parallel.zero"),
+                    "; remove parallel.zero1");
+      if (p.zero != ZeroLevel::k1) origins_["parallel.zero"] = Origin{"= parallel.zero1", false};
+      p.zero = ZeroLevel::k1;
+    }
+
     // Model shape.
     if (m.d_model % m.n_heads != 0)
       input_error(kv("model.d_model"), " is not divisible by ", kv("model.n_heads"),

@@ -26,6 +26,9 @@ enum class Packing { kNone, kDocuments };
 enum class DataFormat { kRingtrain, kMegatron };
 enum class Progress { kAuto, kAlways, kNever };
 enum class RopeScalingType { kNone, kLinear, kLlama3, kYarn };
+// What is sharded over the dp x cp ranks (which hold the same parameters): nothing; AdamW
+// moments and master weights; also gradients; also parameters.
+enum class ZeroLevel { k0, k1, k2, k3 };
 
 std::string to_string(DeviceChoice v);
 std::string to_string(CpMode v);
@@ -86,8 +89,12 @@ struct ParallelConfig {
   CpMode cp_mode = CpMode::kRing;
   int ulysses_degree = 1;        // hybrid: cp = ulysses_degree x ring; ulysses mode: = cp
   bool sequence_parallel = false;
-  bool zero1 = false;
+  ZeroLevel zero = ZeroLevel::k0;
+  bool zero1 = false;  // synonym of zero: 1 (resolved into `zero`)
+  bool zero3_keep_for_backward = false;  // zero 3: each layer's gathered weights kept for its backward
   DeviceComm device_comm = DeviceComm::kAuto;  // device: cuda
+  // The level in effect: sharding needs more than one rank in dp x cp.
+  int zero_level() const { return dp * cp > 1 ? static_cast<int>(zero) : 0; }
 };
 
 struct TrainConfig {

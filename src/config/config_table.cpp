@@ -184,8 +184,21 @@ std::vector<ConfigField> make_fields() {
                     &ParallelConfig::sequence_parallel, kAny,
                     "Split norms and residuals over the sequence across tp ranks (all-gather "
                     "before, reduce-scatter after). Needs seq_len / cp divisible by tp."));
+  f.push_back(choice("parallel", "zero", &C::parallel, &ParallelConfig::zero, {"0", "1", "2", "3"},
+                     "ZeRO sharding over the dp x cp ranks (they hold the same parameters): 0 "
+                     "none; 1 AdamW moments and fp32 master weights (gradients reduce-scattered, "
+                     "weights all-gathered); 2 also the gradient buffer (each layer's gradients "
+                     "reduce-scattered as the backward produces them); 3 also the parameters "
+                     "(each layer's weights all-gathered before its forward and backward, the "
+                     "next layer's gather prefetched, freed after use)."));
   f.push_back(field("parallel", "zero1", &C::parallel, &ParallelConfig::zero1, kAny,
-                    "Shard the optimizer moments across data-parallel replicas (ZeRO-1)."));
+                    "Synonym of parallel.zero: 1 (kept for existing configs); true with another "
+                    "parallel.zero level is an error."));
+  f.push_back(field("parallel", "zero3_keep_for_backward", &C::parallel,
+                    &ParallelConfig::zero3_keep_for_backward, kAny,
+                    "parallel.zero 3: keep each layer's gathered weights from its forward to its "
+                    "backward (one all-gather per layer and step less, every layer's weights "
+                    "held at the end of the forward)."));
 
   f.push_back(field("train", "seq_len", &C::train, &TrainConfig::seq_len, kAtLeastOne,
                     "Tokens per sample. Divisible by 2 * parallel.cp (zigzag layout); at least "

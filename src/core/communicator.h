@@ -45,9 +45,16 @@ class Communicator {
   // send[count * size] -> recv[count]: rank r gets op over ranks of block r.
   virtual void reduce_scatter(const void* send, void* recv, size_t count, DType dtype,
                               ReduceOp op) = 0;
+  // The same, returning at once: neither buffer may be touched before wait() (ZeRO-2 reduces
+  // each layer's gradients while the backward of the layers below runs).
+  virtual Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype,
+                                       ReduceOp op) = 0;
   // send[count] -> recv[count * size], blocks in rank order. In place when send is this
   // rank's block of recv (recv + rank * count), as NCCL allows.
   virtual void all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;
+  // The same, returning at once (not in place): neither buffer may be touched before wait()
+  // (ZeRO-3 gathers the next layer's weights while this one computes).
+  virtual Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) = 0;
   // send[count * size] -> recv[count * size]: block j of rank i lands as block i of rank j.
   virtual void all_to_all(const void* send, void* recv, size_t count, DType dtype) = 0;
   virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;

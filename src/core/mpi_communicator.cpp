@@ -65,12 +65,24 @@ class MpiCommunicator final : public Communicator {
   void reduce_scatter(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
     MPI_CHECK(MPI_Reduce_scatter_block(send, recv, checked_count(count), mpi_dtype(dtype), mpi_op(op), comm_));
   }
+  Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
+    std::vector<MPI_Request> reqs(1);
+    MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, checked_count(count), mpi_dtype(dtype), mpi_op(op), comm_,
+                                        &reqs.back()));
+    return std::make_unique<MpiPending>(std::move(reqs));
+  }
   void all_gather(const void* send, void* recv, size_t count, DType dtype) override {
     // NCCL's in-place form (send is this rank's block of recv) is MPI_IN_PLACE in MPI.
     if (send == static_cast<const char*>(recv) + static_cast<size_t>(rank_) * count * dtype_size(dtype))
       send = MPI_IN_PLACE;
     MPI_CHECK(MPI_Allgather(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count),
                             mpi_dtype(dtype), comm_));
+  }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
+    std::vector<MPI_Request> reqs(1);
+    MPI_CHECK(MPI_Iallgather(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count), mpi_dtype(dtype),
+                             comm_, &reqs.back()));
+    return std::make_unique<MpiPending>(std::move(reqs));
   }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     MPI_CHECK(MPI_Alltoall(send, checked_count(count), mpi_dtype(dtype), recv, checked_count(count),

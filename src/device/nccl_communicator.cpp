@@ -138,10 +138,20 @@ class NcclCommunicator final : public Communicator {
     NCCL_CHECK(gpu::nccl::reduce_scatter(send, recv, count, dtype, red_op(op), comm_, stream_));
     finish_blocking();
   }
+  Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
+    inputs_from_compute();
+    NCCL_CHECK(gpu::nccl::reduce_scatter(send, recv, count, dtype, red_op(op), comm_, stream_));
+    return pending();
+  }
   void all_gather(const void* send, void* recv, size_t count, DType dtype) override {
     inputs_from_compute();
     NCCL_CHECK(gpu::nccl::all_gather(send, recv, count, dtype, comm_, stream_));
     finish_blocking();
+  }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
+    inputs_from_compute();
+    NCCL_CHECK(gpu::nccl::all_gather(send, recv, count, dtype, comm_, stream_));
+    return pending();
   }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     // NCCL has no all-to-all: one group of sends and receives, block j to rank j.

@@ -5,9 +5,10 @@
 // Ordering contract.
 //   Without a compute stream (compute == nullptr): host-synchronous. all_reduce,
 //   reduce_scatter, all_gather, all_to_all and broadcast return after the communication
-//   stream finished; all_reduce_async and exchange return a Pending whose wait() (or
-//   destruction) blocks the host on an event recorded after the operation. The caller makes
-//   sure the input data is ready (e.g. by synchronizing the stream that produced it).
+//   stream finished; all_reduce_async, reduce_scatter_async, all_gather_async and exchange return
+//   a Pending whose wait() (or destruction) blocks the host on an event recorded after the operation.
+//   The caller makes sure the input data is ready (e.g. by synchronizing the stream that
+//   produced it).
 //   With a compute stream: no host synchronization in any operation but barrier().
 //     - Inputs: every operation first records an event on `compute` at issue time and makes the
 //       communication stream wait on it, so it sees everything issued on `compute` before the
@@ -15,9 +16,9 @@
 //     - Blocking calls (all_reduce, reduce_scatter, all_gather, all_to_all, broadcast) then
 //       record an event on the communication stream and make `compute` wait on it: work issued
 //       on `compute` after the call sees the result; the host does not wait.
-//     - all_reduce_async and exchange return a Pending; its wait() makes `compute` wait
-//       (device side) on an event recorded after the operation, so compute work issued between
-//       the call and wait() overlaps the transfer; destroying an unwaited Pending does the same.
+//     - all_reduce_async, reduce_scatter_async, all_gather_async and exchange return a Pending;
+//       its wait() makes `compute` wait (device side) on an event recorded after the operation, so compute work
+//       issued between the call and wait() overlaps the transfer; destroying an unwaited Pending does the same.
 //       Do not write a send buffer or read a receive buffer on `compute` before wait().
 //     - barrier() synchronizes both streams on the host, then MPI_Barrier.
 //   Buffers must outlive their transfers: with the caching device allocator

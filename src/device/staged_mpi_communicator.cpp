@@ -233,7 +233,22 @@ class StagedMpiCommunicator final : public Communicator {
     }
     st_->h2d(recv, r->ptr, count * es);
   }
+  Pending reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype, ReduceOp op) override {
+    RT_CHECK(!is_half(dtype), "staged-MPI reduce_scatter_async carries fp32 only");
+    const size_t es = dtype_size(dtype);
+    Slots slots(st_);
+    Slot* s = slots.get(count * static_cast<size_t>(size()) * es);
+    Slot* r = slots.get(count * es);
+    st_->d2h(s->ptr, send, count * static_cast<size_t>(size()) * es);
+    st_->sync();
+    Pending host = st_->host->reduce_scatter_async(s->ptr, r->ptr, count, dtype, op);
+    std::vector<StagedPending::CopyBack> back{{recv, r->ptr, nullptr, count, dtype}};
+    return std::make_unique<StagedPending>(st_, std::move(host), std::move(slots), std::move(back));
+  }
   void all_gather(const void* send, void* recv, size_t count, DType dtype) override {
+    all_gather_async(send, recv, count, dtype)->wait();
+  }
+  Pending all_gather_async(const void* send, void* recv, size_t count, DType dtype) override {
     const size_t p = static_cast<size_t>(size());
     const size_t es = dtype_size(dtype);
     Slots slots(st_);
@@ -241,8 +256,9 @@ class StagedMpiCommunicator final : public Communicator {
     Slot* r = slots.get(count * p * es);
     st_->d2h(s->ptr, send, count * es);
     st_->sync();
-    st_->host->all_gather(s->ptr, r->ptr, count, move_type(dtype));
-    st_->h2d(recv, r->ptr, count * p * es);
+    Pending host = st_->host->all_gather_async(s->ptr, r->ptr, count, move_type(dtype));
+    std::vector<StagedPending::CopyBack> back{{recv, r->ptr, nullptr, count * p, dtype}};
+    return std::make_unique<StagedPending>(st_, std::move(host), std::move(slots), std::move(back));
   }
   void all_to_all(const void* send, void* recv, size_t count, DType dtype) override {
     const size_t bytes = count * static_cast<size_t>(size()) * dtype_size(dtype);

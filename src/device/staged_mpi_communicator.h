@@ -9,8 +9,8 @@
 // there after the call (after Pending::wait() for the asynchronous ones) sees them, without a
 // second host synchronization. exchange() stages its sends and posts the MPI non-blocking
 // operations at once; Pending::wait() (or destroying the Pending) completes them and copies the
-// received data to the device buffers. all_reduce_async likewise. barrier() synchronizes
-// `compute` and the ranks.
+// received data to the device buffers. all_reduce_async, reduce_scatter_async (fp32) and
+// all_gather_async likewise. barrier() synchronizes `compute` and the ranks.
 //
 // Staging buffers are pinned and reused (power-of-two size classes): after a first run of a
 // step, steady state allocates nothing (staged_mpi_host_allocations stops moving). bf16/f16

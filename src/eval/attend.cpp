@@ -65,6 +65,7 @@ AttendResult run_attend(const Config& config_in, Mesh& mesh, const AttendRequest
   config.train.micro_batch = 1;
   config.train.precision = TrainPrecision::kFp32;  // maps are read in fp32, against an fp32 forward's lse
   config.train.recompute = false;
+  config.parallel.zero = ZeroLevel::k0;  // no optimizer here to gather ZeRO-3's weights; any layout loads
   Compute compute(config, mesh);
   LlamaModel model(config, mesh, compute.backend(), compute.groups());
   model.init_weights(config.run.seed);

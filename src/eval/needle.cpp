@@ -208,10 +208,12 @@ std::vector<NeedleCell> run_needle_sweep(const Config& config, Mesh& mesh, const
   double acc_sum = 0.0, acc_min = 1.0;
   // One model and one checkpoint read for every length: each batch carries its length, and
   // the model lays the sequence out over the cp ranks from it.
-  Compute compute(config, mesh);
-  LlamaModel model(config, mesh, compute.backend(), compute.groups());
+  Config model_config = config;
+  model_config.parallel.zero = ZeroLevel::k0;  // no optimizer here to gather ZeRO-3's weights; any layout loads
+  Compute compute(model_config, mesh);
+  LlamaModel model(model_config, mesh, compute.backend(), compute.groups());
   model.init_weights(config.run.seed);
-  read_checkpoint_file(path, config, mesh, model.params(), nullptr);
+  read_checkpoint_file(path, model_config, mesh, model.params(), nullptr);
   model.set_cross_rank(opt.cross_rank);
   for (int64_t len64 : opt.lengths) {
     const int len = static_cast<int>(len64);

@@ -99,7 +99,11 @@ float* LlamaModel::buf(Tensor& t, int64_t n) {
 
 LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
                        bool shapes_only)
-    : model_(config.model), recompute_(config.train.recompute), mesh_(mesh), be_(backend) {
+    : model_(config.model),
+      recompute_(config.train.recompute),
+      keep_for_backward_(config.parallel.zero3_keep_for_backward),
+      mesh_(mesh),
+      be_(backend) {
   const ModelConfig& m = config.model;
   rope_scaling_ = rope_scaling_of(m);
   const int tp = mesh.shape().tp;
@@ -154,7 +158,15 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
   }
   p_final_norm_ = norm("model.norm.weight", -1);
   if (!m.tie_embeddings) p_lm_head_ = col("lm_head.weight", shape_.vocab, d, -1);
-  params_.finalize(config.parallel.zero1 ? mesh.shape().dp : 1, &be_, shapes_only);
+  const int zero = config.parallel.zero_level();
+  ParamLayout layout;
+  if (zero >= 1) {
+    layout.shard_over = mesh.shape().dp * mesh.shape().cp;
+    layout.shard_rank = mesh.coord().dp * mesh.shape().cp + mesh.coord().cp;  // its rank in dp x cp
+  }
+  layout.full_grads = zero < 2;
+  layout.full_values = zero < 3;
+  params_.finalize(layout, &be_, shapes_only);
   x_.resize(static_cast<size_t>(shape_.layers) + 1);
   work_ = std::make_unique<Work>();
 }
@@ -162,25 +174,28 @@ LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const
 LlamaModel::~LlamaModel() = default;
 
 void LlamaModel::init_weights(uint64_t seed) {
-  for (Param& p : params_.params()) {
-    float* w = params_.host_values() + p.offset;
+  for (int i = 0; i < static_cast<int>(params_.params().size()); ++i) {
+    const Param& p = params_[i];
+    const HeldSpan h = params_.held(i);  // ZeRO-3: this rank's piece only
+    float* w = params_.host_values() + h.at - h.lo;  // element e of the parameter at w[e]
     if (!p.info.decay) {  // RMSNorm weights start at one
-      for (int64_t i = 0; i < p.numel; ++i) w[i] = 1.0f;
+      for (int64_t e = h.lo; e < h.hi; ++e) w[e] = 1.0f;
       continue;
     }
     const uint64_t key = hash_combine(seed, hash_string(p.info.name));
-    const int64_t rows = p.local_shape[0], cols = p.local_shape[1];
+    const int64_t cols = p.local_shape[1];
     const int64_t gcols = p.info.global_shape[1];
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
-        const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
-        w[r * cols + c] = static_cast<float>(model_.init_std *
-                                             normal_at(key, static_cast<uint64_t>(gr * gcols + gc)));
-      }
+    for (int64_t e = h.lo; e < h.hi; ++e) {
+      const int64_t r = e / cols, c = e % cols;
+      const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
+      const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
+      w[e] = static_cast<float>(model_.init_std * normal_at(key, static_cast<uint64_t>(gr * gcols + gc)));
+    }
   }
   params_.push_values();
 }
+
+int LlamaModel::layer_unit(int l) const { return params_.unit_of(layers_[static_cast<size_t>(l)].ln1); }
 
 double LlamaModel::flops_per_token(int seq_len) const {
   double matmul = 0;
@@ -335,14 +350,24 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
 void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
   setup_batch(batch);
   const int64_t N = rows_, H = held_, d = shape_.d;
+  const int embed = params_.unit_of(p_embed_), head = params_.unit_of(p_final_norm_), L = shape_.layers;
+  const bool tied = p_lm_head_ < 0;
+  const bool keep_layers = keep_acts && keep_for_backward_;
+  hook(hooks_.acquire, embed);
+  hook(hooks_.prefetch, L > 0 ? layer_unit(0) : head);
   float* e = buf(work_->embed, N * d);
   be_.embedding_forward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, ids_.data<int32_t>(),
                         P(params_, p_embed_), e);
+  if (!tied) hook(hooks_.release, embed);
   tp_leave_forward(tp_, e, x_[0].f32(), N, d);
-  for (int l = 0; l < shape_.layers; ++l) {
+  for (int l = 0; l < L; ++l) {
     Acts& a = *acts_[keep_acts && !recompute_ ? static_cast<size_t>(l) : 0];
+    hook(hooks_.acquire, layer_unit(l));
+    hook(hooks_.prefetch, l + 1 < L ? layer_unit(l + 1) : head);
     layer_forward(l, x_[static_cast<size_t>(l)].f32(), x_[static_cast<size_t>(l) + 1].f32(), a);
+    if (!keep_layers) hook(hooks_.release, layer_unit(l));
   }
+  hook(hooks_.acquire, head);
   be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)},
                       x_.back().f32(), P(params_, p_final_norm_), buf(nf_, H * d), buf(nf_rstd_, H));
   tp_enter_forward(tp_, nf_.f32(), buf(hf_, N * d), N, d);
@@ -365,7 +390,13 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   vocab_parallel_ce_forward(tp_, vocab_buffers_, vocab_, N, logits_.f32(), targets, row_loss, row_lse);
   vocab_parallel_ce_backward(tp_, vocab_, N, logits_.f32(), targets, row_lse, loss_scale);
 
-  // Head: output projection (vocab-parallel) and final norm.
+  // Head: output projection (vocab-parallel) and final norm. The embedding's gradients start
+  // here when the head shares its matrix.
+  const int embed_unit = params_.unit_of(p_embed_), head_unit = params_.unit_of(p_final_norm_), L = shape_.layers;
+  const bool keep_layers = keep_for_backward_;
+  if (p_lm_head_ < 0) hook(hooks_.grads_begin, embed_unit);  // tied: the head writes it first
+  hook(hooks_.grads_begin, head_unit);
+  if (L > 0 && !keep_layers) hook(hooks_.prefetch, layer_unit(L - 1));
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
   Work& w = *work_;
   float* full = buf(w.full, N * d);
@@ -377,14 +408,21 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)}, held,
                        x_.back().f32(), P(params_, p_final_norm_), nf_rstd_.f32(), dx, G(params_, p_final_norm_));
   if (ready) ready(p_final_norm_, p_lm_head_ >= 0 ? p_lm_head_ : p_final_norm_);
+  hook(hooks_.release, head_unit);
+  if (p_lm_head_ < 0) hook(hooks_.release, embed_unit);
 
-  for (int l = shape_.layers - 1; l >= 0; --l) {
+  for (int l = L - 1; l >= 0; --l) {
     Acts& a = *acts_[recompute_ ? 0 : static_cast<size_t>(l)];
+    if (!keep_layers) hook(hooks_.acquire, layer_unit(l));
+    if (l > 0 && !keep_layers) hook(hooks_.prefetch, layer_unit(l - 1));
+    hook(hooks_.grads_begin, layer_unit(l));
     layer_backward(l, x_[static_cast<size_t>(l)].f32(), dx, a);
-    const Layer& L = layers_[static_cast<size_t>(l)];
-    if (ready) ready(L.ln1, L.down);
+    hook(hooks_.release, layer_unit(l));
+    const Layer& ly = layers_[static_cast<size_t>(l)];
+    if (ready) ready(ly.ln1, ly.down);
   }
   tp_leave_backward(tp_, dx, full, N, d);
+  if (p_lm_head_ >= 0) hook(hooks_.grads_begin, embed_unit);
   be_.embedding_backward({static_cast<int>(N), static_cast<int>(d), vocab_.start, vocab_.size}, ids_.data<int32_t>(),
                          full, G(params_, p_embed_));
   if (ready) ready(p_embed_, p_embed_);
@@ -399,6 +437,8 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
 
 void LlamaModel::forward_eval(const LocalBatch& batch, std::vector<float>* row_loss, std::vector<int32_t>* argmax) {
   forward_trunk(batch, false);
+  hook(hooks_.release, params_.unit_of(p_final_norm_));
+  if (p_lm_head_ < 0) hook(hooks_.release, params_.unit_of(p_embed_));
   row_loss->assign(static_cast<size_t>(rows_), 0.0f);
   argmax->assign(static_cast<size_t>(rows_), 0);
   vocab_parallel_ce_forward(tp_, vocab_buffers_, vocab_, rows_, logits_.f32(), targets_.data<int32_t>(),

@@ -63,8 +63,9 @@ struct ModelShape {
 class LlamaModel {
  public:
   // Coordinates come from the mesh; tensors live on `backend`'s device and travel over
-  // `groups` (the mesh's host groups for the CPU backend). With ZeRO-1 the flat buffers are
-  // padded to split evenly over dp.
+  // `groups` (the mesh's host groups for the CPU backend). Under ZeRO (parallel.zero) each unit
+  // of the flat buffers is padded to split evenly over dp x cp; from level 2 on there is no
+  // flat gradient buffer, at level 3 only this rank's shard of the values (see set_unit_hooks).
   // `shapes_only`: parameters are registered but not allocated (--dry-run).
   LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
              bool shapes_only = false);
@@ -81,6 +82,20 @@ class LlamaModel {
   // Called after the gradients of params [first, last] are complete for this micro-batch
   // (in backward order: head, layers n-1..0, embedding).
   using GradReady = std::function<void(int first, int last)>;
+
+  // ZeRO's hooks, by unit of params() (src/train/optimizer.h implements them); unset ones are
+  // skipped:
+  //   grads_begin  before the backward first writes a unit's gradients (ZeRO-2/3 bind them to a
+  //                buffer then), in backward order (a tied embedding's first: the head writes it);
+  //   acquire      before a unit's weights are read (ZeRO-3 gathers them, or waits for the
+  //                prefetch); release after the pass's last read of them;
+  //   prefetch     the unit acquired next, named while the current one computes.
+  // In training the head's unit (and a tied embedding) stays acquired from the forward into the
+  // backward, and with parallel.zero3_keep_for_backward every layer's does.
+  struct UnitHooks {
+    std::function<void(int unit)> grads_begin, acquire, prefetch, release;
+  };
+  void set_unit_hooks(UnitHooks hooks) { hooks_ = std::move(hooks); }
 
   // Forward and backward of one micro-batch; gradients ACCUMULATE into params().grads().
   // Every non-ignored target contributes loss_scale * its loss (pass 1 / tokens of the global
@@ -119,6 +134,7 @@ class LlamaModel {
 
   ModelConfig model_;
   bool recompute_;  // train.recompute: one activation set, each layer rebuilt in its backward
+  bool keep_for_backward_;  // parallel.zero3_keep_for_backward: layers stay acquired into the backward
   ModelShape shape_;
   RopeScaling rope_scaling_;
   Mesh& mesh_;
@@ -132,6 +148,11 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::vector<int> tp_partial_;
   AttentionHook attention_hook_;
+  UnitHooks hooks_;
+  void hook(const std::function<void(int)>& f, int unit) {
+    if (f) f(unit);
+  }
+  int layer_unit(int l) const;
 
   // Per-micro-batch state.
   int64_t rows_ = 0, held_ = 0;

@@ -18,7 +18,8 @@ std::map<std::string, double> plan_comm_bytes(const Config& c) {
   if (tp > 1) {
     const double passes = (sp ? 8 * L + 4 : 4 * L + 2) + (recompute ? (sp ? 4 : 2) * L : 0);
     const double per_micro = passes * N * d + 3 * N;
-    bytes["tp"] = 4 * (k * per_micro + (sp ? (2 * L + 1) * d : 0)) + 8;
+    const double norm_reductions = p.zero_level() >= 2 ? k : 1;  // ZeRO-2 reduces every micro-step
+    bytes["tp"] = 4 * (k * per_micro + (sp ? norm_reductions * (2 * L + 1) * d : 0)) + 8;
   }
   const double kv_sent = u > 1 ? ulysses_kv_split(h, kv, u).per_member * u : kv;
   const double sent = N * kv_sent * hd, q = N * h * hd;
@@ -31,11 +32,17 @@ std::map<std::string, double> plan_comm_bytes(const Config& c) {
     bytes["cp_ulysses"] = 4 * k * L * (forward * (recompute ? 2 : 1) + backward);
   }
   const MemoryPlan params = plan_memory(c, false);
-  const bool zero1 = p.zero1 && p.dp > 1;
-  if (p.dp * p.cp > 1) bytes["dp_cp"] = 16 + (zero1 ? 0 : 4.0 * params.params_local);
-  if (zero1) {
-    if (p.cp > 1) bytes["cp"] = 4.0 * params.params_local;
-    bytes["dp"] = 2 * 4.0 * params.params_padded + 16;
+  const int zero = p.zero_level();
+  if (p.dp * p.cp > 1) bytes["dp_cp"] = 16 + (zero == 0 ? 4.0 * params.params_local : 0.0);
+  if (zero >= 1) {  // reduce-scatters (every micro-step from ZeRO-2 on), all-gather, norm sums
+    bytes["dp_cp"] += 4.0 * params.params_padded * (zero >= 2 ? k + 1 : 2) + 16;
+  }
+  if (zero >= 3) {
+    // Per micro-batch every unit is gathered for the forward and again for the backward (the
+    // head and a tied embedding stay, the untied embedding's backward reads no weights; kept
+    // layers are not gathered again); the count above has one gather per step already.
+    const double again = p.zero3_keep_for_backward ? 0.0 : L * static_cast<double>(params.layer_unit);
+    bytes["dp_cp"] += 4.0 * (k * (params.params_padded + again) - params.params_padded);
   }
   return bytes;
 }

@@ -11,17 +11,20 @@
 //               sequence parallelism makes each a reduce-scatter + all-gather (8 per layer + 4);
 //               recompute repeats the forward's (2 per layer, 4 with SP); the vocab-parallel
 //               cross-entropy's max and (sum-exp, target) rows (3N).
-//               Per step: the norm weights' gradients under SP ((2L+1) d), the gradient norm.
+//               Per step: the norm weights' gradients under SP ((2L+1) d; per micro-batch
+//               under ZeRO-2), the gradient norm.
 //   cp_ring     K|V (kv heads sent: the tp shard's, or Ulysses' duplicated ones) travel r-1
 //               hops in forward; in backward r-1 again with dK|dV behind them (r-1) and one hop
 //               home; recompute repeats the forward's r-1 (r = cp / ulysses_degree).
 //   cp_ulysses  forward q, k, v to the head-sharded frame and the output back; backward q, k,
 //               v, dout there and dq, dk, dv back (k and v with the duplicated kv heads when the
 //               degree does not divide them); recompute repeats the forward's.
-//   dp_cp       the bucketed gradient all-reduce (the tp shard's parameters; not under
-//               ZeRO-1), the token count and the loss (f64 each)
-//   cp, dp      ZeRO-1: the gradient all-reduce over cp, then a reduce-scatter and an
-//               all-gather of the padded flat buffer over dp and the gradient norm's two f64.
+//   dp_cp       the token count and the loss (f64 each); without ZeRO the bucketed gradient
+//               all-reduce (the tp shard's parameters); under ZeRO the bucketed reduce-scatter
+//               of the padded flat buffer (ZeRO-1: once per step, ZeRO-2: per micro-batch),
+//               its all-gather after the update and the gradient norm's two f64; ZeRO-3
+//               gathers every unit per micro-batch instead (the layers twice unless kept for
+//               the backward).
 // Packed documents and sliding windows: the ring travels as many hops as the farthest block
 // any member of any sample still sees (parallel/attention_plan.h), so it could stop early; the
 // count keeps all r-1 because in practice it does not. One document crossing a zigzag chunk

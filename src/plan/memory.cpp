@@ -23,16 +23,36 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   const int64_t vocab_matrices = m.tie_embeddings ? 1 : 2;  // embedding, and the head unless tied
   plan.params_global = vocab_matrices * m.vocab_size * d + L * per_layer_global + d;
   plan.params_local = vocab_matrices * vocab * d + L * per_layer_local + d;
-  const int64_t pad = p.zero1 ? p.dp : 1;
-  plan.params_padded = (plan.params_local + pad - 1) / pad * pad;
-  const bool zero1 = p.zero1 && p.dp > 1;
-  const double shard = zero1 ? static_cast<double>(plan.params_padded) / p.dp : static_cast<double>(plan.params_padded);
-  plan.weights = 4.0 * plan.params_padded;
-  // Under ZeRO-1 the reduce-scatter lands in a gradient shard beside the full buffer.
-  plan.gradients = 4.0 * plan.params_padded + (zero1 ? 4.0 * shard : 0.0);
+  // ZeRO pads each unit (the embedding, a layer, the final norm with the head) to split evenly
+  // over the n = dp x cp ranks; a rank holds 1/n of each.
+  const int zero = p.zero_level();
+  const int64_t n = zero >= 1 ? static_cast<int64_t>(p.dp) * p.cp : 1;
+  auto padded = [n](int64_t x) { return (x + n - 1) / n * n; };
+  const int64_t embed_unit = padded(vocab * d), layer_unit = padded(per_layer_local);
+  const int64_t head_unit = padded(d + (m.tie_embeddings ? 0 : vocab * d));
+  plan.params_padded = embed_unit + L * layer_unit + head_unit;
+  plan.layer_unit = layer_unit;
+  const double shard = static_cast<double>(plan.params_padded) / n;
+  // ZeRO-2/3's unit buffers: two rotating ones sized for the largest unit that takes turns in
+  // them, and a tied embedding's own (the head writes its gradients first, reads it last).
+  const bool tied = m.tie_embeddings;
+  const double own = tied ? static_cast<double>(embed_unit) : 0.0;
+  const double widest = static_cast<double>(std::max({layer_unit, head_unit, tied ? int64_t{0} : embed_unit}));
+  // ZeRO-3 keeps this rank's pieces and gathers units into those (current and prefetched;
+  // every layer's and the head's when they are kept for the backward).
+  const double gathered = own + (p.zero3_keep_for_backward ? L + 1.0 : 2.0) * widest;
+  plan.weights = zero >= 3 ? 4.0 * (shard + gathered) : 4.0 * plan.params_padded;
+  // ZeRO-1: the reduce-scatter lands in a gradient shard beside the full buffer. ZeRO-2: no
+  // full buffer; the shard and the unit buffers, each with its reduced piece.
+  const double slots = own + 2 * widest;
+  plan.gradients = zero == 0 ? 4.0 * plan.params_padded
+                   : zero == 1 ? 4.0 * plan.params_padded + 4.0 * shard
+                               : 4.0 * shard + 4.0 * (slots + slots / n);
   plan.moments = 8.0 * shard;
   const bool bf16 = on_gpu && c.train.precision == TrainPrecision::kBf16;
-  if (bf16) plan.bf16_weights = 2.0 * plan.params_local;
+  // The CUDA backend keeps a bf16 copy per weight it multiplies by; under ZeRO-3 those are the
+  // gathered units' buffers.
+  if (bf16) plan.bf16_weights = zero >= 3 ? 2.0 * gathered : 2.0 * plan.params_local;
 
   // Token rows of one micro-batch on this rank: N through the linear layers, H held between
   // them (N / tp under sequence parallelism).
@@ -104,6 +124,14 @@ int max_seq_len(const Config& config, double capacity) {
   return static_cast<int>(lo * step);
 }
 
+namespace {
+const char* zero_note(int level) {
+  static const char* const kNotes[] = {"", " (ZeRO-1 shard)", " (ZeRO-2 shard, gradients too)",
+                                       " (ZeRO-3 shard, gradients and weights too)"};
+  return kNotes[level];
+}
+}  // namespace
+
 std::string describe_memory(const Config& c, const MemoryPlan& m) {
   const double mib = 1.0 / 1048576.0;
   char buf[2048];
@@ -119,7 +147,7 @@ std::string describe_memory(const Config& c, const MemoryPlan& m) {
                 "  workspace             %10.1f\n"
                 "  total                 %10.1f\n",
                 static_cast<long long>(m.params_global), static_cast<long long>(m.params_local), m.weights * mib,
-                m.gradients * mib, m.moments * mib, c.parallel.zero1 && c.parallel.dp > 1 ? " (ZeRO-1 shard)" : "",
+                m.gradients * mib, m.moments * mib, zero_note(c.parallel.zero_level()),
                 m.bf16_weights * mib, m.activations * mib, c.train.recompute ? " (recompute)" : "",
                 m.attention_buffers * mib, m.workspace * mib, m.total() * mib);
   return buf;

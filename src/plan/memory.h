@@ -2,7 +2,7 @@
 // the one accounting behind `ringtrain plan` and `ringtrain train --dry-run`.
 //
 // The layout is the config's parallel section (dp, cp, tp, cp_mode, ulysses_degree,
-// sequence_parallel, zero1) and train.seq_len / micro_batch / recompute / precision; a planner
+// sequence_parallel, zero) and train.seq_len / micro_batch / recompute / precision; a planner
 // that tries other layouts edits a copy of the config. Every tensor the step keeps is counted
 // where the code sizes it: the parameter store (src/model/params.h), the per-layer activations
 // and step temporaries of src/model/llama.cpp, the ring and Ulysses buffers of
@@ -22,11 +22,12 @@ namespace ringtrain {
 struct MemoryPlan {
   int64_t params_global = 0;  // elements of the unsharded model
   int64_t params_local = 0;   // elements this rank holds (its tp shard)
-  int64_t params_padded = 0;  // the flat buffers' length: padded to a multiple of dp under ZeRO-1
+  int64_t layer_unit = 0;     // one layer's elements as the flat buffers hold them (padded)
+  int64_t params_padded = 0;  // the flat buffers' length: each unit padded to a multiple of dp x cp under ZeRO
   // Bytes per rank.
-  double weights = 0;         // fp32 values
-  double gradients = 0;       // fp32 gradients
-  double moments = 0;         // AdamW m and v (fp32), a 1/dp shard under ZeRO-1
+  double weights = 0;         // fp32 values (ZeRO-3: the shard and the gathered units' buffers)
+  double gradients = 0;       // fp32 gradients (ZeRO-2: the shard and the unit buffers)
+  double moments = 0;         // AdamW m and v (fp32), a 1/(dp x cp) shard under ZeRO
   double bf16_weights = 0;    // bf16 on a GPU: the bf16 copies of the weights
   double activations = 0;     // kept for backward (one layer's under recompute) and the head's
   double attention_buffers = 0;  // ring K/V double buffers and dK/dV accumulators, Ulysses frames

@@ -29,7 +29,7 @@ std::string layout_name(const Config& c) {
   if (p.cp > 1) mode = p.cp_mode == CpMode::kHybrid ? " (hybrid, ulysses " + std::to_string(p.ulysses_degree) + ")"
                                                     : " (" + to_string(p.cp_mode) + ")";
   return "dp " + std::to_string(p.dp) + " x cp " + std::to_string(p.cp) + mode + " x tp " + std::to_string(p.tp) +
-         (p.sequence_parallel ? ", sp" : "") + (p.zero1 ? ", zero1" : "") + (c.train.recompute ? ", recompute" : "") +
+         (p.sequence_parallel ? ", sp" : "") + (p.zero_level() > 0 ? ", zero " + std::to_string(p.zero_level()) : "") + (c.train.recompute ? ", recompute" : "") +
          ", micro_batch " + std::to_string(c.train.micro_batch) + " x grad_accum " + std::to_string(c.train.grad_accum);
 }
 
@@ -68,12 +68,13 @@ LayoutSearch search_layouts(const Config& config, int gpus, const GpuKind& kind,
           } catch (const Error&) {
             continue;
           }
-          for (bool zero1 : {false, true}) {
-            if (zero1 && dp == 1) continue;
+          for (int zero = 0; zero <= 3; ++zero) {
+            if (zero > 0 && dp * cp == 1) continue;
             for (bool recompute : {false, true})
               for (int mb : divisors(out.sequences_per_step / dp)) {
                 PlannedLayout l{shape, {}, {}};
-                l.config.parallel.zero1 = zero1;
+                l.config.parallel.zero = static_cast<ZeroLevel>(zero);
+                l.config.parallel.zero1 = false;  // the level is set here (zero1 only spells 1)
                 l.config.train.recompute = recompute;
                 l.config.train.micro_batch = mb;
                 l.config.train.grad_accum = static_cast<int>(out.sequences_per_step / dp / mb);

@@ -4,7 +4,7 @@
 // The search keeps what the config trains: the model, train.seq_len and the sequences per
 // optimizer step (dp x micro_batch x grad_accum of the config's own layout on the GPUs:
 // dp = gpus / (cp x tp), or parallel.dp when cp x tp does not divide them). It varies
-// (dp, cp, tp, cp_mode, ulysses_degree, sequence_parallel, zero1, recompute, micro_batch),
+// (dp, cp, tp, cp_mode, ulysses_degree, sequence_parallel, zero, recompute, micro_batch),
 // grad_accum following from the batch, and keeps the combinations the config's own checks
 // accept (tp divides the heads, kv heads, vocabulary and MLP; the zigzag's 2 cp chunks divide
 // the length; the Ulysses degree divides the heads per tp rank; ...).
@@ -38,7 +38,7 @@ struct LayoutSearch {
 LayoutSearch search_layouts(const Config& config, int gpus, const GpuKind& kind, const Cluster& cluster,
                             double capacity);
 
-// "dp 2 x cp 4 (hybrid, ulysses 2) x tp 2, sp, zero1, recompute, micro_batch 1 x grad_accum 4"
+// "dp 2 x cp 4 (hybrid, ulysses 2) x tp 2, sp, zero 1, recompute, micro_batch 1 x grad_accum 4"
 std::string layout_name(const Config& config);
 
 }  // namespace ringtrain

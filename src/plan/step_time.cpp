@@ -99,16 +99,18 @@ StepTime plan_step_time(const Config& c, const GpuKind& kind, const Cluster& clu
 
   // The gradient all-reduce, bucket by bucket behind the last micro-batch's backward: the head
   // (and final norm), each layer from the last, the embedding.
+  // Under ZeRO (over dp x cp) each bucket is a reduce-scatter instead, at every micro-batch from
+  // level 2 on (the earlier micro-batches' hide behind the next one's compute).
   const MemoryPlan params = plan_memory(c, false);
-  const bool zero1 = p.zero1 && dp > 1;
-  const int sync_n = zero1 ? cp : dp * cp;
+  const int zero = p.zero_level();
+  const int sync_n = dp * cp;
   if (sync_n > 1) {
-    const Link l = link_for(zero1 ? cp * tp : world, kind, cluster);
+    const Link l = link_for(world, kind, cluster);
     const double layer_params = 2 * d + linear, embed_params = vocab * d;
     const double head_params = static_cast<double>(params.params_local) - L * layer_params - embed_params;
     double ready = head_bwd + tp_head / 2, channel = 0;
     auto bucket = [&](double elems, double at) {
-      const double dur = all_reduce_s(4 * elems, sync_n, l);
+      const double dur = zero >= 1 ? scatter_or_gather_s(4 * elems, sync_n, l) : all_reduce_s(4 * elems, sync_n, l);
       channel = std::max(channel, at) + dur;
       t.grad_sync += dur;
     };
@@ -117,18 +119,30 @@ StepTime plan_step_time(const Config& c, const GpuKind& kind, const Cluster& clu
     bucket(embed_params, micro_bwd);
     t.grad_sync_exposed = kind.async_progress ? std::max(0.0, channel - micro_bwd) : t.grad_sync;
   }
-  if (zero1) {
+  if (zero >= 2) t.grad_sync *= k;
+  if (zero >= 1) {
+    // Levels 1 and 2 all-gather the updated weights after the step (exposed). Level 3 gathers
+    // every unit before its forward and each layer again before its backward, prefetched
+    // behind the unit before it: exposed where the gathers outlast the compute (all of them
+    // without asynchronous progress).
     const Link l = link_for(world, kind, cluster);
-    t.zero1 = 2 * scatter_or_gather_s(4.0 * params.params_padded, dp, l);
+    const double flat = 4.0 * params.params_padded;
+    if (zero <= 2) {
+      t.zero = scatter_or_gather_s(flat, sync_n, l);
+    } else {
+      const double again = p.zero3_keep_for_backward ? 0.0 : 4.0 * L * params.layer_unit;
+      const double gathers = k * scatter_or_gather_s(flat + again, sync_n, l);
+      t.zero = kind.async_progress ? std::max(0.0, gathers - k * (micro_fwd + micro_bwd)) : gathers;
+    }
   }
   // The step's small all-reduces, all blocking: the token count and the loss over dp x cp, the
-  // gradient norm over tp (and dp under ZeRO-1), and under sequence parallelism each norm
+  // gradient norm over tp (and dp x cp under ZeRO), and under sequence parallelism each norm
   // weight's gradient over tp (2 L + 1 of d floats, as the backward reaches them).
   t.scalars = 2 * all_reduce_s(8, dp * cp, link_for(world, kind, cluster)) + all_reduce_s(8, tp, tp_link) +
-              (zero1 ? all_reduce_s(16, dp, link_for(world, kind, cluster)) : 0.0) +
+              (zero >= 1 ? all_reduce_s(16, dp * cp, link_for(world, kind, cluster)) : 0.0) +
               (sp ? (2 * L + 1) * all_reduce_s(4 * d, tp, tp_link) : 0.0);
 
-  t.step = k * (micro_fwd + micro_bwd) + t.grad_sync_exposed + t.zero1 + t.scalars;
+  t.step = k * (micro_fwd + micro_bwd) + t.grad_sync_exposed + t.zero + t.scalars;
   t.tokens_per_s = dp * mb * s * k / t.step;
   t.tokens_per_s_per_gpu = t.tokens_per_s / world;
   const double matmul = L * (d * (m.n_heads + 2.0 * m.n_kv_heads) * hd + m.n_heads * hd * d + 3.0 * d * m.ffn_dim()) +
@@ -149,12 +163,12 @@ std::string describe_step_time(const StepTime& t, const GpuKind& kind, const Clu
                 "  Ulysses all-to-all    %10.4f s\n"
                 "  ring hops             %10.4f s, %.4f s not hidden by attention\n"
                 "  gradient all-reduce   %10.4f s, %.4f s not hidden by the backward\n"
-                "  ZeRO-1 scatter/gather %10.4f s\n"
+                "  ZeRO weight gathers   %10.4f s\n"
                 "  loss, count, norms    %10.4f s\n"
                 "  step                  %10.4f s: %.0f tokens/s, %.0f per GPU, MFU %.1f%% of %g TFLOP/s\n",
                 kind.name.c_str(), kind.gemm_tflops, kind.attn_fwd_tflops, kind.attn_bwd_tflops, kind.intra_gbps,
                 cluster.gpus_per_node, kind.inter_gbps, kind.latency_us, t.gemm, t.attention_forward,
-                t.attention_backward, t.tp, t.ulysses, t.ring, t.ring_exposed, t.grad_sync, t.grad_sync_exposed, t.zero1,
+                t.attention_backward, t.tp, t.ulysses, t.ring, t.ring_exposed, t.grad_sync, t.grad_sync_exposed, t.zero,
                 t.scalars, t.step, t.tokens_per_s, t.tokens_per_s_per_gpu, 100 * t.mfu, kind.peak_tflops);
   return buf;
 }

@@ -39,7 +39,7 @@ struct StepTime {
   double ring_exposed = 0;    // what the blocks' attention does not hide
   double grad_sync = 0;       // the bucketed all-reduce (dp x cp, or cp under ZeRO-1), in total
   double grad_sync_exposed = 0;
-  double zero1 = 0;           // ZeRO-1's reduce-scatter + all-gather over dp (exposed)
+  double zero = 0;            // ZeRO's weight all-gathers over dp x cp (exposed)
   double scalars = 0;         // loss, token count, gradient norm; SP's norm-weight gradients (exposed)
   double step = 0;
   double tokens_per_s = 0;          // the whole job
@@ -47,7 +47,7 @@ struct StepTime {
   double model_flops_per_token = 0; // as the trainer's MFU counts them (6 N + 6 L s d_attn)
   double mfu = 0;                   // against the kind's peak
   double compute() const { return gemm + attention_forward + attention_backward; }
-  double exposed_comm() const { return tp + ulysses + ring_exposed + grad_sync_exposed + zero1 + scalars; }
+  double exposed_comm() const { return tp + ulysses + ring_exposed + grad_sync_exposed + zero + scalars; }
 };
 
 StepTime plan_step_time(const Config& config, const GpuKind& kind, const Cluster& cluster);

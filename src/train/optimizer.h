@@ -1,16 +1,30 @@
 // Gradient synchronization and the AdamW update over the model's flat parameter buffers.
 //
 // Gradients of every parameter are summed over dp x cp (each of those ranks saw different
-// tokens; tp shards are different parameters and are never mixed). The sum starts bucket by
-// bucket while backward is still running: the model reports each layer's gradients complete
-// and its contiguous range is all-reduced asynchronously, overlapping the layers below.
-// With ZeRO-1 the range is summed over cp only, and at the end one reduce-scatter over dp
-// leaves each dp rank the summed gradients of its 1/dp slice of the flat buffer; AdamW
-// updates that slice with moments that exist only there, and an all-gather over dp restores
-// the full parameters.
+// tokens; tp shards are different parameters and are never mixed). The sum starts unit by unit
+// (src/model/params.h: a layer's parameters, the embedding, the head) while backward is still
+// running: the model reports each unit's gradients complete and the unit is reduced
+// asynchronously, overlapping the layers below.
+//
+// parallel.zero shards over the n = dp x cp ranks, rank r owning the r-th 1/n of every unit:
+//   0: each unit is all-reduced; every rank keeps the moments of everything and updates it all.
+//   1: at the last micro-step each unit is reduce-scattered instead, leaving rank r the summed
+//      gradients of its pieces; AdamW updates those pieces of the fp32 weights with moments that
+//      exist only there, and one all-gather per unit restores the full weights.
+//   2: as 1, and the flat gradient buffer does not exist: the backward writes a unit's
+//      gradients into one of two rotating unit buffers (a tied embedding into its own, as the
+//      head writes it first), which are reduce-scattered at every micro-step as the backward
+//      finishes them and added into the gradient shard.
+//   3: as 2, and the values hold only this rank's pieces (the fp32 master, updated in place):
+//      the model acquires a unit before reading its weights, which all-gathers them into a unit
+//      buffer (or waits for the gather it named as the next unit while the previous one
+//      computed), and releases it after use, freeing the buffer for the next prefetch; two
+//      rotating buffers (and a tied embedding's own) serve a step (every layer's with
+//      parallel.zero3_keep_for_backward).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "kernels/adamw.h"
@@ -31,6 +45,12 @@ class Optimizer {
   Optimizer(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups, ParamStore& params,
             std::vector<int> tp_partial);
 
+  // The model's unit hooks (LlamaModel::UnitHooks): ZeRO-2/3 bind a unit's gradients to a
+  // zeroed buffer; ZeRO-3 gathers, prefetches and frees a unit's weights.
+  void grads_begin(int unit);
+  void acquire_values(int unit);
+  void prefetch_values(int unit);
+  void release_values(int unit);
   // For the model's GradReady callback; only the last micro-step of a step passes sync=true.
   void grads_ready(int first, int last, bool sync);
   // Waits for the buckets, finishes the reduction, clips by the global norm. Returns the norm
@@ -40,8 +60,8 @@ class Optimizer {
   void update(double lr, int64_t step);
   void discard_gradients();  // skip a step (non-finite gradients)
 
-  // The flat range of moments held here: [shard_begin, shard_begin + shard_size).
-  int64_t shard_begin() const { return shard_begin_; }
+  // The flat ranges whose moments are held here, each at its offset in the moment buffers.
+  const std::vector<ShardRange>& shard() const { return shard_; }
   int64_t shard_size() const { return shard_size_; }
   // The moments as the host sees them (checkpoints): the device buffers themselves on the CPU
   // backend, else host copies that pull_state() refreshes and push_state() sends back.
@@ -49,26 +69,48 @@ class Optimizer {
   float* exp_avg_sq_host() { return host_v_.f32(); }
   void pull_state();
   void push_state();
-  // Name of the first parameter with a non-finite gradient ("" if none).
+  // Name of the first parameter with a non-finite gradient ("" if none; sharded: among the
+  // gradients summed here).
   std::string first_nonfinite_grad() const;
 
  private:
+  // ZeRO-2: a unit's gradient buffer and the reduce-scatter reading it.
+  struct GradSlot {
+    Tensor grads, piece;  // the unit's gradients; this rank's reduced piece before it is added
+    Pending pending;
+    int unit = -1;
+  };
+  void settle(GradSlot& slot);  // waits for the slot's reduce-scatter, adds its piece
+  // ZeRO-3: a unit's gathered weights.
+  struct ValueSlot {
+    Tensor values;
+    Pending pending;  // a prefetch's gather
+    int unit = -1;    // -1: free
+  };
+  ValueSlot* value_slot(int unit);  // the slot holding `unit`, or null
+  ValueSlot& gather_into(int unit, bool async);
   float* grad_shard();
   Config config_;
   Mesh& mesh_;
   Backend& be_;
   Communicator* tp_;
-  Communicator* cp_;
-  Communicator* dp_;
   Communicator* dp_cp_;
   ParamStore& params_;
   std::vector<int> tp_partial_;
-  bool zero1_ = false;
-  int64_t shard_begin_ = 0, shard_size_ = 0;
+  int zero_ = 0;
+  std::vector<ShardRange> shard_;
+  int64_t shard_size_ = 0;
   Tensor m_, v_, grad_shard_, host_m_, host_v_;
   Tensor sq_;                      // per parameter: its gradient's sum of squares (device)
   std::vector<double> sq_host_;
   std::vector<Pending> pending_;
+  bool embed_own_ = false;         // the embedding has buffers of its own (a tied head)
+  GradSlot embed_slot_;            // ZeRO-2: the first unit (the embedding)
+  GradSlot slots_[2];              // ZeRO-2: every other unit, in turn
+  int next_slot_ = 0;
+  ValueSlot embed_values_;         // ZeRO-3: the first unit (the embedding)
+  std::deque<ValueSlot> values_;   // ZeRO-3: every other unit's, grown when none is free
+  int64_t widest_ = 0;             // the largest unit that takes turns in the rotating buffers
 };
 
 }  // namespace ringtrain

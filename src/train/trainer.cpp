@@ -68,6 +68,9 @@ Trainer::Trainer(const Config& config, Mesh& mesh) : config_(config), mesh_(mesh
   model_->init_weights(config.run.seed);
   optimizer_ = std::make_unique<Optimizer>(config, mesh, compute_->backend(), compute_->groups(), model_->params(),
                                            model_->tp_partial_params());
+  Optimizer* o = optimizer_.get();
+  model_->set_unit_hooks({[o](int u) { o->grads_begin(u); }, [o](int u) { o->acquire_values(u); },
+                          [o](int u) { o->prefetch_values(u); }, [o](int u) { o->release_values(u); }});
   if (mesh.rank() == 0) {
     std::filesystem::create_directories(config.run.out_dir);
     metrics_path_ = config.run.out_dir + "/metrics.jsonl";
@@ -79,8 +82,7 @@ Trainer::~Trainer() = default;
 // --- checkpoints ---
 // The optimizer's moments as the checkpoint code sees them (host copies of this rank's range).
 MomentsView Trainer::optimizer_moments() {
-  return MomentsView{optimizer_->shard_begin(), optimizer_->shard_size(), optimizer_->exp_avg_host(),
-                     optimizer_->exp_avg_sq_host()};
+  return MomentsView{optimizer_->shard(), optimizer_->exp_avg_host(), optimizer_->exp_avg_sq_host()};
 }
 
 void Trainer::load_checkpoint(const std::string& spec, bool with_optimizer) {

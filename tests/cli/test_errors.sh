@@ -19,6 +19,13 @@ expect_exit 2 "seq_len" "$RINGTRAIN_BIN" train "$cfg" --set parallel.cp=3 --set 
 expect_exit 2 "ulysses" mpirun -np 8 "$RINGTRAIN_BIN" train "$cfg" --set parallel.cp=8 --set parallel.cp_mode=ulysses --set train.seq_len=128
 # tp must divide the kv heads.
 expect_exit 2 "n_kv_heads" mpirun -np 4 "$RINGTRAIN_BIN" train "$cfg" --set parallel.tp=4 --set train.seq_len=128
+# An unknown ZeRO level is a config error (once, although 2 ranks parse it); a level that
+# shards nothing (dp x cp = 1) runs with one warning.
+expect_exit 2 "parallel.zero = '4' is not allowed" mpirun -np 2 "$RINGTRAIN_BIN" train "$cfg" --set parallel.zero=4
+[ "$(grep -c 'ringtrain: error' "$OUT")" = 1 ] || fail "the zero error was printed $(grep -c 'ringtrain: error' "$OUT") times"
+expect_exit 0 "shards nothing" mpirun -np 2 "$RINGTRAIN_BIN" train "$cfg" --set parallel.tp=2 --set parallel.zero=2 \
+  --set train.seq_len=128 --set train.steps=1 --set train.eval_batches=1 --set run.out_dir="$tmp/zero" --set checkpoint.dir=
+[ "$(grep -c 'shards nothing' "$OUT")" = 1 ] || fail "the zero warning was printed $(grep -c 'shards nothing' "$OUT") times"
 # device: cuda without a CUDA backend is refused, never silently run on the CPU; with one (the
 # emulated device in CI) the same command is accepted.
 if "$RINGTRAIN_BIN" --version | grep -q "GPU backend: none"; then

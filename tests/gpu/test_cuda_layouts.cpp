@@ -6,7 +6,8 @@
 // buffer handed to a collective before the kernel that writes it finished (or read before the
 // collective that fills it did), a count in bytes where elements are meant, a ring step whose
 // K/V or dK/dV buffers are reused under an in-flight transfer, and any CUDA op that differs from
-// its CPU version under tensor, context or data parallelism, also with packed documents.
+// its CPU version under tensor, context or data parallelism, also with packed documents, and
+// ZeRO-1/2/3 over dp x cp (a unit buffer reused under its in-flight reduce-scatter or gather).
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -43,9 +44,13 @@ TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
   add(1, 2, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=2"});
   add(1, 1, 2, {"parallel.sequence_parallel=true"});
   add(2, 1, 1, {"parallel.zero1=true"});
+  add(1, 2, 1, {"parallel.zero=2"});  // unit buffers reduce-scattered per micro-step on the device
+  add(1, 2, 1, {"parallel.zero=3"});  // each layer gathered (prefetched) into reused device buffers
   add(1, 4, 1);
   add(1, 4, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=4"});
   add(1, 4, 1, {"parallel.cp_mode=hybrid", "parallel.ulysses_degree=2"});
+  add(1, 4, 1, {"parallel.zero=1"});
+  add(2, 2, 1, {"parallel.zero=2"});
   add(1, 2, 2);
   add(2, 2, 2);
   ASSERT_FALSE(layouts.empty());

@@ -24,10 +24,10 @@ inline std::string source_dir() {
 
 struct Layout {
   int dp = 1, cp = 1, tp = 1;
-  bool zero1 = false;
+  int zero = 0;  // parallel.zero
   std::string name() const {
     return "dp" + std::to_string(dp) + "_cp" + std::to_string(cp) + "_tp" + std::to_string(tp) +
-           (zero1 ? "_zero1" : "");
+           (zero > 0 ? "_zero" + std::to_string(zero) : "");
   }
 };
 
@@ -37,7 +37,7 @@ inline Config tiny_config(const Layout& l, const std::string& dir, std::vector<s
                                 "parallel.dp=" + std::to_string(l.dp),
                                 "parallel.cp=" + std::to_string(l.cp),
                                 "parallel.tp=" + std::to_string(l.tp),
-                                std::string("parallel.zero1=") + (l.zero1 ? "true" : "false"),
+                                "parallel.zero=" + std::to_string(l.zero),
                                 "train.micro_batch=" + std::to_string(4 / l.dp > 1 ? 2 : 1),
                                 "train.grad_accum=" + std::to_string(4 / l.dp / (4 / l.dp > 1 ? 2 : 1)),
                                 "run.out_dir=" + dir + "/run",
@@ -72,7 +72,7 @@ inline Snapshot snapshot(Trainer& t) {
   Snapshot s;
   ParamStore& p = t.model().params();
   p.pull_values();
-  s.values.assign(p.host_values(), p.host_values() + p.size());
+  s.values.assign(p.host_values(), p.host_values() + p.values_size());
   Optimizer& o = t.optimizer();
   o.pull_state();
   s.m.assign(o.exp_avg_host(), o.exp_avg_host() + o.shard_size());

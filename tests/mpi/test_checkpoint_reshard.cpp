@@ -1,10 +1,12 @@
 // ctest-ranks: 4
 // Resharding: a checkpoint saved on one layout resumes on any other. Saved at (dp,cp,tp) =
-// (1,2,2) and at (2,1,2) with ZeRO-1; loaded at (2,1,2) with and without ZeRO-1, (1,4,1),
-// (4,1,1) ZeRO-1, (1,2,2) and (1,1,1) (a one-rank sub-communicator). Two checks per target:
+// (1,2,2), at (2,1,2) with ZeRO-1 and at (1,4,1) with ZeRO-3 and ZeRO-2 (weights and moments
+// written by each cp rank's pieces); loaded at (2,1,2) with and without ZeRO-1, (1,4,1) ZeRO-2
+// and 3, (4,1,1) ZeRO-1 and 3, (1,2,2) ZeRO 0 and 3, (2,2,1) ZeRO-2 and (1,1,1) (a one-rank
+// sub-communicator). Two checks per target:
 //  - re-saving right after the load gives a file whose every tensor is bitwise equal to the
 //    original (no arithmetic happens in resharding, so any difference is a misplaced element:
-//    wrong hyperslab, wrong tp offset, ZeRO-1 flat slice mapped to the wrong (row, col));
+//    wrong hyperslab, wrong tp offset, a ZeRO piece mapped to the wrong (row, col));
 //  - the next steps' losses equal the unchanged run within fp32 layout noise (kF32Layout).
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -83,11 +85,21 @@ void reshard_from(const Layout& src, const std::vector<Layout>& targets) {
 }
 
 TEST(CheckpointReshard, FromCp2Tp2) {
-  reshard_from({1, 2, 2, false}, {{2, 1, 2, true}, {2, 1, 2, false}, {1, 4, 1, false}, {4, 1, 1, true}, {1, 1, 1, false}});
+  reshard_from({1, 2, 2, 0}, {{2, 1, 2, 1}, {2, 1, 2, 0}, {1, 4, 1, 3}, {1, 4, 1, 2}, {4, 1, 1, 1}, {1, 1, 1, 0}});
 }
 
 TEST(CheckpointReshard, FromZero1Dp2Tp2) {
-  reshard_from({2, 1, 2, true}, {{1, 2, 2, false}, {4, 1, 1, true}, {2, 2, 1, true}, {1, 1, 1, false}});
+  reshard_from({2, 1, 2, 1}, {{1, 2, 2, 0}, {4, 1, 1, 1}, {2, 2, 1, 1}, {1, 1, 1, 0}});
+}
+
+// The most sharded state (ZeRO-3 over cp 4: weights, gradients and moments) into tp 2 without
+// ZeRO, and on into others; ZeRO-2 over cp 4 likewise.
+TEST(CheckpointReshard, FromZero3Cp4) {
+  reshard_from({1, 4, 1, 3}, {{1, 2, 2, 0}, {1, 2, 2, 3}, {2, 2, 1, 2}, {1, 1, 1, 0}});
+}
+
+TEST(CheckpointReshard, FromZero2Cp4) {
+  reshard_from({1, 4, 1, 2}, {{1, 2, 2, 0}, {4, 1, 1, 3}});
 }
 
 }  // namespace

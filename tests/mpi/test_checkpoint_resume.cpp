@@ -1,8 +1,8 @@
 // ctest-ranks: 1 2
 // Exact resume: 2N steps straight and N steps + save + a fresh trainer that loads + N steps give
 // bitwise identical losses, weights and AdamW moments, on every layout of the world (ZeRO-1
-// included). Catches: a tensor or moment not saved/restored, a hyperslab written to the wrong
-// place, a ZeRO-1 slice mapped to the wrong elements, the step (hence lr schedule, bias
+// and ZeRO-2 over dp and over cp, ZeRO-3 over cp included). Catches: a tensor or moment not saved/restored, a
+// hyperslab written to the wrong place, a ZeRO piece mapped to the wrong elements, the step (hence lr schedule, bias
 // correction or data position) not restored, a lossy dtype in the file.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -17,8 +17,8 @@ namespace ringtrain::test {
 namespace {
 
 std::vector<Layout> layouts_for(int world) {
-  if (world == 1) return {{1, 1, 1, false}};
-  if (world == 2) return {{2, 1, 1, true}, {2, 1, 1, false}, {1, 1, 2, false}, {1, 2, 1, false}};
+  if (world == 1) return {{1, 1, 1, 0}};
+  if (world == 2) return {{2, 1, 1, 1}, {2, 1, 1, 0}, {1, 1, 2, 0}, {1, 2, 1, 0}, {1, 2, 1, 2}, {2, 1, 1, 2}, {1, 2, 1, 3}};
   return {};
 }
 

@@ -1,10 +1,10 @@
 // ctest-ranks: 2 3 4 8
 // Every layout trains the same model to the same numbers: the loss of each of 3 steps and
 // the global weights after them equal a single rank's (computed in the same process on
-// MPI_COMM_SELF), for (dp, cp, tp) layouts with and without sequence parallelism and ZeRO-1,
-// ring/Ulysses/hybrid, GQA on. Catches gradients reduced over the wrong group, a missing
-// conjugate all-reduce, norm gradients not summed under sequence parallelism, a ZeRO-1 shard
-// off by one, a data loader that hands replicas the wrong samples, a loss not averaged over
+// MPI_COMM_SELF), for (dp, cp, tp) layouts with and without sequence parallelism and ZeRO
+// levels 0 to 3, ring/Ulysses/hybrid, GQA on. Catches gradients reduced over the wrong group,
+// a missing conjugate all-reduce, norm gradients not summed under sequence parallelism, a ZeRO
+// shard off by one, a data loader that hands replicas the wrong samples, a loss not averaged over
 // the global batch.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -53,9 +53,9 @@ TEST(Layouts, EveryLayoutEqualsOneRank) {
     layouts.push_back(o);
   };
   for (bool sp : {false, true})
-    for (bool z : {false, true}) {
+    for (const char* z : {"0", "1", "2", "3"}) {
       std::vector<std::string> e = {std::string("parallel.sequence_parallel=") + (sp ? "true" : "false"),
-                                    std::string("parallel.zero1=") + (z ? "true" : "false")};
+                                    std::string("parallel.zero=") + z};
       add(1, 1, 2, e); add(2, 1, 1, e); add(1, 2, 1, e);
       add(1, 1, 4, e); add(1, 2, 2, e); add(2, 2, 1, e); add(2, 1, 2, e); add(1, 4, 1, e); add(4, 1, 1, e);
       add(2, 2, 2, e); add(1, 8, 1, e); add(1, 3, 1, e);
@@ -67,6 +67,7 @@ TEST(Layouts, EveryLayoutEqualsOneRank) {
   add(1, 4, 1, ul("ulysses", 4));
   add(1, 4, 1, ul("hybrid", 2));
   add(1, 2, 2, ul("ulysses", 2));
+  add(1, 4, 1, {"parallel.zero1=true"});  // the older spelling of zero: 1
   add(2, 2, 2, ul("ulysses", 2));
   add(1, 8, 1, ul("hybrid", 4));
   ASSERT_FALSE(layouts.empty());

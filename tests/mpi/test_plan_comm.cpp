@@ -3,7 +3,7 @@
 // real CPU steps, counted at the MPI profiling interface (bench/steps/pmpi_counter.h, the
 // counter scripts/bench-layouts uses), on every rank and in every group, for layouts covering
 // tp with and without sequence parallelism, ring, Ulysses with duplicated kv heads, hybrid,
-// ZeRO-1, recompute and gradient accumulation. Catches a collective added to the step (or one
+// ZeRO-1, 2 (its reduce-scatters per micro-batch) and 3 (its gathers per micro-batch), recompute and gradient accumulation. Catches a collective added to the step (or one
 // removed) without the plan knowing, a hop count off by one, kv heads sent at the wrong width.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -75,6 +75,10 @@ TEST(PlanComm, BytesPerGroupEqualMeasured) {
       {"cp2 tp2 sp recompute",
        {"parallel.cp=2", "parallel.tp=2", "parallel.sequence_parallel=true", "train.recompute=true"}},
       {"dp2 tp2 sp zero1", {"parallel.dp=2", "parallel.tp=2", "parallel.sequence_parallel=true", "parallel.zero1=true"}},
+      {"cp4 zero2", {"parallel.cp=4", "parallel.zero=2"}},
+      {"cp4 zero3", {"parallel.cp=4", "parallel.zero=3"}},
+      {"dp2 cp2 zero3 keep", {"parallel.dp=2", "parallel.cp=2", "parallel.zero=3", "parallel.zero3_keep_for_backward=true"}},
+      {"cp2 tp2 sp zero2", {"parallel.cp=2", "parallel.tp=2", "parallel.sequence_parallel=true", "parallel.zero=2"}},
   };
   for (const auto& [name, overrides] : cases) expect_bytes_match(name, overrides);
 }

@@ -1,6 +1,6 @@
 // ctest-ranks: 4
-// The memory plan (src/plan/memory.h) against real CPU steps: for layouts covering dp with and
-// without ZeRO-1, ring, Ulysses with duplicated kv heads, hybrid, tp with sequence parallelism
+// The memory plan (src/plan/memory.h) against real CPU steps: for layouts covering dp and cp
+// with ZeRO 0 to 3, ring, Ulysses with duplicated kv heads, hybrid, tp with sequence parallelism
 // and recompute, the plan's parameter counts equal what the model registers, and its memory per
 // rank is within 2% of the peak of tensor storage the rank reaches in two training steps
 // (host_bytes_peak: tensors only, not the process's libraries). Catches a buffer the plan forgets
@@ -67,6 +67,13 @@ TEST(PlanMemory, WithinTenPercentOfMeasuredPeak) {
   const std::vector<Case> cases = {
       {"dp4", {"parallel.dp=4"}},
       {"dp4 zero1", {"parallel.dp=4", "parallel.zero1=true"}},
+      {"cp4 zero1", {"parallel.cp=4", "parallel.zero=1"}},
+      {"cp4 zero2", {"parallel.cp=4", "parallel.zero=2"}},
+      {"dp2 cp2 zero2", {"parallel.dp=2", "parallel.cp=2", "parallel.zero=2"}},
+      {"cp4 zero3", {"parallel.cp=4", "parallel.zero=3"}},
+      {"cp4 zero3 keep", {"parallel.cp=4", "parallel.zero=3", "parallel.zero3_keep_for_backward=true"}},
+      {"dp2 tp2 sp zero3", {"parallel.dp=2", "parallel.tp=2", "parallel.sequence_parallel=true", "parallel.zero=3"}},
+      {"cp2 tp2 sp zero2", {"parallel.cp=2", "parallel.tp=2", "parallel.sequence_parallel=true", "parallel.zero=2"}},
       {"cp4 ring", {"parallel.cp=4"}},
       {"cp4 ring recompute", {"parallel.cp=4", "train.recompute=true"}},
       {"cp4 ulysses (kv duplicated)", {"parallel.cp=4", "parallel.cp_mode=ulysses"}},

@@ -141,6 +141,7 @@ TEST(Config, ReadsEveryKeyIntoItsMember) {
   EXPECT_EQ(c.parallel.ulysses_degree, 1);
   EXPECT_TRUE(c.parallel.sequence_parallel);
   EXPECT_TRUE(c.parallel.zero1);
+  EXPECT_EQ(c.parallel.zero, ZeroLevel::k1);  // zero1 is its synonym
   EXPECT_EQ(c.train.seq_len, 128);
   EXPECT_EQ(c.train.micro_batch, 3);
   EXPECT_EQ(c.train.grad_accum, 4);
@@ -434,6 +435,27 @@ TEST(Config, ValidParallelLayoutsResolve) {
   // The resolved degree survives a round trip (dump says 4, not 1).
   Config again = parse_config(dump_config(u), "again.yaml");
   EXPECT_TRUE(same_settings(u, again));
+}
+
+// Catches: parallel.zero levels read as another level, the zero1 synonym lost or silently
+// overriding an explicit level, unknown levels accepted, the level in effect not falling to 0 where dp x cp = 1 shards nothing.
+TEST(Config, ZeroLevels) {
+  for (int level : {0, 1, 2, 3}) {
+    const Config c = parse_config("parallel:\n  zero: " + std::to_string(level) + "\n  dp: 2\n", "z.yaml");
+    EXPECT_EQ(static_cast<int>(c.parallel.zero), level);
+    EXPECT_EQ(c.parallel.zero_level(), level);
+    EXPECT_TRUE(same_settings(c, parse_config(dump_config(c), "again.yaml")));
+  }
+  EXPECT_EQ(parse_config("parallel:\n  zero1: true\n  cp: 2\n", "z.yaml").parallel.zero_level(), 1);
+  EXPECT_EQ(parse_config("parallel:\n  zero1: true\n  zero: 1\n", "z.yaml").parallel.zero, ZeroLevel::k1);
+  EXPECT_EQ(parse_config("parallel:\n  zero: 2\n", "z.yaml").parallel.zero_level(), 0);  // one rank
+  run_cases({
+      {"unknown level", "parallel:\n  zero: 4\n", {},
+       {"parallel.zero = '4' is not allowed", "0 | 1 | 2 | 3", "line 2 column 9"}},
+      {"word level", "parallel:\n  zero: full\n", {}, {"parallel.zero = 'full' is not allowed"}},
+      {"zero1 against another level", "parallel:\n  zero: 2\n  zero1: true\n", {},
+       {"parallel.zero1 = true", "means parallel.zero: 1", "parallel.zero = 2 (cfg.yaml line 2"}},
+  });
 }
 
 // Catches: paths checked for the wrong task (a passkey run refusing a missing corpus), val not

@@ -80,7 +80,7 @@ TEST(PlanStepTime, GradientAllReduceHidesBehindTheBackward) {
   EXPECT_GT(t.grad_sync, 0);
   // Only the embedding's bucket, issued when the backward ends, is left over at these sizes.
   EXPECT_LT(t.grad_sync_exposed, 0.5 * t.grad_sync);
-  EXPECT_DOUBLE_EQ(t.tp + t.ulysses + t.ring + t.zero1, 0);
+  EXPECT_DOUBLE_EQ(t.tp + t.ulysses + t.ring + t.zero, 0);
   EXPECT_GT(t.scalars, 0);  // the loss and token count over dp
   EXPECT_NEAR(t.step, t.compute() + t.grad_sync_exposed + t.scalars, 1e-9 * t.step);
 }
