@@ -70,7 +70,8 @@ AttendResult attend(MPI_Comm comm, const std::vector<std::string>& o, const Atte
 
 // The dense reference: the model's q, k of every layer at one rank, softmax in double.
 struct Dense {
-  std::vector<double> p;  // [layers][heads][length][length]
+  std::vector<double> p;    // [layers][heads][length][length]
+  std::vector<double> lse;  // [layers][heads][length]: log of each row's softmax denominator
 };
 Dense dense_reference(const std::vector<std::string>& o, const AttendRequest& req) {
   Config c = make_config(o, MPI_COMM_SELF);
@@ -84,6 +85,7 @@ Dense dense_reference(const std::vector<std::string>& o, const AttendRequest& re
   const int window = c.model.sliding_window;
   Dense out;
   out.p.assign(static_cast<size_t>(ms.layers) * H * L * L, 0.0);
+  out.lse.assign(static_cast<size_t>(ms.layers) * H * L, 0.0);
   model.set_attention_hook([&](int layer, ContextAttention&, const LocalAttentionShape&, const float* qd,
                                const float* kd, const ContextAttentionSaved&) {
     std::vector<float> q(static_cast<size_t>(S) * H * D), k(static_cast<size_t>(S) * ms.kv_heads * D);
@@ -105,6 +107,7 @@ Dense dense_reference(const std::vector<std::string>& o, const AttendRequest& re
         }
         double z = 0.0;
         for (double x : s) z += std::isinf(x) ? 0.0 : std::exp(x - mx);
+        out.lse[(static_cast<size_t>(layer) * H + h) * L + i] = mx + std::log(z);
         for (int j = 0; j < L; ++j)
           if (!std::isinf(s[static_cast<size_t>(j)]))
             out.p[((static_cast<size_t>(layer) * H + h) * L + i) * L + j] = std::exp(s[static_cast<size_t>(j)] - mx) / z;
@@ -157,13 +160,36 @@ void expect_matches_dense(const AttendResult& r, const Dense& ref, const AttendR
   EXPECT_EQ(test::compare(r.stats.data(), stats.data(), static_cast<int64_t>(stats.size()), test::kF32, "stats"), "");
 }
 
-void expect_same(const AttendResult& got, const AttendResult& ref, const std::string& what) {
+// Two layouts' attention statistics. The entropy is computed as sum p (lse - s) = lse - sum p s:
+// a layout that sums the row's lse in another order moves it by up to kF32Layout of |lse|, and
+// the entropy by the same absolute amount, however small the entropy itself (a near one-hot row
+// has entropy ~0 and lse ~ its largest score). So the entropy column's bound adds
+// kF32Layout.rtol * |lse| (lse from the double reference) to the table's; the other columns are
+// sums of probabilities and take the table's bound as it is.
+void expect_same(const AttendResult& got, const AttendResult& ref, const Dense& dense, const std::string& what) {
   ASSERT_EQ(got.rows.size(), ref.rows.size()) << what;
   ASSERT_EQ(got.pooled.size(), ref.pooled.size()) << what;
   ASSERT_EQ(got.stats.size(), ref.stats.size()) << what;
   EXPECT_EQ(test::compare(got.rows.data(), ref.rows.data(), static_cast<int64_t>(ref.rows.size()), test::kF32Layout, "rows"), "") << what;
   EXPECT_EQ(test::compare(got.pooled.data(), ref.pooled.data(), static_cast<int64_t>(ref.pooled.size()), test::kF32Layout, "pooled"), "") << what;
-  EXPECT_EQ(test::compare(got.stats.data(), ref.stats.data(), static_cast<int64_t>(ref.stats.size()), test::kF32Layout, "stats"), "") << what;
+  const size_t W = static_cast<size_t>(ref.width), rows = ref.stats.size() / W, L = kLength;
+  ASSERT_EQ(rows, ref.layers.size() * static_cast<size_t>(ref.heads) * L) << what;
+  std::vector<float> got_rest, ref_rest;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t li = r / (static_cast<size_t>(ref.heads) * L), rest = r % (static_cast<size_t>(ref.heads) * L);
+    const double lse = dense.lse[static_cast<size_t>(ref.layers[li]) * ref.heads * L + rest];
+    const double g = got.stats[r * W], e = ref.stats[r * W];
+    const double bound = test::kF32Layout.atol + test::kF32Layout.rtol * (std::fabs(e) + std::fabs(lse));
+    EXPECT_LE(std::fabs(g - e), bound) << what << ": entropy of stats row " << r << " (lse " << lse << ")";
+    got_rest.insert(got_rest.end(), got.stats.begin() + static_cast<std::ptrdiff_t>(r * W + 1),
+                    got.stats.begin() + static_cast<std::ptrdiff_t>((r + 1) * W));
+    ref_rest.insert(ref_rest.end(), ref.stats.begin() + static_cast<std::ptrdiff_t>(r * W + 1),
+                    ref.stats.begin() + static_cast<std::ptrdiff_t>((r + 1) * W));
+  }
+  EXPECT_EQ(test::compare(got_rest.data(), ref_rest.data(), static_cast<int64_t>(ref_rest.size()), test::kF32Layout,
+                          "stats (distance, spans)"),
+            "")
+      << what;
 }
 
 struct Variant {
@@ -218,6 +244,7 @@ TEST(Attend, EveryLayoutEqualsOneRank) {
   for (const Variant& v : variants()) {
     const AttendRequest req = make_request(v.docs);
     const AttendResult ref = attend(MPI_COMM_SELF, v.model, req);
+    const Dense dense = dense_reference(v.model, req);
     for (auto o : layouts) {
       o.insert(o.end(), v.model.begin(), v.model.end());
       std::string name;
@@ -225,7 +252,7 @@ TEST(Attend, EveryLayoutEqualsOneRank) {
       name += v.docs ? "documents" : "one document";
       SCOPED_TRACE(name);
       const AttendResult got = attend(MPI_COMM_WORLD, o, req);
-      if (world_rank() == 0) expect_same(got, ref, name);
+      if (world_rank() == 0) expect_same(got, ref, dense, name);
     }
   }
 }
