@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch scaled_dot_product_attention, the peer of bench_attention_cuda.
+"""PyTorch scaled_dot_product_attention, the peer of bench_attention --device cuda.
 
 The same shapes and FLOP counts as bench/attention_cuda.cpp: b x h x s with b*s = 32768
 tokens (s = 2k .. --max-seq), h = 16, head dims 64 and 128, causal and not, bf16; forward

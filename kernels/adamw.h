@@ -16,11 +16,4 @@ struct AdamWArgs {
   int64_t step = 1;  // 1-based, for bias correction
 };
 
-void adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v,
-                int64_t n);
-
-// sum of squares in double (for the global gradient norm)
-double sum_squares(const float* x, int64_t n);
-void scale_inplace(float* x, int64_t n, float s);
-
 }  // namespace ringtrain

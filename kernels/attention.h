@@ -47,32 +47,4 @@ struct AttentionArgs {
   int window = 0;                  // sliding window in positions; 0: none
 };
 
-void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v,
-                       float* out, float* lse);
-
-// delta[b, h, s_q] = rowsum(dout * out): the softmax-backward term, computed once from the
-// final (merged) output even when the keys arrive in several blocks.
-void attention_backward_delta(const AttentionArgs& a, const float* out, const float* dout,
-                              float* delta);
-
-// Accumulates (+=) into dq, dk, dv the gradients through this block of keys, given the
-// FINAL row lse and delta of the whole attention (so a ring step's block contributes exactly
-// its share).
-void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
-                        const float* dout, const float* lse, const float* delta, float* dq,
-                        float* dk, float* dv);
-
-// Merges a block's partial result (out_b, lse_b) into the running (out, lse), both normalized:
-//   lse' = log(exp(lse) + exp(lse_b)) = max + log1p(exp(min - max))
-//   out' = out * exp(lse - lse') + out_b * exp(lse_b - lse')
-// in that max-shifted form, so no exp overflows and -inf (no keys yet) merges cleanly.
-void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const float* out_b,
-                     const float* lse_b);
-
-// CPU backend: the threads the attention kernels split their (batch x head x tile) work over
-// (OpenMP; BLAS runs single-threaded inside the kernels). Default 1; the trainer sets it from
-// run.threads. Process-wide.
-void attention_set_cpu_threads(int threads);
-int attention_cpu_threads();
-
 }  // namespace ringtrain

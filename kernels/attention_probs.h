@@ -34,8 +34,4 @@ struct AttentionProbsArgs {
   int n_pool() const { return pool > 0 ? seq_len / pool : 0; }
 };
 
-// CPU implementation (host pointers); the backends' attention_probs (kernels/backend.h).
-void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const float* q, const float* k,
-                     const float* lse, float* rows, float* pooled, float* stats);
-
 }  // namespace ringtrain

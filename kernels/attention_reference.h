@@ -23,9 +23,11 @@ void attention_reference_backward(const AttentionArgs& a, const double* q, const
 // back for delta = rowsum(dO ∘ out). Each rounding is an independent relative error of mean 0 and
 // variance kRoundingVariance u² (mantissas spread over a binade); fp32 errors are left out (the
 // tests add the fp32 tolerance). Pass null for the outputs not wanted (dout may then be null).
+// `delta_term` false leaves out the gradients' share of out's error (through delta): for a
+// caller that perturbs out itself and lets its own backward carry that error through delta.
 inline constexpr double kRoundingVariance = 1.0 / 6.0;
 void attention_rounding_sigma(const AttentionArgs& a, double u, const double* q, const double* k,
                               const double* v, const double* dout, double* sigma_out,
-                              double* sigma_dq, double* sigma_dk, double* sigma_dv);
+                              double* sigma_dq, double* sigma_dk, double* sigma_dv, bool delta_term = true);
 
 }  // namespace ringtrain

@@ -75,12 +75,12 @@ class Backend {
   // *out = sum of x[i]^2 in double, out in device memory (the optimizer issues one per
   // parameter and downloads them together: one wait for the gradient norm).
   virtual void sum_squares(const float* x, int64_t n, double* out) = 0;
-  // kernels/swiglu.h
+  // SwiGLU (kernels/cpu/ops_cpu.h)
   virtual void swiglu_forward(const float* gate, const float* up, float* h, int64_t n) = 0;
   virtual void swiglu_backward(const float* dh, const float* gate, const float* up, float* dgate, float* dup,
                                int64_t n) = 0;
 
-  // ---- linear layers (kernels/gemm.h), operands in the backend's precision ----
+  // ---- linear layers (kernels/cpu/ops_cpu.h GEMM), operands in the backend's precision ----
   // y[n, out] = x[n, in] W[out, in]^T
   virtual void linear_forward(const float* x, const float* w, float* y, int n, int in, int out) = 0;
   // dx[n, in] (= or += when accumulate_dx) dy W;  dw[out, in] += dy^T x.  dx may be null.

@@ -13,10 +13,4 @@ struct EmbeddingArgs {
   int vocab_local = 0;
 };
 
-// out[tokens, dim]
-void embedding_forward(const EmbeddingArgs& a, const int32_t* ids, const float* table, float* out);
-// dtable[vocab_local, dim] += scatter of dout
-void embedding_backward(const EmbeddingArgs& a, const int32_t* ids, const float* dout,
-                        float* dtable);
-
 }  // namespace ringtrain

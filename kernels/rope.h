@@ -49,9 +49,4 @@ struct RopeArgs {
   RopeScaling scaling = {};
 };
 
-// In place on x[tokens, heads, head_dim].
-void rope_forward(const RopeArgs& a, float* x);
-// The inverse rotation, in place on the gradient.
-void rope_backward(const RopeArgs& a, float* dx);
-
 }  // namespace ringtrain

@@ -77,6 +77,22 @@ inline void expect_same(const TrainedRun& got, const TrainedRun& ref, const std:
         << what;
 }
 
+// The overrides of a dp x cp x tp layout training on `samples` sequences per global batch:
+// micro-batch 2 (1 from dp = 2 on), the rest as gradient accumulation; then `extra`.
+inline std::vector<std::string> layout(int dp, int cp, int tp, int samples, std::vector<std::string> extra) {
+  const int mb = dp >= 2 ? 1 : 2, accum = samples / (dp * mb);
+  std::vector<std::string> o = {"parallel.dp=" + std::to_string(dp), "parallel.cp=" + std::to_string(cp),
+                                "parallel.tp=" + std::to_string(tp), "train.micro_batch=" + std::to_string(mb),
+                                "train.grad_accum=" + std::to_string(accum)};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+
+inline std::vector<std::string> with(std::vector<std::string> o, const std::vector<std::string>& more) {
+  o.insert(o.end(), more.begin(), more.end());
+  return o;
+}
+
 inline std::string layout_name(const std::vector<std::string>& o) {
   std::string s;
   for (const auto& x : o) s += x + " ";

@@ -71,19 +71,31 @@ def run_json(cmd, threads, timeout=300, quiet=False):
     return out
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8")
+
+
 def machine():
-    model = "unknown CPU"
+    """CPU model, cores (and how many this process may run on), vector/matrix extensions, caches."""
+    model, isa, caches = "unknown CPU", [], []
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         m = re.search(r"^Model name:\s*(.+)$", text, re.M)
         if m:
             model = m.group(1).strip()
         flags = re.search(r"^Flags:\s*(.+)$", text, re.M)
-        isa = "AVX-512" if flags and "avx512f" in flags.group(1) else ("AVX2" if flags and "avx2" in flags.group(1) else "")
+        have = set(flags.group(1).split()) if flags else set()
+        isa = [f for f in ISA_FLAGS if f in have]
+        for level in ("L1d", "L2", "L3"):
+            c = re.search(rf"^{level} cache:\s*(.+)$", text, re.M)
+            if c:
+                caches.append(f"{level} {c.group(1).strip()}")
     except OSError:
-        isa = ""
+        pass
     load = os.getloadavg()[0]
-    return f"{model}, {os.cpu_count()} cores{', ' + isa if isa else ''}; load average {load:.1f} at start"
+    allowed = len(os.sched_getaffinity(0))
+    return (f"{model}, {os.cpu_count()} cores ({allowed} allowed to this process); "
+            f"{' '.join(isa) or 'no AVX2'}{'; ' + ', '.join(caches) if caches else ''}; load average {load:.1f} at start")
 
 
 def table(headers, rows):

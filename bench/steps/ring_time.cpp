@@ -23,6 +23,8 @@
 
 #include "bench/steps/counting_communicator.h"
 #include "kernels/attention.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "parallel/context_attention.h"
 #include "parallel/mesh.h"
 #include "parallel/zigzag.h"
@@ -62,6 +64,8 @@ int run(int argc, char** argv) {
   ContextAttention ctx;
   ctx.ring = &ring;
   for (int r = 0; r < cp; ++r) ctx.member_positions.push_back(zz.positions(r));
+  auto backend = make_cpu_backend(Precision::kF32);
+  context_attention_prepare(ctx, *backend);
 
   const int s = zz.local_len(), me = mesh.coord().cp;
   const LocalAttentionShape shape{1, s, h, h_kv, d};

@@ -6,7 +6,7 @@
 //    "step_s_median":..,"loss":..,"tokens_per_step":..,"params_local":..,
 //    "host_peak_mib_max":..,"vmhwm_mib_max":..,"vmhwm_mib":[per rank],
 //    "traffic":{"tp":{"bytes":..,"calls":..,"blocking_s":..,"by_op":{...}},...},"wait_s":..,
-//    "plan":{"memory_mib":..,"bytes":{"tp":..,...}}}
+//    "plan":{"memory_mib":..,"step_s":..,"bytes":{"tp":..,...}}}
 //
 // Memory per rank, two ways: host_peak (the high-water mark of ringtrain's tensor storage,
 // what the trainer's "mem X MiB" prints) and VmHWM (the kernel's peak resident set of the
@@ -14,8 +14,9 @@
 // rank 0's payload bytes per step per mesh group over the timed steps, counted at the MPI layer
 // (pmpi_counter.h); wait_s is rank 0's time in MPI_Wait*/Waitall per step. cpu_s_max: each
 // step's process CPU time (all threads), the max over ranks; cpu_s_sum: summed over ranks.
-// plan: what src/plan predicts for the same config (CPU backend): memory per rank and bytes per
-// rank per step per group, to set beside host_peak and traffic.
+// plan: what src/plan predicts for the same config (CPU backend): memory per rank, the step time
+// of the `cpu` kind (src/plan/gpu_kinds.cpp: calibrated for 4 ranks on this machine's 2 cores)
+// and bytes per rank per step per group, to set beside host_peak, step_s_min and traffic.
 //
 //   bench_steps_step_time (--config FILE | --yaml TEXT) [--set k=v ...] [--steps 3]
 //                         [--warmup 1] [--count-comm]
@@ -34,6 +35,7 @@
 
 #include "bench/steps/pmpi_counter.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "parallel/mesh.h"
 #include "src/config/config.h"
 #include "src/core/error.h"
@@ -41,6 +43,7 @@
 #include "src/core/tensor.h"
 #include "src/plan/comm.h"
 #include "src/plan/memory.h"
+#include "src/plan/step_time.h"
 #include "src/train/trainer.h"
 
 using namespace ringtrain;
@@ -194,7 +197,8 @@ int run(int argc, char** argv) {
     }
     j << "},\"wait_s\":" << bench::pmpi_wait_seconds() / o.steps;
   }
-  j << ",\"plan\":{\"memory_mib\":" << plan_memory(c, /*on_gpu=*/false).total() / 1048576.0 << ",\"bytes\":{";
+  j << ",\"plan\":{\"memory_mib\":" << plan_memory(c, /*on_gpu=*/false).total() / 1048576.0
+    << ",\"step_s\":" << plan_step_time(c, gpu_kind("cpu"), Cluster{}).step << ",\"bytes\":{";
   bool first_group = true;
   for (const auto& [group, bytes] : plan_comm_bytes(c)) {
     j << (first_group ? "" : ",") << '"' << group << "\":" << static_cast<int64_t>(bytes);

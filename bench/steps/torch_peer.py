@@ -8,12 +8,15 @@ same threads, and prints one JSON line each, in the same keys:
              explicit softmax (matmul, mask, softmax, matmul; the [s, s] scores materialized),
              or torch.nn.functional.scaled_dot_product_attention where this torch has it
              (2.0+; Debian's 1.13 does not). Backward by autograd from a random dout.
+  sgemm      torch.mm of two n x n fp32 matrices (--sizes), GFLOP/s of the best of 5: the GEMM
+             rate of this torch's own BLAS (MKL / oneDNN in PyPI's wheels), beside OpenBLAS's.
   step       one training step of tests/reference/llama_reference.py's Llama (the Hugging Face
              architecture written out, used by the reference test) in fp32: forward, loss,
              backward, global-norm clip, torch.optim.AdamW. The shape comes from --model.
 
     torch_peer.py attention --seq 2048 [--heads 8] [--dim 64] [--threads 2] [--reps 3] [--warmup 1]
                             [--causal 1]
+    torch_peer.py sgemm --sizes 1024,2048 [--threads 2]
     torch_peer.py step --seq 2048 --model vocab=256,d=256,layers=2,heads=4,kv=4,ffn=768 \
                        [--micro-batch 1] [--threads 2] [--reps 3] [--warmup 1]
 
@@ -83,7 +86,24 @@ def attention(args):
                       "kernel": "sdpa" if sdpa is not None else "explicit softmax",
                       "seq": s, "b": 1, "h": h, "d": d, "causal": causal, "threads": torch.get_num_threads(),
                       "fwd_s": round(best_f, 5), "bwd_s": round(best_b, 5), "total_s": round(best_t, 5), "cpu_s": round(best_cpu, 5),
-                      "gflops": round(flops / best_t * 1e-9, 1), "vmhwm_mib": round(peak_mib(), 1)}))
+                      "gflops": round(flops / best_t * 1e-9, 1),
+                      "cpu_gflops": round(flops / best_cpu * 1e-9, 1), "vmhwm_mib": round(peak_mib(), 1)}))
+
+
+def sgemm(args):
+    for n in (int(x) for x in args.sizes.split(",")):
+        a, b = torch.full((n, n), 0.5), torch.full((n, n), 0.25)
+        c = torch.mm(a, b)
+        best = best_cpu = float("inf")
+        for _ in range(5):
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=c)
+            best = min(best, time.perf_counter() - t0)
+            best_cpu = min(best_cpu, time.process_time() - c0)
+        print(json.dumps({"what": "sgemm", "impl": "torch " + torch.__version__, "n": n,
+                          "threads": torch.get_num_threads(), "gflops": round(2.0 * n ** 3 / best * 1e-9, 1),
+                          "cpu_gflops": round(2.0 * n ** 3 / best_cpu * 1e-9, 1)}))
 
 
 def parse_model(text):
@@ -140,8 +160,9 @@ def step(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["attention", "step"])
-    p.add_argument("--seq", type=int, required=True)
+    p.add_argument("what", choices=["attention", "sgemm", "step"])
+    p.add_argument("--seq", type=int, default=0)
+    p.add_argument("--sizes", default="1024,2048", help="sgemm: matrix sizes")
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
@@ -153,10 +174,9 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.what == "attention":
-        attention(args)
-    else:
-        step(args)
+    if args.what != "sgemm" and args.seq < 1:
+        p.error(f"{args.what} needs --seq >= 1")
+    {"attention": attention, "sgemm": sgemm, "step": step}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/ops_cpu.h"
 #include "src/core/error.h"
 
 namespace ringtrain {

@@ -1,17 +1,19 @@
 // Flash attention on the CPU (FlashAttention-2's algorithm, Dao 2023, on fp32 tiles).
 //
-// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T (sgemm) and
-// the running O += P V (gemm_nd: an AVX-512 micro-kernel, sgemm without AVX-512); the softmax
-// is online (running row max m and sum l, O rescaled by exp(m_old - m_new)), so only
-// O(tile) memory is ever live. lse = m + log(l).
+// Forward, per (batch, head, query tile): stream the key tiles; S = scale Q K^T and the running
+// O += P V; the softmax is online (running row max m and sum l, O rescaled by exp(m_old -
+// m_new)), so only O(tile) memory is ever live. lse = m + log(l).
 // Backward, per (batch, kv head, key tile): for every query head of the group and every query
 // tile, P = exp(S - lse) is recomputed from the saved lse, then
 //   dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta);  dQ += scale dS K;  dK += scale dS^T Q
-// (delta = rowsum(dO O), given); the products with K = d (S, dP) are sgemm calls, the four
-// d-wide ones (dV, dQ, dK, and O += P V) gemm_nd, which reads the score tile in place instead
-// of packing it. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
-// key tile are owned by one work item; dQ is shared between key tiles, so with several
-// threads each thread accumulates into its own dQ copy.
+// (delta = rowsum(dO O), given). With AVX-512 every tile product runs on one register-blocked
+// micro-kernel (mk_rows) that reads its operands in place: the d-wide ones (O, dV, dQ, dK)
+// read the score tile transposed or not, the score tiles (S, dP) read a per-thread transposed
+// copy of the key (value) tile; without AVX-512 they are sgemm calls. OpenBLAS packed both
+// operands of every call, which at these sizes (128 x 128 x d) cost about a third of the
+// kernel's time. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
+// key tile are owned by one work item; dQ is shared between key tiles, so with several threads
+// each thread accumulates into its own dQ copy. Threads: kernels/cpu/thread_pool.h.
 //
 // Masking uses explicit global positions and, for packed documents, document ids: per tile the
 // min/max position (shared by the samples) and per (sample, tile) the min/max document id are
@@ -33,13 +35,13 @@
 #include <vector>
 
 #include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -289,23 +291,6 @@ class TileBlocks {
   int r_ = 0;
 };
 
-// The tile products are small (128 x 128 x d): BLAS must not spawn its own threads for them
-// (that costs more than the product, and fights our threads). Restored on scope exit.
-class BlasSingleThread {
- public:
-  BlasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int saved_;
-};
-
 // ---------------------------------------------------------------------------------------------
 // C[m, d] += alpha A B for the four tile products whose B is d wide (O += P V, dV += P^T dO,
 // dQ += dS K, dK += dS^T Q). OpenBLAS packs A, a score-sized tile, on every call: one element
@@ -315,7 +300,7 @@ class BlasSingleThread {
 // stays in registers over the whole k loop, A broadcast, B loaded. Used when the CPU has
 // AVX-512F and d is 32, 64 or 128; otherwise sgemm.
 #ifdef RT_ATTN_AVX512
-template <int NV, int R>
+template <int NV, int R, bool kAcc>
 __attribute__((target("avx512f,fma"))) inline void mk_rows(int kn, float alpha, const float* a, int64_t ars,
                                                             int64_t acs, const float* b, int64_t ldb, float* c,
                                                             int64_t ldc) {
@@ -343,28 +328,51 @@ __attribute__((target("avx512f,fma"))) inline void mk_rows(int kn, float alpha, 
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       float* cp = c + r * ldc + 16 * v;
-      _mm512_storeu_ps(cp, _mm512_fmadd_ps(acc[r][v], al, _mm512_loadu_ps(cp)));
+      if constexpr (kAcc)
+        _mm512_storeu_ps(cp, _mm512_fmadd_ps(acc[r][v], al, _mm512_loadu_ps(cp)));
+      else
+        _mm512_storeu_ps(cp, _mm512_mul_ps(acc[r][v], al));
     }
 }
 
-template <int NV>
+// C[m, 16 NV] (+)= alpha A B, every row of C: R-row blocks, then the rows left over (m = 128
+// leaves 2 at R = 6) in blocks of 4, 2, 1. kAcc: add into C; else overwrite it.
+template <int NV, bool kAcc = true>
 __attribute__((target("avx512f,fma"))) void mk_gemm(int m, int kn, float alpha, const float* a, int64_t ars,
                                                      int64_t acs, const float* b, int64_t ldb, float* c,
                                                      int64_t ldc) {
   constexpr int R = 24 / NV > 12 ? 12 : 24 / NV;  // R x NV accumulators + NV loads + 1 broadcast <= 32
   int r0 = 0;
   for (; r0 + R <= m; r0 += R)
-    mk_rows<NV, R>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
-  // the rows left over (m = 128 leaves 2 at R = 6): in blocks of 4, 2, 1
+    mk_rows<NV, R, kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
   if (R > 4 && r0 + 4 <= m) {
-    mk_rows<NV, (R > 4 ? 4 : 1)>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+    mk_rows<NV, (R > 4 ? 4 : 1), kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
     r0 += R > 4 ? 4 : 1;
   }
   if (R > 2 && r0 + 2 <= m) {
-    mk_rows<NV, (R > 2 ? 2 : 1)>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+    mk_rows<NV, (R > 2 ? 2 : 1), kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
     r0 += R > 2 ? 2 : 1;
   }
-  for (; r0 < m; ++r0) mk_rows<NV, 1>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+  for (; r0 < m; ++r0) mk_rows<NV, 1, kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
+}
+
+// C[m, n] = alpha A B^T for the score tiles (S = scale Q K^T, dP = dO V^T), with B^T given
+// transposed in advance (bt: kn rows of n keys, row stride ldbt; see transpose_keys) and A's rows read
+// in place. Columns go in blocks of 64 (4 vectors, 6-row register blocks), the last block
+// rounded up to whole vectors: C's row stride and bt's must hold n rounded up to 16, whose
+// extra columns get values nobody reads.
+__attribute__((target("avx512f,fma"))) void mk_gemm_nt(int m, int n, int kn, float alpha, const float* a,
+                                                        int64_t lda, const float* bt, int64_t ldbt, float* c,
+                                                        int64_t ldc) {
+  const int nv = (n + 15) / 16;
+  int v0 = 0;
+  for (; v0 + 4 <= nv; v0 += 4) mk_gemm<4, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
+  switch (nv - v0) {
+    case 3: return mk_gemm<3, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
+    case 2: return mk_gemm<2, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
+    case 1: return mk_gemm<1, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
+    default: return;
+  }
 }
 
 // Asked once, on first use (not in a static initializer, which could run before the
@@ -397,6 +405,95 @@ void gemm_nd(bool trans_a, int m, int d, int kn, float alpha, const float* a, in
               static_cast<int>(lda), b, static_cast<int>(ldb), 1.0f, c, static_cast<int>(ldc));
 }
 
+// One key tile of K (or V) transposed, the B^T operand of mk_gemm_nt: bt[c * ldbt + j] = key
+// j's component c, for the tile's nk keys (row stride ld of the source), and zeros in columns
+// nk .. ldbt - 1 (a block starting inside the tile reads up to 15 columns past its last key).
+// Kept per thread, O(tile): the forward transposes a key tile once per query tile, the
+// backward once per work item (all query tiles of all query heads of the group read it).
+#ifdef RT_ATTN_AVX512
+// 16 rows of 16 floats (row stride lds) -> 16 rows of 16 (row stride ldd), transposed. (GCC 12's
+// shuffle intrinsics start from _mm512_undefined_ps, which -Wuninitialized reports.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) inline void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+#pragma GCC unroll 2
+  for (int h = 0; h < 16; h += 8)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
+      t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+#pragma GCC diagnostic pop
+
+__attribute__((target("avx512f"))) void transpose_keys(const float* src, int64_t ld, int nk, int d, float* bt,
+                                                        int64_t ldbt) {
+  int j = 0;
+  if (d % 16 == 0)
+    for (; j + 16 <= nk; j += 16)
+      for (int c = 0; c < d; c += 16) transpose16(src + j * ld + c, ld, bt + c * ldbt + j, ldbt);
+  for (; j < nk; ++j)
+    for (int c = 0; c < d; ++c) bt[c * ldbt + j] = src[j * ld + c];
+  for (int c = 0; c < d; ++c) std::fill(bt + c * ldbt + nk, bt + (c + 1) * ldbt, 0.0f);
+}
+#endif
+
+// Row stride of a transposed key tile, and whether the score tiles use them (AVX-512).
+constexpr int64_t kKeysTLd = cpu::kAttnTileKMax + 16;
+bool use_keys_t() {
+#ifdef RT_ATTN_AVX512
+  return have_avx512();
+#else
+  return false;
+#endif
+}
+
+// bt (row stride kKeysTLd) <- keys [0, nk) at src (row stride ld) transposed; nothing without AVX-512.
+void keys_t(const float* src, int64_t ld, int nk, int d, float* bt) {
+#ifdef RT_ATTN_AVX512
+  if (use_keys_t()) transpose_keys(src, ld, nk, d, bt, kKeysTLd);
+#else
+  (void)src, (void)ld, (void)nk, (void)d, (void)bt;
+#endif
+}
+
+// C[m, n] = alpha A B^T, a score tile: B's rows are n keys in place at b (row stride ldb), also
+// given transposed at bt (row stride kKeysTLd) when use_keys_t(). C's row stride must hold n
+// rounded up to 16.
+void score_tile(int m, int n, int d, float alpha, const float* a, int64_t lda, const float* bt, const float* b,
+                int64_t ldb, float* c, int64_t ldc) {
+#ifdef RT_ATTN_AVX512
+  if (use_keys_t()) return mk_gemm_nt(m, n, d, alpha, a, lda, bt, kKeysTLd, c, ldc);
+#else
+  (void)bt;
+#endif
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), 0.0f, c, static_cast<int>(ldc));
+}
+
 int threads_for(int64_t work_items) {
   const int t = g_threads.load(std::memory_order_relaxed);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(t, work_items)));
@@ -406,15 +503,16 @@ int threads_for(int64_t work_items) {
 // Forward
 
 struct FwdScratch {
-  std::vector<float> s, o, m, l;
+  std::vector<float> s, o, m, l, kt;
   void ensure(int d) {
     // sized for the largest tiles, so causal and non-causal calls share one buffer
     ws::ensure_size(s, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
+    ws::ensure_size(kt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
     ws::ensure_size(o, static_cast<size_t>(cpu::kAttnTileQMax) * d);
     ws::ensure_size(m, cpu::kAttnTileQMax);
     ws::ensure_size(l, cpu::kAttnTileQMax);
   }
-  size_t bytes() const { return sizeof(float) * (s.size() + o.size() + m.size() + l.size()); }
+  size_t bytes() const { return sizeof(float) * (s.size() + o.size() + m.size() + l.size() + kt.size()); }
 };
 
 RT_CPU_CLONES
@@ -436,16 +534,17 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
   for (int kt = 0; kt < g.nkt; ++kt) {
     const TileKind kind = classify(mask, bi, qt, kt);
     if (kind == TileKind::kSkip) continue;
-    const int kj0 = kt * g.tk;
-    TileBlocks blocks(mask, kind, bi, i0, nq, kj0, std::min(g.tk, a.s_k - kj0));
+    const int kj0 = kt * g.tk, knk = std::min(g.tk, a.s_k - kj0);
+    keys_t(k + (static_cast<int64_t>(bi) * a.s_k + kj0) * g.k_row + static_cast<int64_t>(kvh) * d, g.k_row, knk, d,
+           w.kt.data());
+    TileBlocks blocks(mask, kind, bi, i0, nq, kj0, knk);
     for (Block blk; blocks.next(blk);) {
       // rows r0 + [0, nb) of the query tile against keys j0 + [0, nk)
       const int r0 = blk.r0, nb = blk.r1 - blk.r0, j0 = kj0 + blk.c0, nk = blk.c1 - blk.c0;
       scores += static_cast<int64_t>(nb) * nk;
       const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
       // S = scale Q K^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, d, g.scale, qp + r0 * g.q_row, g.q_row,
-                  k + koff, g.k_row, 0.0f, s, ld);
+      score_tile(nb, nk, d, g.scale, qp + r0 * g.q_row, g.q_row, w.kt.data() + blk.c0, k + koff, g.k_row, s, ld);
       if (kind == TileKind::kMasked) apply_mask(mask, s, ld, nb, nk, bi, i0 + r0, j0);
       // online softmax: one pass for the row max, one for exp and its sum (fused)
       for (int i = r0; i < r0 + nb; ++i) {
@@ -489,12 +588,14 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
 // Backward
 
 struct BwdScratch {
-  std::vector<float> p, dp;
-  void ensure() {
+  std::vector<float> p, dp, kt, vt;
+  void ensure(int d) {
     ws::ensure_size(p, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
     ws::ensure_size(dp, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
+    ws::ensure_size(kt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
+    ws::ensure_size(vt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
   }
-  size_t bytes() const { return sizeof(float) * (p.size() + dp.size()); }
+  size_t bytes() const { return sizeof(float) * (p.size() + dp.size() + kt.size() + vt.size()); }
 };
 
 // All query tiles of all query heads of kv head `kvh` against key tile kt. Writes dk/dv of
@@ -509,6 +610,9 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
   float* p = w.p.data();
   float* dp = w.dp.data();
   const int ld = g.tk;
+  const int64_t tile_off = (static_cast<int64_t>(bi) * a.s_k + kj0) * g.k_row + static_cast<int64_t>(kvh) * d;
+  keys_t(k + tile_off, g.k_row, knk, d, w.kt.data());
+  keys_t(v + tile_off, g.k_row, knk, d, w.vt.data());
 
   for (int hh = kvh * g.group; hh < (kvh + 1) * g.group; ++hh) {
     for (int qt = 0; qt < g.nqt; ++qt) {
@@ -532,8 +636,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
         const float* delta_t = delta + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
 
         // P = exp(scale Q K^T - lse)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, g.scale, qp, g.q_row, kp,
-                    g.k_row, 0.0f, p, ld);
+        score_tile(nq, nk, d, g.scale, qp, g.q_row, w.kt.data() + blk.c0, kp, g.k_row, p, ld);
         if (kind == TileKind::kMasked) apply_mask(mask, p, ld, nq, nk, bi, i0, j0);
         for (int i = 0; i < nq; ++i) {
           float* row = p + static_cast<int64_t>(i) * ld;
@@ -545,8 +648,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
         // dV += P^T dO
         gemm_nd(true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
         // dP = dO V^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, dop, g.q_row, vp,
-                    g.k_row, 0.0f, dp, ld);
+        score_tile(nq, nk, d, 1.0f, dop, g.q_row, w.vt.data() + blk.c0, vp, g.k_row, dp, ld);
         // dS = P (dP - delta), in place of dP
         for (int i = 0; i < nq; ++i) {
           const float* prow = p + static_cast<int64_t>(i) * ld;
@@ -583,27 +685,24 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* k, c
   const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h * g.nqt;
   const int nthreads = threads_for(items);
-  BlasSingleThread blas_guard;
-  size_t scratch_bytes = 0;
-  int64_t scores = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
-#endif
-  {
+  cpu::BlasSingleThread blas_guard;
+  std::atomic<size_t> scratch_bytes{0};
+  std::atomic<int64_t> scores{0};
+  cpu::WorkQueue queue(items);
+  auto body = [&](int) {
     thread_local FwdScratch w;
     w.ensure(a.d);
-    scratch_bytes += w.bytes();
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic)
-#endif
-    for (int64_t it = 0; it < items; ++it) {
+    int64_t my_scores = 0;
+    for (int64_t it; queue.next(it);) {
       const int qt = static_cast<int>(it % g.nqt);
       const int hh = static_cast<int>((it / g.nqt) % a.h);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nqt) * a.h));
-      forward_tile(a, g, mask, q, k, v, out, lse, bi, hh, qt, w, scores);
+      forward_tile(a, g, mask, q, k, v, out, lse, bi, hh, qt, w, my_scores);
     }
-  }
-  (void)nthreads;
+    scratch_bytes += w.bytes();
+    scores += my_scores;
+  };
+  cpu::parallel_run(nthreads, body);
   t_last_workspace = scratch_bytes + range_bytes(cb);
   t_last_scores = scores;
 }
@@ -629,36 +728,30 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
   const Mask mask = prepare_mask(a, g, cb);
   const int64_t items = static_cast<int64_t>(a.b) * a.h_kv * g.nkt;
   const int nthreads = threads_for(items);
-  BlasSingleThread blas_guard;
+  cpu::BlasSingleThread blas_guard;
   // Several threads: each adds its dQ share into a private copy (key tiles of different work
   // items touch the same dQ rows), summed into dq at the end. Linear in s_q.
   const int64_t nq_elems = static_cast<int64_t>(a.b) * a.s_q * g.q_row;
   std::vector<float>& dq_part = cb.dq_part;
   ws::ensure_size(dq_part, nthreads > 1 ? static_cast<size_t>(nthreads) * nq_elems : 0, true);
-  size_t scratch_bytes = 0;
-  int64_t scores = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : scratch_bytes, scores)
-#endif
-  {
+  std::atomic<size_t> scratch_bytes{0};
+  std::atomic<int64_t> scores{0};
+  cpu::WorkQueue queue(items);
+  auto body = [&](int tid) {
     thread_local BwdScratch w;
-    w.ensure();
-    scratch_bytes += w.bytes();
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
+    w.ensure(a.d);
     float* my_dq = nthreads > 1 ? dq_part.data() + tid * nq_elems : dq;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic)
-#endif
-    for (int64_t it = 0; it < items; ++it) {
+    int64_t my_scores = 0;
+    for (int64_t it; queue.next(it);) {
       const int kt = static_cast<int>(it % g.nkt);
       const int kvh = static_cast<int>((it / g.nkt) % a.h_kv);
       const int bi = static_cast<int>(it / (static_cast<int64_t>(g.nkt) * a.h_kv));
-      backward_tile(a, g, mask, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w, scores);
+      backward_tile(a, g, mask, q, k, v, dout, lse, delta, my_dq, dk, dv, bi, kvh, kt, w, my_scores);
     }
-  }
+    scratch_bytes += w.bytes();
+    scores += my_scores;
+  };
+  cpu::parallel_run(nthreads, body);
   if (nthreads > 1) {
     for (int t = 0; t < nthreads; ++t) {
       const float* part = dq_part.data() + t * nq_elems;

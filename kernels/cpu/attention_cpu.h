@@ -16,7 +16,7 @@ inline constexpr int kAttnTileK = 128;
 
 // Calls with packed documents compute each tile as per-document rectangles (attention.cpp), so
 // the masked work is about one-by-one's whatever the tile; smaller tiles cut it further at the
-// document edges but make smaller sgemm calls. Measured (bench_attention_cpu --packed 16384,
+// document edges but make smaller sgemm calls. Measured (bench_attention --packed 16384,
 // 53 lognormal documents, h = 8, d = 64, one thread), packed time / one call per document:
 // 128: 1.22x, 64: 1.15x, 32: 1.41x.
 inline constexpr int kAttnTilePacked = 64;

@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/vexp.h"
 #include "src/core/error.h"
 

@@ -163,7 +163,7 @@ void attention_reference_backward(const AttentionArgs& a, const double* q, const
 // over a row of dQ and independently over the rows in dK. GQA heads of a group add variances.
 void attention_rounding_sigma(const AttentionArgs& a, double u, const double* q, const double* k,
                               const double* v, const double* dout, double* sigma_out,
-                              double* sigma_dq, double* sigma_dk, double* sigma_dv) {
+                              double* sigma_dq, double* sigma_dk, double* sigma_dv, bool delta_term) {
   const RefGeom g = ref_geom(a);
   const double r = kRoundingVariance * u * u;
   const bool backward = sigma_dq || sigma_dk || sigma_dv;
@@ -201,7 +201,7 @@ void attention_rounding_sigma(const AttentionArgs& a, double u, const double* q,
             vd += dout[qi + c] * dout[qi + c] * vo;
           }
         }
-        var_delta[static_cast<size_t>(i)] = vd;
+        var_delta[static_cast<size_t>(i)] = delta_term ? vd : 0.0;
         if (!backward) continue;
         for (int j = 0; j < a.s_k; ++j) {
           double dp = 0.0;

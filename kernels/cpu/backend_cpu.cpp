@@ -8,9 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/workspace.h"
-#include "kernels/gemm.h"
-#include "kernels/swiglu.h"
 #include "src/core/error.h"
 
 namespace ringtrain {

@@ -1,6 +1,7 @@
 // Softmax cross-entropy in three row reductions (max, sum of exp, target logit) so that a
 // vocab-parallel caller all-reduces between them and never gathers the logits. Sums are
 // accumulated in double and rounded once.
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cross_entropy.h"
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // Embedding lookup over a vocab shard: ids outside [vocab_start, vocab_start + vocab_local)
 // give zero rows here (another shard owns them; the tp all-reduce fills them in).
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/embedding.h"
 
 #include <cstring>

@@ -1,11 +1,33 @@
 // GEMM on OpenBLAS. Row-major throughout; the transposes are flags to sgemm, never copies.
-#include "kernels/gemm.h"
-
+// With several CPU threads (attention_cpu_threads) a product worth splitting runs on the
+// kernels' own thread pool (kernels/cpu/thread_pool.h), each thread a single-threaded sgemm on
+// its share of C's rows (or columns, when C is wide and short), instead of on OpenBLAS's own
+// pool: one pool for the whole step, whose idle threads sleep. Each element of C is the same
+// sgemm dot product either way (the split is over C, never over k).
 #include <cblas.h>
 
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/thread_pool.h"
 #include "src/core/error.h"
 
 namespace ringtrain {
+namespace {
+
+// Below this many multiply-adds (4M, ~0.1 ms of one core) a product stays on one thread: waking the
+// other threads costs more.
+constexpr int64_t kSplitMacs = int64_t{1} << 22;
+
+void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+           int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
 
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
@@ -20,8 +42,28 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
     }
     return;
   }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const int threads = attention_cpu_threads();
+  if (threads <= 1 || static_cast<int64_t>(m) * n * k < kSplitMacs) {
+    sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Shares of C in multiples of 16 rows (columns): whole register blocks of the sgemm kernel.
+  const bool by_rows = m >= n;
+  const int extent = by_rows ? m : n;
+  const int parts = std::min(threads, (extent + 15) / 16);
+  const int share = ((extent + parts - 1) / parts + 15) / 16 * 16;
+  cpu::BlasSingleThread blas_guard;
+  auto part = [&](int p) {
+    const int lo = p * share, len = std::min(extent, lo + share) - lo;
+    if (len <= 0) return;
+    if (by_rows)  // rows lo.. of C and of op(A)
+      sgemm(trans_a, trans_b, len, n, k, alpha, trans_a ? a + lo : a + static_cast<int64_t>(lo) * lda, lda, b, ldb,
+            beta, c + static_cast<int64_t>(lo) * ldc, ldc);
+    else  // columns lo.. of C and of op(B)
+      sgemm(trans_a, trans_b, m, len, k, alpha, a, lda, trans_b ? b + static_cast<int64_t>(lo) * ldb : b + lo, ldb,
+            beta, c + lo, ldc);
+  };
+  cpu::parallel_run(parts, part);
 }
 
 void linear_forward(const float* x, const float* w, float* y, int n, int in, int out) {

@@ -2,6 +2,7 @@
 //   var = mean(x^2); x_hat = x * rsqrt(var + eps); y = w * x_hat
 // The mean is accumulated in double (then rounded once), which is at least as accurate as
 // torch's fp32 reduction, so the two agree to an ulp or so.
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/rmsnorm.h"
 
 #include <cmath>

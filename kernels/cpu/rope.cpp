@@ -3,6 +3,7 @@
 // rope_frequencies below), the angle pos.float() * inv_freq in fp32, and cos/sin taken in
 // fp32, so exported weights produce the same activations there even at large positions (an
 // fp64 angle would be "more exact" and disagree with the reference).
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/rope.h"
 
 #include <algorithm>

@@ -4,8 +4,8 @@
 // expf, as torch's own vectorized exp is), not a libm call per element: the loops compile to
 // AVX-512/AVX2 code picked at load time, which took SwiGLU from ~12% of a small model's step
 // (two scalar expf calls per element) to a few percent.
-#include "kernels/swiglu.h"
 
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/vexp.h"
 
 namespace ringtrain {

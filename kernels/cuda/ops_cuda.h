@@ -22,14 +22,14 @@
 
 namespace ringtrain::cuda {
 
-// ---- elementwise (kernels/cuda/ops_elementwise.cu) ----
+// ---- backend elementwise ops (kernels/cuda/elementwise.cu) ----
 gpu::Status fill(float* x, float value, int64_t n, gpu::Stream stream);
 gpu::Status add_inplace(float* dst, const float* src, int64_t n, gpu::Stream stream);  // dst += src
 gpu::Status scale_inplace(float* x, float s, int64_t n, gpu::Stream stream);
 // Round to nearest even, as __float2bfloat16_rn.
 gpu::Status cast_to_bf16(const float* x, __nv_bfloat16* y, int64_t n, gpu::Stream stream);
 gpu::Status cast_from_bf16(const __nv_bfloat16* x, float* y, int64_t n, gpu::Stream stream);
-// kernels/swiglu.h
+// ---- SwiGLU (kernels/cuda/swiglu.cu; the contract of kernels/cpu/ops_cpu.h) ----
 gpu::Status swiglu_forward(const float* gate, const float* up, float* h, int64_t n, gpu::Stream stream);
 gpu::Status swiglu_backward(const float* dh, const float* gate, const float* up, float* dgate, float* dup,
                             int64_t n, gpu::Stream stream);
@@ -41,8 +41,8 @@ gpu::Status gather_heads(const float* src, float* dst, int64_t rows, int src_hea
 gpu::Status sum_heads(const float* src, float* dst, int64_t rows, int src_heads, int dst_heads, int d,
                       const int32_t* map, gpu::Stream stream);
 
-// ---- rows (kernels/cuda/ops_rows.cu) ----
-// kernels/rmsnorm.h; dw ACCUMULATES (+=): partial sums over chunks of 64 rows (ascending),
+// ---- RMSNorm (kernels/cuda/rmsnorm.cu, kernels/rmsnorm.h) ----
+// dw ACCUMULATES (+=): partial sums over chunks of 64 rows (ascending),
 // then the chunks in ascending order, into `work` (rmsnorm_backward_work_elems floats; only
 // needed with dw).
 gpu::Status rmsnorm_forward(const RmsNormArgs& a, const float* x, const float* w, float* y, float* rstd,
@@ -50,15 +50,17 @@ gpu::Status rmsnorm_forward(const RmsNormArgs& a, const float* x, const float* w
 gpu::Status rmsnorm_backward(const RmsNormArgs& a, const float* dy, const float* x, const float* w,
                              const float* rstd, float* dx, float* dw, float* work, gpu::Stream stream);
 int64_t rmsnorm_backward_work_elems(int rows, int dim);
-// kernels/rope.h (a.positions: device int32[tokens])
+// ---- RoPE (kernels/cuda/rope.cu, kernels/rope.h); a.positions: device int32[tokens] ----
 gpu::Status rope_forward(const RopeArgs& a, float* x, gpu::Stream stream);
 gpu::Status rope_backward(const RopeArgs& a, float* dx, gpu::Stream stream);
-// kernels/embedding.h; dtable ACCUMULATES, tokens in ascending order.
+// ---- embedding (kernels/cuda/embedding.cu, kernels/embedding.h) ----
+// dtable ACCUMULATES, tokens in ascending order.
 gpu::Status embedding_forward(const EmbeddingArgs& a, const int32_t* ids, const float* table, float* out,
                               gpu::Stream stream);
 gpu::Status embedding_backward(const EmbeddingArgs& a, const int32_t* ids, const float* dout, float* dtable,
                                gpu::Stream stream);
-// kernels/cross_entropy.h, the three reductions and the backward.
+// ---- cross-entropy (kernels/cuda/cross_entropy.cu, kernels/cross_entropy.h) ----
+// The three reductions and the backward.
 gpu::Status cross_entropy_max(const CrossEntropyArgs& a, const float* logits, float* row_max, gpu::Stream stream);
 gpu::Status cross_entropy_sumexp(const CrossEntropyArgs& a, const float* logits, const float* row_max,
                                  float* row_sumexp, gpu::Stream stream);
@@ -75,8 +77,7 @@ gpu::Status cross_entropy_backward(const CrossEntropyArgs& a, float* logits, con
 // (the first one on ties), as float.
 gpu::Status argmax_pairs(const CrossEntropyArgs& a, const float* logits, float* pairs, gpu::Stream stream);
 
-// ---- optimizer (kernels/cuda/ops_optim.cu) ----
-// kernels/adamw.h
+// ---- AdamW (kernels/cuda/adamw.cu, kernels/adamw.h) ----
 gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n,
                        gpu::Stream stream);
 // *out = sum of x[i]^2 in double, in a fixed order; work: kSumSquaresBlocks doubles.

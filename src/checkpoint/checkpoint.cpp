@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <variant>
 
 #include "parallel/mesh.h"
+#include "src/checkpoint/h5_legacy.h"
 #include "src/checkpoint/h5_util.h"
 #include "src/core/error.h"
 #include "src/core/process.h"
@@ -183,6 +185,82 @@ double get_attr_f64(hid_t obj, const char* name, const std::string& file) {
   return v;
 }
 
+// The root group's attributes after format and format_version: one list for writing and
+// reading, each bound to its CheckpointHeader field (the field's type picks the HDF5 type).
+struct HeaderAttr {
+  const char* name;
+  std::variant<int CheckpointHeader::*, int64_t CheckpointHeader::*, uint64_t CheckpointHeader::*,
+               bool CheckpointHeader::*, double CheckpointHeader::*, std::string CheckpointHeader::*>
+      field;
+};
+const HeaderAttr kHeaderAttrs[] = {
+    {"step", &CheckpointHeader::step},
+    {"tokens_seen", &CheckpointHeader::tokens_seen},
+    {"data_position", &CheckpointHeader::data_position},
+    {"lr", &CheckpointHeader::lr},
+    {"seed", &CheckpointHeader::seed},
+    {"mesh_dp", &CheckpointHeader::mesh_dp},
+    {"mesh_cp", &CheckpointHeader::mesh_cp},
+    {"mesh_tp", &CheckpointHeader::mesh_tp},
+    {"mesh_ulysses", &CheckpointHeader::mesh_ulysses},
+    {"mesh_cp_mode", &CheckpointHeader::mesh_cp_mode},
+    {"mesh_zero1", &CheckpointHeader::mesh_zero1},
+    {"model_vocab_size", &CheckpointHeader::vocab_size},
+    {"model_d_model", &CheckpointHeader::d_model},
+    {"model_n_layers", &CheckpointHeader::n_layers},
+    {"model_n_heads", &CheckpointHeader::n_heads},
+    {"model_n_kv_heads", &CheckpointHeader::n_kv_heads},
+    {"model_d_ff", &CheckpointHeader::d_ff},
+    {"model_tie_embeddings", &CheckpointHeader::tie_embeddings},
+    {"config", &CheckpointHeader::config_yaml},
+};
+
+void write_attr(hid_t obj, const char* name, const std::string& v) { put_attr_str(obj, name, v); }
+void write_attr(hid_t obj, const char* name, double v) { put_attr_f64(obj, name, v); }
+template <typename T>
+void write_attr(hid_t obj, const char* name, T v) {
+  put_attr_i64(obj, name, static_cast<int64_t>(v));
+}
+
+void read_attr(hid_t obj, const char* name, const std::string& file, std::string& v) {
+  v = get_attr_str(obj, name, file);
+}
+void read_attr(hid_t obj, const char* name, const std::string& file, double& v) { v = get_attr_f64(obj, name, file); }
+void read_attr(hid_t obj, const char* name, const std::string& file, bool& v) {
+  v = get_attr_i64(obj, name, file) != 0;
+}
+template <typename T>
+void read_attr(hid_t obj, const char* name, const std::string& file, T& v) {
+  v = static_cast<T>(get_attr_i64(obj, name, file));
+}
+
+// What a save records about itself.
+CheckpointHeader header_for(const Config& config, const MeshShape& shape, const CheckpointState& state) {
+  const ModelConfig& m = config.model;
+  CheckpointHeader h;
+  h.version = kCheckpointFormatVersion;
+  h.step = state.step;
+  h.tokens_seen = state.tokens_seen;
+  h.data_position = state.step;
+  h.lr = state.lr;
+  h.seed = config.run.seed;
+  h.mesh_dp = shape.dp;
+  h.mesh_cp = shape.cp;
+  h.mesh_tp = shape.tp;
+  h.mesh_ulysses = shape.ulysses;
+  h.mesh_cp_mode = to_string(config.parallel.cp_mode);
+  h.mesh_zero1 = config.parallel.zero1 && shape.dp > 1;
+  h.vocab_size = m.vocab_size;
+  h.d_model = m.d_model;
+  h.n_layers = m.n_layers;
+  h.n_heads = m.n_heads;
+  h.n_kv_heads = m.n_kv_heads;
+  h.d_ff = m.ffn_dim();
+  h.tie_embeddings = m.tie_embeddings;
+  h.config_yaml = dump_config(config);
+  return h;
+}
+
 // ---- datasets ---------------------------------------------------------------------------
 
 // Chunks of at most kChunkElems (1 MiB): HDF5 stores edge chunks whole, so 768 rows in
@@ -334,25 +412,7 @@ CheckpointHeader header_of(hid_t f, const std::string& path) {
   if (h.version != kCheckpointFormatVersion)
     input_error("checkpoint ", path, " has format version ", h.version, "; this build reads version ",
                 kCheckpointFormatVersion);
-  h.step = get_attr_i64(f, "step", path);
-  h.tokens_seen = get_attr_i64(f, "tokens_seen", path);
-  h.data_position = get_attr_i64(f, "data_position", path);
-  h.lr = get_attr_f64(f, "lr", path);
-  h.seed = static_cast<uint64_t>(get_attr_i64(f, "seed", path));
-  h.mesh_dp = static_cast<int>(get_attr_i64(f, "mesh_dp", path));
-  h.mesh_cp = static_cast<int>(get_attr_i64(f, "mesh_cp", path));
-  h.mesh_tp = static_cast<int>(get_attr_i64(f, "mesh_tp", path));
-  h.mesh_ulysses = static_cast<int>(get_attr_i64(f, "mesh_ulysses", path));
-  h.mesh_cp_mode = get_attr_str(f, "mesh_cp_mode", path);
-  h.mesh_zero1 = get_attr_i64(f, "mesh_zero1", path) != 0;
-  h.vocab_size = static_cast<int>(get_attr_i64(f, "model_vocab_size", path));
-  h.d_model = static_cast<int>(get_attr_i64(f, "model_d_model", path));
-  h.n_layers = static_cast<int>(get_attr_i64(f, "model_n_layers", path));
-  h.n_heads = static_cast<int>(get_attr_i64(f, "model_n_heads", path));
-  h.n_kv_heads = static_cast<int>(get_attr_i64(f, "model_n_kv_heads", path));
-  h.d_ff = static_cast<int>(get_attr_i64(f, "model_d_ff", path));
-  h.tie_embeddings = get_attr_i64(f, "model_tie_embeddings", path) != 0;
-  h.config_yaml = get_attr_str(f, "config", path);
+  for (const HeaderAttr& a : kHeaderAttrs) std::visit([&](auto field) { read_attr(f, a.name, path, h.*field); }, a.field);
   if (h.step < 0 || h.tokens_seen < 0) input_error("checkpoint ", path, ": negative step or tokens_seen");
   return h;
 }
@@ -416,28 +476,10 @@ void write_checkpoint_file(const std::string& path, const Config& config, Mesh& 
     Handle file(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, h5::file_create_plist(), fapl));
     if (!file.valid()) fault("checkpoint: cannot create ", partial, ": ", h5::error_stack());
 
-    const ModelConfig& m = config.model;
     put_attr_str(file, "format", kFormatName);
     put_attr_i64(file, "format_version", kCheckpointFormatVersion);
-    put_attr_i64(file, "step", state.step);
-    put_attr_i64(file, "tokens_seen", state.tokens_seen);
-    put_attr_i64(file, "data_position", state.step);
-    put_attr_f64(file, "lr", state.lr);
-    put_attr_i64(file, "seed", static_cast<int64_t>(config.run.seed));
-    put_attr_i64(file, "mesh_dp", shape.dp);
-    put_attr_i64(file, "mesh_cp", shape.cp);
-    put_attr_i64(file, "mesh_tp", shape.tp);
-    put_attr_i64(file, "mesh_ulysses", shape.ulysses);
-    put_attr_str(file, "mesh_cp_mode", to_string(config.parallel.cp_mode));
-    put_attr_i64(file, "mesh_zero1", config.parallel.zero1 && shape.dp > 1);
-    put_attr_i64(file, "model_vocab_size", m.vocab_size);
-    put_attr_i64(file, "model_d_model", m.d_model);
-    put_attr_i64(file, "model_n_layers", m.n_layers);
-    put_attr_i64(file, "model_n_heads", m.n_heads);
-    put_attr_i64(file, "model_n_kv_heads", m.n_kv_heads);
-    put_attr_i64(file, "model_d_ff", m.ffn_dim());
-    put_attr_i64(file, "model_tie_embeddings", m.tie_embeddings);
-    put_attr_str(file, "config", dump_config(config));
+    const CheckpointHeader h = header_for(config, shape, state);
+    for (const HeaderAttr& a : kHeaderAttrs) std::visit([&](auto field) { write_attr(file, a.name, h.*field); }, a.field);
     for (const char* g : {"model", "optimizer", "optimizer/exp_avg", "optimizer/exp_avg_sq"})
       Handle(H5_CHECK(H5Gcreate2(file, g, H5P_DEFAULT, h5::group_create_plist(), H5P_DEFAULT)));
 

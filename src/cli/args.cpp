@@ -60,6 +60,18 @@ double parse_real(const std::string& flag, const std::string& text) {
   return v;
 }
 
+int positive_int(const std::string& flag, const std::string& text) {
+  const long long n = parse_integer(flag, text, false);
+  if (n < 1 || n > 1000000) input_error(flag, " expects an integer in [1, 1000000], got '", text, "'");
+  return static_cast<int>(n);
+}
+
+double positive_real(const std::string& flag, const std::string& text) {
+  const double x = parse_real(flag, text);
+  if (x <= 0) input_error(flag, " expects a number > 0, got '", text, "'");
+  return x;
+}
+
 std::vector<std::string> split_commas(const std::string& flag, const std::string& text) {
   std::vector<std::string> parts;
   std::string cur;
@@ -216,9 +228,10 @@ const std::vector<CommandSpec>& commands() {
         set_flag()}},
       {Command::kPlan,
        "plan",
-       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]",
-       "Memory per rank of the config's layout (parallel.cp x tp, dp = N / (cp*tp)) on N GPUs, "
-       "computed on this machine: no MPI world, nothing launched.",
+       "CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context] [--search [--json]]",
+       "Memory per rank, bytes per group and step time of the config's layout (parallel.cp x tp, "
+       "dp = N / (cp*tp)) on N GPUs, or with --search of every layout that fits, computed on this "
+       "machine: no MPI world, nothing launched.",
        {set_flag(),
         {"--gpus", "N", "GPUs (ranks) of the job",
          [](CommandLine& c, const std::string& v, const std::string& f) {
@@ -229,7 +242,30 @@ const std::vector<CommandSpec>& commands() {
         {"--gpu", "KIND", "h100 (default), h200, a100, b200, or cpu (the CPU backend)",
          [](CommandLine& c, const std::string& v, const std::string&) { c.gpu = gpu_kind(v).name; }},
         {"--max-context", "", "plan the longest train.seq_len that fits the GPU's memory",
-         [](CommandLine& c, const std::string&, const std::string&) { c.max_context = true; }}}},
+         [](CommandLine& c, const std::string&, const std::string&) { c.max_context = true; }},
+        {"--search", "", "every (dp, cp, tp, cp_mode, ulysses_degree, sequence_parallel, zero1, recompute, "
+         "micro_batch) that fits, ranked by predicted tokens/s",
+         [](CommandLine& c, const std::string&, const std::string&) { c.search = true; }},
+        {"--json", "", "--search: print every layout that fits as JSON instead of the table",
+         [](CommandLine& c, const std::string&, const std::string&) { c.json = true; }},
+        {"--top", "K", "--search: rows of the table (default 10)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.top = positive_int(f, v); }},
+        {"--gpus-per-node", "N", "GPUs sharing a node's links (default 8)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.gpus_per_node = positive_int(f, v); }},
+        {"--intra-bw", "GB/s", "link bandwidth inside a node, per GPU and direction (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.intra_bw = positive_real(f, v); }},
+        {"--inter-bw", "GB/s", "network bandwidth between nodes, per GPU and direction (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.inter_bw = positive_real(f, v); }},
+        {"--latency-us", "US", "start-up time of one message (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.latency_us = positive_real(f, v); }},
+        {"--gemm-tflops", "T", "achievable GEMM rate per GPU (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.gemm_tflops = positive_real(f, v); }},
+        {"--attn-fwd-tflops", "T", "achievable attention forward rate per GPU (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.attn_fwd_tflops = positive_real(f, v); }},
+        {"--attn-bwd-tflops", "T", "achievable attention backward rate per GPU (default: the GPU kind's)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.attn_bwd_tflops = positive_real(f, v); }},
+        {"--memory-gib", "G", "memory per GPU in GiB (default: the GPU kind's; with --gpu cpu: a limit)",
+         [](CommandLine& c, const std::string& v, const std::string& f) { c.memory_gib = positive_real(f, v); }}}},
       {Command::kConfig,
        "config",
        "CONFIG [--set k=v]...",

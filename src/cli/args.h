@@ -10,6 +10,9 @@
 //                    [--rows last,needle,i,..] [--spans lo:hi,..] [--pool B] [--out F.h5]
 //                    [--no-cross-rank]
 //   ringtrain plan CONFIG [--set k=v]... --gpus N [--gpu h100|h200|a100|b200|cpu] [--max-context]
+//                  [--search [--top K] [--json]] [--gpus-per-node 8] [--intra-bw GB/s]
+//                  [--inter-bw GB/s] [--latency-us US] [--gemm-tflops T] [--attn-fwd-tflops T]
+//                  [--attn-bwd-tflops T] [--memory-gib G]
 //   ringtrain config CONFIG [--set k=v]...
 //   ringtrain prepare-text FILES... --out X.bin [--val-fraction F] [--width 16|32]
 //                          [--doc-separator REGEX]
@@ -55,6 +58,14 @@ struct CommandLine {
   int gpus = 0;                // --gpus N: the job's size (required)
   std::string gpu = "h100";    // --gpu KIND (src/plan/gpu_kinds.h)
   bool max_context = false;    // --max-context: the longest train.seq_len that fits
+  bool search = false;         // --search: every layout that fits, ranked by predicted tokens/s
+  bool json = false;           // --json: the search as JSON
+  int top = 10;                // --top K: rows of the search's table
+  int gpus_per_node = 8;       // --gpus-per-node: which groups stay on a node's links
+  // Overrides of the GPU kind's figures (src/plan/gpu_kinds.h); < 0: the table's.
+  double intra_bw = -1, inter_bw = -1, latency_us = -1;  // GB/s, GB/s, microseconds
+  double gemm_tflops = -1, attn_fwd_tflops = -1, attn_bwd_tflops = -1;
+  double memory_gib = -1;      // --memory-gib: memory per GPU (GiB) instead of the kind's
 
   // eval; inspect and export also put their CKPT here
   std::string checkpoint;  // "" : the newest in checkpoint.dir

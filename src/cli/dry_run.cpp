@@ -24,7 +24,7 @@ const GpuKind& dry_run_kind(const Config& c) { return gpu_kind(c.device == Devic
 
 void print_dry_run_plan(const Config& c) {
   std::printf("planned on one process (launch dp*cp*tp ranks to see where each rank runs):\n%s",
-              plan_text(c, dry_run_kind(c)).c_str());
+              plan_text(c, plan_target(dry_run_kind(c))).c_str());
 }
 
 void print_dry_run(const Config& c, Mesh& mesh) {
@@ -53,7 +53,7 @@ void print_dry_run(const Config& c, Mesh& mesh) {
                plan.params_global == static_cast<int64_t>(global_params),
            "the memory plan counts ", plan.params_local, " parameters on this rank (", plan.params_padded,
            " padded), the model registered ", model.params().used(), " (", model.params().size(), ")");
-  std::printf("%s", plan_text(c, dry_run_kind(c)).c_str());
+  std::printf("%s", plan_text(c, plan_target(dry_run_kind(c))).c_str());
 }
 
 }  // namespace ringtrain

@@ -13,6 +13,7 @@
 
 #include "data/prepare_text.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "src/checkpoint/checkpoint_files.h"
 #include "src/checkpoint/checkpoint_tools.h"
 #include "parallel/mesh.h"
@@ -21,6 +22,7 @@
 #include "src/cli/import_model.h"
 #include "src/cli/plan.h"
 #include "src/config/config.h"
+#include "src/core/cpu_affinity.h"
 #include "src/core/error.h"
 #include "src/core/launcher.h"
 #include "src/core/process.h"
@@ -40,12 +42,19 @@ MeshShape mesh_shape_of(const Config& c) {
   return MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree};
 }
 
-// CPU threads per rank: run.threads, or the node's cores shared among its ranks. BLAS calls
-// run single-threaded inside our own parallel regions (kernels/cpu).
+// CPU threads per rank: run.threads, or the node's CPUs shared among its ranks within the CPUs
+// this rank may run on. BLAS calls run single-threaded inside our own parallel regions
+// (kernels/cpu). A configured count above the CPUs of the most tightly bound rank is said once,
+// on rank 0 (collective: every rank calls this after building the mesh).
 void set_threads(const Config& c, const Mesh& mesh) {
+  const int allowed = allowed_cpus();
   int threads = c.run.threads;
   if (threads <= 0)
-    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, mesh.local_size()));
+    threads = default_threads(allowed, static_cast<int>(std::thread::hardware_concurrency()), mesh.local_size());
+  int fewest = allowed;
+  MPI_Allreduce(&allowed, &fewest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  const std::string warning = thread_binding_warning(threads, fewest, launcher_info().kind);
+  if (!warning.empty() && world_rank() == 0) std::fprintf(stderr, "%s\n", warning.c_str());
   openblas_set_num_threads(threads);
   attention_set_cpu_threads(threads);
 }

@@ -57,19 +57,37 @@ namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
 
-// The sizes and constants of one layer's forward and backward for the current micro-batch:
-// N token rows (H held outside the linear layers), widths of q and k/v rows, positions.
+// The sizes and constants of one layer's forward and backward for the current micro-batch.
+// Row counts come twice: as int64_t for buffer sizes and as int for the kernel arguments.
 struct LayerDims {
-  int64_t N, H, d, hd;
-  int n, di, hl, kvl, ffl, qw, kvw;
+  int64_t rows;       // token rows inside the linear layers (the whole local sequence)
+  int64_t held;       // rows held outside them (a 1/tp share under sequence parallelism)
+  int64_t d_model;
+  int rows_i, held_i, d_model_i;
+  int head_dim;
+  int heads, kv_heads;  // this tp rank's
+  int ffn;              // this tp rank's MLP columns
+  int q_width, kv_width;  // heads * head_dim, kv_heads * head_dim
   float eps;
   double theta;
-  const int32_t* pos;
+  const int32_t* positions;  // device, [rows]: in-document RoPE positions
 };
-LayerDims layer_dims(const ModelShape& s, const Config& c, int64_t rows, int64_t held, const Tensor& pos) {
+LayerDims layer_dims(const ModelShape& s, const ModelConfig& m, int64_t rows, int64_t held, const Tensor& pos) {
   const int hd = s.head_dim;
-  return LayerDims{rows, held, s.d, hd, static_cast<int>(rows), s.d, s.heads_local(), s.kv_local(), s.ffn_local(),
-                   s.heads_local() * hd, s.kv_local() * hd, static_cast<float>(c.model.norm_eps), c.model.rope_theta,
+  return LayerDims{rows,
+                   held,
+                   s.d,
+                   static_cast<int>(rows),
+                   static_cast<int>(held),
+                   static_cast<int>(s.d),
+                   hd,
+                   s.heads_local(),
+                   s.kv_local(),
+                   s.ffn_local(),
+                   s.heads_local() * hd,
+                   s.kv_local() * hd,
+                   static_cast<float>(m.norm_eps),
+                   m.rope_theta,
                    pos.data<int32_t>()};
 }
 }  // namespace
@@ -81,7 +99,7 @@ float* LlamaModel::buf(Tensor& t, int64_t n) {
 
 LlamaModel::LlamaModel(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups,
                        bool shapes_only)
-    : config_(config), mesh_(mesh), be_(backend) {
+    : model_(config.model), recompute_(config.train.recompute), mesh_(mesh), be_(backend) {
   const ModelConfig& m = config.model;
   rope_scaling_ = rope_scaling_of(m);
   const int tp = mesh.shape().tp;
@@ -157,7 +175,7 @@ void LlamaModel::init_weights(uint64_t seed) {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t gr = p.info.shard_dim == 0 ? r + p.info.shard_offset : r;
         const int64_t gc = p.info.shard_dim == 1 ? c + p.info.shard_offset : c;
-        w[r * cols + c] = static_cast<float>(config_.model.init_std *
+        w[r * cols + c] = static_cast<float>(model_.init_std *
                                              normal_at(key, static_cast<uint64_t>(gr * gcols + gc)));
       }
   }
@@ -168,7 +186,7 @@ double LlamaModel::flops_per_token(int seq_len) const {
   double matmul = 0;
   for (const Param& p : params_.params())
     if (p.info.decay && p.info.name != "model.embed_tokens.weight") matmul += static_cast<double>(shape_numel(p.info.global_shape));
-  if (config_.model.tie_embeddings) matmul += static_cast<double>(shape_.vocab) * shape_.d;
+  if (model_.tie_embeddings) matmul += static_cast<double>(shape_.vocab) * shape_.d;
   // 6 FLOPs per weight (forward 2, backward 4) plus causal attention: forward 2*s*d per
   // layer and token (QK^T and PV over half the keys on average), backward twice that.
   return 6.0 * matmul + 6.0 * shape_.layers * static_cast<double>(seq_len) * shape_.heads * shape_.head_dim;
@@ -222,98 +240,96 @@ void LlamaModel::setup_batch(const LocalBatch& batch) {
   ensure_buffer(be_, targets_, rows_, DType::kI32);
   be_.upload(ids_.raw(), batch.ids.data(), batch.ids.size() * sizeof(int32_t));
   be_.upload(targets_.raw(), batch.targets.data(), batch.targets.size() * sizeof(int32_t));
-  const size_t want = config_.train.recompute ? 1 : static_cast<size_t>(shape_.layers);
+  const size_t want = recompute_ ? 1 : static_cast<size_t>(shape_.layers);
   while (acts_.size() < want) acts_.push_back(std::make_unique<Acts>());
   for (auto& x : x_) ensure_buffer(be_, x, held_ * shape_.d);
 }
 
 void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const auto [N, H, d, hd, n, di, hl, kvl, ffl, qw, kvw, eps, theta, pos] =
-      layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
-  float* tmp = buf(work_->tmp, N * d);
-  float* rstd1 = buf(a.rstd1, H);
-  float* h1 = buf(a.h1, N * d);
-  float* q = buf(a.q, N * qw);
-  float* k = buf(a.k, N * kvw);
-  float* v = buf(a.v, N * kvw);
-  float* ao = buf(a.ao, N * qw);
-  float* x_mid = buf(a.x_mid, H * d);
-  float* rstd2 = buf(a.rstd2, H);
-  float* h2 = buf(a.h2, N * d);
-  float* g = buf(a.g, N * ffl);
-  float* u = buf(a.u, N * ffl);
-  float* act = buf(a.act, N * ffl);
+  const LayerDims D = layer_dims(shape_, model_, rows_, held_, row_pos_dev_);
+  float* tmp = buf(work_->tmp, D.rows * D.d_model);
+  float* rstd1 = buf(a.rstd1, D.held);
+  float* h1 = buf(a.h1, D.rows * D.d_model);
+  float* q = buf(a.q, D.rows * D.q_width);
+  float* k = buf(a.k, D.rows * D.kv_width);
+  float* v = buf(a.v, D.rows * D.kv_width);
+  float* ao = buf(a.ao, D.rows * D.q_width);
+  float* x_mid = buf(a.x_mid, D.held * D.d_model);
+  float* rstd2 = buf(a.rstd2, D.held);
+  float* h2 = buf(a.h2, D.rows * D.d_model);
+  float* g = buf(a.g, D.rows * D.ffn);
+  float* u = buf(a.u, D.rows * D.ffn);
+  float* act = buf(a.act, D.rows * D.ffn);
 
   // Attention half.
-  be_.rmsnorm_forward({static_cast<int>(H), di, eps}, x_in, P(params_, L.ln1), tmp, rstd1);
-  tp_enter_forward(tp_, tmp, h1, N, d);
-  be_.linear_forward(h1, P(params_, L.q), q, n, di, qw);
-  be_.linear_forward(h1, P(params_, L.k), k, n, di, kvw);
-  be_.linear_forward(h1, P(params_, L.v), v, n, di, kvw);
-  be_.rope_forward({n, hl, static_cast<int>(hd), theta, pos, rope_scaling_}, q);
-  be_.rope_forward({n, kvl, static_cast<int>(hd), theta, pos, rope_scaling_}, k);
-  context_attention_forward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, v, ao, &a.att);
-  if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, q, k, a.att);
-  be_.linear_forward(ao, P(params_, L.o), tmp, n, qw, di);
-  tp_leave_forward(tp_, tmp, x_mid, N, d);
-  be_.add(x_mid, x_in, H * d);
+  be_.rmsnorm_forward({D.held_i, D.d_model_i, D.eps}, x_in, P(params_, L.ln1), tmp, rstd1);
+  tp_enter_forward(tp_, tmp, h1, D.rows, D.d_model);
+  be_.linear_forward(h1, P(params_, L.q), q, D.rows_i, D.d_model_i, D.q_width);
+  be_.linear_forward(h1, P(params_, L.k), k, D.rows_i, D.d_model_i, D.kv_width);
+  be_.linear_forward(h1, P(params_, L.v), v, D.rows_i, D.d_model_i, D.kv_width);
+  be_.rope_forward({D.rows_i, D.heads, D.head_dim, D.theta, D.positions, rope_scaling_}, q);
+  be_.rope_forward({D.rows_i, D.kv_heads, D.head_dim, D.theta, D.positions, rope_scaling_}, k);
+  context_attention_forward(attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, q, k, v, ao, &a.att);
+  if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, q, k, a.att);
+  be_.linear_forward(ao, P(params_, L.o), tmp, D.rows_i, D.q_width, D.d_model_i);
+  tp_leave_forward(tp_, tmp, x_mid, D.rows, D.d_model);
+  be_.add(x_mid, x_in, D.held * D.d_model);
 
   // MLP half.
-  be_.rmsnorm_forward({static_cast<int>(H), di, eps}, x_mid, P(params_, L.ln2), tmp, rstd2);
-  tp_enter_forward(tp_, tmp, h2, N, d);
-  be_.linear_forward(h2, P(params_, L.gate), g, n, di, ffl);
-  be_.linear_forward(h2, P(params_, L.up), u, n, di, ffl);
-  be_.swiglu_forward(g, u, act, N * ffl);
-  be_.linear_forward(act, P(params_, L.down), tmp, n, ffl, di);
-  tp_leave_forward(tp_, tmp, x_out, N, d);
-  be_.add(x_out, x_mid, H * d);
+  be_.rmsnorm_forward({D.held_i, D.d_model_i, D.eps}, x_mid, P(params_, L.ln2), tmp, rstd2);
+  tp_enter_forward(tp_, tmp, h2, D.rows, D.d_model);
+  be_.linear_forward(h2, P(params_, L.gate), g, D.rows_i, D.d_model_i, D.ffn);
+  be_.linear_forward(h2, P(params_, L.up), u, D.rows_i, D.d_model_i, D.ffn);
+  be_.swiglu_forward(g, u, act, D.rows * D.ffn);
+  be_.linear_forward(act, P(params_, L.down), tmp, D.rows_i, D.ffn, D.d_model_i);
+  tp_leave_forward(tp_, tmp, x_out, D.rows, D.d_model);
+  be_.add(x_out, x_mid, D.held * D.d_model);
 }
 
 void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   const Layer& L = layers_[static_cast<size_t>(l)];
-  const auto [N, H, d, hd, n, di, hl, kvl, ffl, qw, kvw, eps, theta, pos] =
-      layer_dims(shape_, config_, rows_, held_, row_pos_dev_);
-  if (config_.train.recompute) {  // rebuild this layer's activations from its saved input
-    layer_forward(l, x_in, buf(work_->recompute_out, H * d), a);
+  const LayerDims D = layer_dims(shape_, model_, rows_, held_, row_pos_dev_);
+  if (recompute_) {  // rebuild this layer's activations from its saved input
+    layer_forward(l, x_in, buf(work_->recompute_out, D.held * D.d_model), a);
   }
   Work& w = *work_;
-  float* full = buf(w.full, N * d);
-  float* held = buf(w.held, H * d);
-  float* dnorm = buf(w.dnorm, H * d);
+  float* full = buf(w.full, D.rows * D.d_model);
+  float* held = buf(w.held, D.held * D.d_model);
+  float* dnorm = buf(w.dnorm, D.held * D.d_model);
 
   // MLP half: dx is d(x_out); the residual passes it to x_mid unchanged.
-  float* da = buf(w.da, N * ffl);
-  float* dg = buf(w.dg, N * ffl);
-  float* du = buf(w.du, N * ffl);
-  tp_leave_backward(tp_, dx, full, N, d);
-  be_.linear_backward(full, a.act.f32(), P(params_, L.down), da, G(params_, L.down), n, ffl, di, false);
-  be_.swiglu_backward(da, a.g.f32(), a.u.f32(), dg, du, N * ffl);
-  be_.linear_backward(dg, a.h2.f32(), P(params_, L.gate), full, G(params_, L.gate), n, di, ffl, false);
-  be_.linear_backward(du, a.h2.f32(), P(params_, L.up), full, G(params_, L.up), n, di, ffl, true);
-  tp_enter_backward(tp_, full, held, N, d);
-  be_.rmsnorm_backward({static_cast<int>(H), di, eps}, held, a.x_mid.f32(), P(params_, L.ln2), a.rstd2.f32(), dnorm,
+  float* da = buf(w.da, D.rows * D.ffn);
+  float* dg = buf(w.dg, D.rows * D.ffn);
+  float* du = buf(w.du, D.rows * D.ffn);
+  tp_leave_backward(tp_, dx, full, D.rows, D.d_model);
+  be_.linear_backward(full, a.act.f32(), P(params_, L.down), da, G(params_, L.down), D.rows_i, D.ffn, D.d_model_i, false);
+  be_.swiglu_backward(da, a.g.f32(), a.u.f32(), dg, du, D.rows * D.ffn);
+  be_.linear_backward(dg, a.h2.f32(), P(params_, L.gate), full, G(params_, L.gate), D.rows_i, D.d_model_i, D.ffn, false);
+  be_.linear_backward(du, a.h2.f32(), P(params_, L.up), full, G(params_, L.up), D.rows_i, D.d_model_i, D.ffn, true);
+  tp_enter_backward(tp_, full, held, D.rows, D.d_model);
+  be_.rmsnorm_backward({D.held_i, D.d_model_i, D.eps}, held, a.x_mid.f32(), P(params_, L.ln2), a.rstd2.f32(), dnorm,
                        G(params_, L.ln2));
-  be_.add(dx, dnorm, H * d);  // dx is now d(x_mid)
+  be_.add(dx, dnorm, D.held * D.d_model);  // dx is now d(x_mid)
 
   // Attention half.
-  float* dao = buf(w.dao, N * qw);
-  float* dq = buf(w.dq, N * qw);
-  float* dk = buf(w.dk, N * kvw);
-  float* dv = buf(w.dv, N * kvw);
-  tp_leave_backward(tp_, dx, full, N, d);
-  be_.linear_backward(full, a.ao.f32(), P(params_, L.o), dao, G(params_, L.o), n, qw, di, false);
-  context_attention_backward(attention_, {b_, s_local_, hl, kvl, static_cast<int>(hd)}, a.q.f32(), a.k.f32(),
+  float* dao = buf(w.dao, D.rows * D.q_width);
+  float* dq = buf(w.dq, D.rows * D.q_width);
+  float* dk = buf(w.dk, D.rows * D.kv_width);
+  float* dv = buf(w.dv, D.rows * D.kv_width);
+  tp_leave_backward(tp_, dx, full, D.rows, D.d_model);
+  be_.linear_backward(full, a.ao.f32(), P(params_, L.o), dao, G(params_, L.o), D.rows_i, D.q_width, D.d_model_i, false);
+  context_attention_backward(attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, a.q.f32(), a.k.f32(),
                              a.v.f32(), a.ao.f32(), dao, a.att, dq, dk, dv);
-  be_.rope_backward({n, hl, static_cast<int>(hd), theta, pos, rope_scaling_}, dq);
-  be_.rope_backward({n, kvl, static_cast<int>(hd), theta, pos, rope_scaling_}, dk);
-  be_.linear_backward(dq, a.h1.f32(), P(params_, L.q), full, G(params_, L.q), n, di, qw, false);
-  be_.linear_backward(dk, a.h1.f32(), P(params_, L.k), full, G(params_, L.k), n, di, kvw, true);
-  be_.linear_backward(dv, a.h1.f32(), P(params_, L.v), full, G(params_, L.v), n, di, kvw, true);
-  tp_enter_backward(tp_, full, held, N, d);
-  be_.rmsnorm_backward({static_cast<int>(H), di, eps}, held, x_in, P(params_, L.ln1), a.rstd1.f32(), dnorm,
+  be_.rope_backward({D.rows_i, D.heads, D.head_dim, D.theta, D.positions, rope_scaling_}, dq);
+  be_.rope_backward({D.rows_i, D.kv_heads, D.head_dim, D.theta, D.positions, rope_scaling_}, dk);
+  be_.linear_backward(dq, a.h1.f32(), P(params_, L.q), full, G(params_, L.q), D.rows_i, D.d_model_i, D.q_width, false);
+  be_.linear_backward(dk, a.h1.f32(), P(params_, L.k), full, G(params_, L.k), D.rows_i, D.d_model_i, D.kv_width, true);
+  be_.linear_backward(dv, a.h1.f32(), P(params_, L.v), full, G(params_, L.v), D.rows_i, D.d_model_i, D.kv_width, true);
+  tp_enter_backward(tp_, full, held, D.rows, D.d_model);
+  be_.rmsnorm_backward({D.held_i, D.d_model_i, D.eps}, held, x_in, P(params_, L.ln1), a.rstd1.f32(), dnorm,
                        G(params_, L.ln1));
-  be_.add(dx, dnorm, H * d);  // dx is now d(x_in)
+  be_.add(dx, dnorm, D.held * D.d_model);  // dx is now d(x_in)
 }
 
 void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
@@ -324,10 +340,10 @@ void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
                         P(params_, p_embed_), e);
   tp_leave_forward(tp_, e, x_[0].f32(), N, d);
   for (int l = 0; l < shape_.layers; ++l) {
-    Acts& a = *acts_[keep_acts && !config_.train.recompute ? static_cast<size_t>(l) : 0];
+    Acts& a = *acts_[keep_acts && !recompute_ ? static_cast<size_t>(l) : 0];
     layer_forward(l, x_[static_cast<size_t>(l)].f32(), x_[static_cast<size_t>(l) + 1].f32(), a);
   }
-  be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)},
+  be_.rmsnorm_forward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)},
                       x_.back().f32(), P(params_, p_final_norm_), buf(nf_, H * d), buf(nf_rstd_, H));
   tp_enter_forward(tp_, nf_.f32(), buf(hf_, N * d), N, d);
   head_logits();
@@ -358,12 +374,12 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   be_.linear_backward(logits_.f32(), hf_.f32(), P(params_, head), full, G(params_, head), static_cast<int>(N),
                       static_cast<int>(d), vocab_.size, false);
   tp_enter_backward(tp_, full, held, N, d);
-  be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(config_.model.norm_eps)}, held,
+  be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)}, held,
                        x_.back().f32(), P(params_, p_final_norm_), nf_rstd_.f32(), dx, G(params_, p_final_norm_));
   if (ready) ready(p_final_norm_, p_lm_head_ >= 0 ? p_lm_head_ : p_final_norm_);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
-    Acts& a = *acts_[config_.train.recompute ? 0 : static_cast<size_t>(l)];
+    Acts& a = *acts_[recompute_ ? 0 : static_cast<size_t>(l)];
     layer_backward(l, x_[static_cast<size_t>(l)].f32(), dx, a);
     const Layer& L = layers_[static_cast<size_t>(l)];
     if (ready) ready(L.ln1, L.down);

@@ -117,7 +117,8 @@ class LlamaModel {
   void forward_trunk(const LocalBatch& batch, bool keep_acts);
   void head_logits();
 
-  Config config_;
+  ModelConfig model_;
+  bool recompute_;  // train.recompute: one activation set, each layer rebuilt in its backward
   ModelShape shape_;
   RopeScaling rope_scaling_;
   Mesh& mesh_;

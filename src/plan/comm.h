@@ -22,8 +22,16 @@
 //               ZeRO-1), the token count and the loss (f64 each)
 //   cp, dp      ZeRO-1: the gradient all-reduce over cp, then a reduce-scatter and an
 //               all-gather of the padded flat buffer over dp and the gradient norm's two f64.
-// Not modelled: packed documents and sliding windows (the ring skips hops whose blocks cannot
-// see each other; the count is then an upper bound), checkpoints and evaluations.
+// Packed documents and sliding windows: the ring travels as many hops as the farthest block
+// any member of any sample still sees (parallel/attention_plan.h), so it could stop early; the
+// count keeps all r-1 because in practice it does not. One document crossing a zigzag chunk
+// boundary in the second half of a sequence (there the later chunk sits on the rank just
+// before the earlier one's: its queries need keys n-1 hops away), or joining two segments of
+// the document-aware split with the queries on the rank just before the keys, makes the whole
+// ring travel; every packed mix bench_cp_balance measures (lognormal medians 256 to 4k tokens,
+// the KJV's books, windows or none, cp 2 to 8: docs/BENCHMARKS.md) travels all of it under
+// the zigzag. Packing saves compute (blocks and tiles no query sees), not bytes.
+// Not modelled: checkpoints and evaluations.
 #pragma once
 
 #include <map>

@@ -106,7 +106,10 @@ std::string format_duration(double s) {
 
 MetricsLog::MetricsLog(const Config& config, int world_size, double flops_per_token, int64_t start_step,
                        int64_t start_tokens)
-    : config_(config),
+    : out_dir_(config.run.out_dir),
+      checkpoint_dir_(config.checkpoint.dir),
+      peak_tflops_(config.log.peak_tflops),
+      total_steps_(config.train.steps),
       world_size_(world_size),
       flops_per_token_(flops_per_token),
       start_step_(start_step),
@@ -133,11 +136,11 @@ MetricsLog::MetricsLog(const Config& config, int world_size, double flops_per_to
 
 MetricsLog::~MetricsLog() = default;
 
-std::string MetricsLog::tensorboard_dir() const { return config_.run.out_dir + "/tb"; }
+std::string MetricsLog::tensorboard_dir() const { return out_dir_ + "/tb"; }
 
 double MetricsLog::mfu(double tokens_per_s) const {
-  if (config_.log.peak_tflops <= 0 || flops_per_token_ <= 0) return -1.0;
-  return flops_per_token_ * tokens_per_s / (world_size_ * config_.log.peak_tflops * 1e12);
+  if (peak_tflops_ <= 0 || flops_per_token_ <= 0) return -1.0;
+  return flops_per_token_ * tokens_per_s / (world_size_ * peak_tflops_ * 1e12);
 }
 
 void MetricsLog::end_live_line() {
@@ -148,7 +151,7 @@ void MetricsLog::end_live_line() {
 }
 
 std::string MetricsLog::step_line(const StepMetrics& m, double tps, bool full) const {
-  const int64_t total = config_.train.steps;
+  const int64_t total = total_steps_;
   const int64_t done = m.step - start_step_;
   const double eta = done > 0 ? step_seconds_ / static_cast<double>(done) * static_cast<double>(total - m.step) : NAN;
   char buf[512];
@@ -249,7 +252,7 @@ void MetricsLog::summary(const RunEnd& end) {
               format_duration(step_seconds_).c_str());
   if (u >= 0)
     std::printf("throughput   %.0f tokens/s, MFU %.1f%% (%.3g GFLOP/token, peak %g TFLOPS x %d devices)\n", tps,
-                100.0 * u, flops_per_token_ / 1e9, config_.log.peak_tflops, world_size_);
+                100.0 * u, flops_per_token_ / 1e9, peak_tflops_, world_size_);
   else
     std::printf("throughput   %.0f tokens/s (MFU: set log.peak_tflops; %.3g GFLOP/token)\n", tps,
                 flops_per_token_ / 1e9);
@@ -262,9 +265,9 @@ void MetricsLog::summary(const RunEnd& end) {
     if (end.eval.accuracy >= 0) std::printf(", accuracy %.4f", end.eval.accuracy);
   }
   std::printf("\n");
-  if (!config_.checkpoint.dir.empty()) {
+  if (!checkpoint_dir_.empty()) {
     const std::string last = end.last_checkpoint.empty() ? "" : " (last: " + end.last_checkpoint + ")";
-    std::printf("checkpoints  %s%s\n", config_.checkpoint.dir.c_str(), last.c_str());
+    std::printf("checkpoints  %s%s\n", checkpoint_dir_.c_str(), last.c_str());
   }
   std::printf("metrics      %s%s%s\n", metrics_path_.c_str(), tb.empty() ? "" : ", TensorBoard: ", tb.c_str());
 
@@ -281,7 +284,7 @@ void MetricsLog::summary(const RunEnd& end) {
     if (end.eval.accuracy >= 0) j << ", \"accuracy\": " << json_num(end.eval.accuracy);
   }
   j << ", \"stopped_by_signal\": " << (end.stopped_by_signal ? "true" : "false");
-  if (!config_.checkpoint.dir.empty()) j << ", \"checkpoint_dir\": " << json_str(config_.checkpoint.dir);
+  if (!checkpoint_dir_.empty()) j << ", \"checkpoint_dir\": " << json_str(checkpoint_dir_);
   if (!end.last_checkpoint.empty()) j << ", \"last_checkpoint\": " << json_str(end.last_checkpoint);
   j << ", \"metrics\": " << json_str(metrics_path_);
   if (!tb.empty()) j << ", \"tensorboard\": " << json_str(tb);
@@ -289,7 +292,7 @@ void MetricsLog::summary(const RunEnd& end) {
   const std::string line = "{\"summary\": " + j.str() + "}";
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
-  std::ofstream(config_.run.out_dir + "/summary.json") << j.str() << '\n';
+  std::ofstream(out_dir_ + "/summary.json") << j.str() << '\n';
 }
 
 }  // namespace ringtrain

@@ -95,7 +95,9 @@ class MetricsLog {
   void write_record(int64_t step, const Fields& fields, const std::string& extra_json);
   std::string step_line(const StepMetrics& m, double tokens_per_s, bool full) const;
 
-  Config config_;
+  std::string out_dir_, checkpoint_dir_;  // run.out_dir, checkpoint.dir
+  double peak_tflops_;                    // log.peak_tflops
+  int64_t total_steps_;                   // train.steps
   std::function<size_t()> device_peak_;
   int world_size_;
   double flops_per_token_;

@@ -13,6 +13,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_probs.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "tests/gpu/gpu_test.h"
 #include "tests/tolerance.h"

@@ -30,20 +30,6 @@ data: {task: passkey, passkey_digits: 2}
 log: {every: 100, tensorboard: false}
 )";
 
-std::vector<std::string> layout(int dp, int cp, int tp, std::vector<std::string> extra) {
-  const int mb = dp >= 2 ? 1 : 2, accum = 4 / (dp * mb);  // 4 samples per global batch everywhere
-  std::vector<std::string> o = {"parallel.dp=" + std::to_string(dp), "parallel.cp=" + std::to_string(cp),
-                                "parallel.tp=" + std::to_string(tp), "train.micro_batch=" + std::to_string(mb),
-                                "train.grad_accum=" + std::to_string(accum)};
-  o.insert(o.end(), extra.begin(), extra.end());
-  return o;
-}
-
-std::vector<std::string> with(std::vector<std::string> o, const std::vector<std::string>& more) {
-  o.insert(o.end(), more.begin(), more.end());
-  return o;
-}
-
 }  // namespace
 
 TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
@@ -51,7 +37,7 @@ TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
   const int world = world_size();
   std::vector<std::vector<std::string>> layouts;
   auto add = [&](int dp, int cp, int tp, std::vector<std::string> extra = {}) {
-    if (dp * cp * tp == world) layouts.push_back(layout(dp, cp, tp, std::move(extra)));
+    if (dp * cp * tp == world) layouts.push_back(test::layout(dp, cp, tp, 4, std::move(extra)));
   };
   add(1, 2, 1);
   add(1, 2, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=2"});
@@ -71,7 +57,7 @@ TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
     test::expect_same(cpu, one_rank, "cpu " + test::layout_name(o));
     for (const char* comm : {"nccl", "staged"}) {
       const test::TrainedRun dev =
-          test::train(kBase, MPI_COMM_WORLD, with(o, {"device=cuda", std::string("parallel.device_comm=") + comm}));
+          test::train(kBase, MPI_COMM_WORLD, test::with(o, {"device=cuda", std::string("parallel.device_comm=") + comm}));
       EXPECT_NE(dev.device.find(std::string(comm) == "nccl" ? "via NCCL" : "via staged MPI"), std::string::npos)
           << dev.device;  // never a silent CPU run
       test::expect_same(dev, cpu, std::string("cuda/") + comm + " vs cpu, " + test::layout_name(o));
@@ -98,7 +84,7 @@ TEST(CudaLayouts, PackedDocumentsEqualCpuAndOneRank) {
                                              std::string("model.sliding_window=") + window};
     std::vector<std::vector<std::string>> layouts;
     auto add = [&](int dp, int cp, int tp, std::vector<std::string> extra = {}) {
-      if (dp * cp * tp == world) layouts.push_back(layout(dp, cp, tp, with(std::move(extra), packed)));
+      if (dp * cp * tp == world) layouts.push_back(test::layout(dp, cp, tp, 4, test::with(std::move(extra), packed)));
     };
     add(1, world, 1);
     add(1, 4, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=4"});
@@ -108,13 +94,13 @@ TEST(CudaLayouts, PackedDocumentsEqualCpuAndOneRank) {
 
     const char* comm = std::string(window) == "0" ? "nccl" : "staged";
     const test::TrainedRun one_rank =
-        test::train(kBase, MPI_COMM_SELF, with({"train.micro_batch=2", "train.grad_accum=2"}, packed));
+        test::train(kBase, MPI_COMM_SELF, test::with({"train.micro_batch=2", "train.grad_accum=2"}, packed));
     for (const auto& o : layouts) {
       SCOPED_TRACE(test::layout_name(o));
       const test::TrainedRun cpu = test::train(kBase, MPI_COMM_WORLD, o);
       test::expect_same(cpu, one_rank, "cpu " + test::layout_name(o));
       const test::TrainedRun dev =
-          test::train(kBase, MPI_COMM_WORLD, with(o, {"device=cuda", std::string("parallel.device_comm=") + comm}));
+          test::train(kBase, MPI_COMM_WORLD, test::with(o, {"device=cuda", std::string("parallel.device_comm=") + comm}));
       EXPECT_NE(dev.device.find(std::string(comm) == "nccl" ? "via NCCL" : "via staged MPI"), std::string::npos)
           << dev.device;
       test::expect_same(dev, cpu, std::string("cuda/") + comm + " vs cpu, " + test::layout_name(o));

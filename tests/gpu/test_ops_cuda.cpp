@@ -20,12 +20,12 @@
 
 #include "kernels/adamw.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/embedding.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
 #include "tests/gpu/gpu_test.h"
 #include "tests/tolerance.h"
 

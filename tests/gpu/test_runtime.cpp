@@ -114,6 +114,21 @@ TEST(GpuRuntime, StaticPlusDynamicSharedMemoryIsLimited) {
   }
 }
 
+// __launch_bounds__ is a launch limit, as on the device: a block above the bound is refused
+// (ptxas sized the kernel's registers for the bound), up to it runs. Catches a launch
+// configuration changed without the kernel's bound, which the emulator would otherwise run.
+TEST(GpuRuntime, LaunchBoundsAreALaunchLimit) {
+  DeviceBuffer<int> out(128);
+  out.poison();
+  EXPECT_EQ(launch_bounded_iota(96, out.get()), Status::kSuccess);
+  EXPECT_EQ(out.download()[95], 95);
+  EXPECT_EQ(launch_bounded_iota(97, out.get()), Status::kLaunchOutOfResources);
+  if (gpu::kEmulated) {
+    EXPECT_NE(gpu::last_error_detail().find("__launch_bounds__(96)"), std::string::npos) << gpu::last_error_detail();
+  }
+  (void)gpu::get_last_error();
+}
+
 // Catches: allocations that start zeroed (hiding reads of unwritten data), copies that run
 // past an allocation (a count in bytes where elements were meant, or the reverse).
 TEST(GpuRuntime, MemoryCopiesPoisonAndBounds) {

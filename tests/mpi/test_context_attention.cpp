@@ -14,6 +14,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "parallel/context_attention.h"
 #include "parallel/mesh.h"
 #include "parallel/zigzag.h"

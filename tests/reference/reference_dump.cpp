@@ -18,9 +18,12 @@
 // ([b, s] i32, -1 = ignored target), "loss" (f64 scalar, mean over scored targets),
 // "grad_norm" (f64 scalar), and per parameter (Hugging Face name, global shape):
 // "before/NAME", "grad/NAME", "after/NAME" (f32).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +38,7 @@
 #include "src/train/compute.h"
 #if defined(RINGTRAIN_HAS_CUDA_BACKEND)
 #include "kernels/cuda/backend_cuda.h"
+#include "tests/gpu/rounding_noise_backend.h"
 #endif
 #include "src/train/optimizer.h"
 
@@ -147,6 +151,62 @@ void dump_params(DumpWriter& w, Backend& be, const ParamStore& store, const std:
   }
 }
 
+struct Gradients {
+  double loss = 0;
+  std::vector<float> flat;
+};
+
+// One forward/backward of `model` from the weights `before` (flat) on `batch`.
+Gradients gradients(const Config& config, Mesh& mesh, Backend& be, const TensorGroups& groups,
+                    const std::vector<float>& before, const LocalBatch& batch, int64_t scored) {
+  LlamaModel model(config, mesh, be, groups);
+  std::copy(before.begin(), before.end(), model.params().host_values());
+  model.params().push_values();
+  Optimizer opt(config, mesh, be, groups, model.params(), model.tp_partial_params());
+  model.params().zero_grads();
+  Gradients g;
+  g.loss = model.forward_backward(batch, static_cast<float>(1.0 / static_cast<double>(scored)),
+                                  [&](int first, int last) { opt.grads_ready(first, last, true); }) /
+           static_cast<double>(scored);
+  opt.finish_gradients();
+  g.flat.resize(static_cast<size_t>(model.params().size()));
+  be.download(g.flat.data(), model.params().grads(), g.flat.size() * sizeof(float));
+  return g;
+}
+
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+// bf16 on the CUDA backend: the rounding model of the bf16 flash kernels carried through this
+// step (tests/gpu/rounding_noise_backend.h): the standard deviation of the loss and of each
+// gradient tensor (as a norm) around the CPU step on the same bf16 operands, over kSeeds draws.
+// The reference widens its bounds by these (llama_reference.py, precision bf16).
+void dump_model_spread(DumpWriter& w, const Config& config, Mesh& mesh, const ParamStore& store,
+                       const std::vector<float>& before, const LocalBatch& batch, int64_t scored) {
+  constexpr int kSeeds = 8;
+  const std::unique_ptr<Backend> cpu = make_cpu_backend(Precision::kBF16);
+  const Gradients center = gradients(config, mesh, *cpu, mesh.host_groups(), before, batch, scored);
+  double loss_var = 0;
+  std::vector<double> grad_var(store.params().size(), 0.0);
+  for (int k = 0; k < kSeeds; ++k) {
+    test::RoundingNoiseBackend noisy(make_cpu_backend(Precision::kBF16), 1000 + static_cast<uint64_t>(k));
+    const Gradients g = gradients(config, mesh, noisy, mesh.host_groups(), before, batch, scored);
+    loss_var += (g.loss - center.loss) * (g.loss - center.loss) / kSeeds;
+    for (size_t i = 0; i < store.params().size(); ++i) {
+      const Param& p = store.params()[i];
+      for (int64_t e = p.offset; e < p.offset + p.numel; ++e) {
+        const double d = static_cast<double>(g.flat[static_cast<size_t>(e)]) - center.flat[static_cast<size_t>(e)];
+        grad_var[i] += d * d / kSeeds;
+      }
+    }
+  }
+  const double loss_sigma = std::sqrt(loss_var);
+  w.add("model_sigma/loss", DumpType::kF64, {}, &loss_sigma, sizeof loss_sigma);
+  for (size_t i = 0; i < store.params().size(); ++i) {
+    const double sigma = std::sqrt(grad_var[i]);
+    w.add("model_sigma/grad/" + store.params()[i].info.name, DumpType::kF64, {}, &sigma, sizeof sigma);
+  }
+}
+#endif
+
 int run(int argc, char** argv) {
   std::string out, config_path;
   std::vector<std::string> overrides;
@@ -238,7 +298,8 @@ int run(int argc, char** argv) {
        << ", \"beta1\": " << tc.beta1 << ", \"beta2\": " << tc.beta2 << ", \"eps\": " << tc.eps
        << ", \"weight_decay\": " << tc.weight_decay << ", \"grad_clip\": " << tc.grad_clip
        << ", \"recompute\": " << (tc.recompute ? "true" : "false") << ", \"micro_batch\": " << b
-       << ", \"seq_len\": " << s << ", \"seed\": " << config.run.seed << ", \"step\": 1}";
+       << ", \"seq_len\": " << s << ", \"seed\": " << config.run.seed << ", \"step\": 1"
+       << ", \"precision\": \"" << (tc.precision == TrainPrecision::kBf16 ? "bf16" : "fp32") << "\"}";
   const std::string meta_text = meta.str();
   w.add("meta", DumpType::kU8, {static_cast<int64_t>(meta_text.size())}, meta_text.data(), meta_text.size());
   w.add("batch.ids", DumpType::kI32, {b, s}, batch.ids.data(), batch.ids.size() * sizeof(int32_t));
@@ -248,6 +309,17 @@ int run(int argc, char** argv) {
     w.add("batch.rope_pos", DumpType::kI32, {b, s}, batch.rope_pos.data(), batch.rope_pos.size() * sizeof(int32_t));
   }
   dump_params(w, be, model.params(), "before/", false);
+  if (tc.precision == TrainPrecision::kBf16) {
+#if defined(RINGTRAIN_HAS_CUDA_BACKEND)
+    RT_INPUT_CHECK(config.device == DeviceChoice::kCuda,
+                   "reference_dump: train.precision=bf16 is compared on the CUDA backend only (--set device=cuda)");
+    std::vector<float> before(static_cast<size_t>(model.params().size()));
+    be.download(before.data(), model.params().values(), before.size() * sizeof(float));
+    dump_model_spread(w, config, mesh, model.params(), before, batch, scored);
+#else
+    input_error("reference_dump: train.precision=bf16 needs the CUDA backend (a build with the GPU layer)");
+#endif
+  }
 
   Optimizer opt(config, mesh, be, compute.groups(), model.params(), model.tp_partial_params());
   model.params().zero_grads();

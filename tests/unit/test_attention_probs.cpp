@@ -13,6 +13,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_probs.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "tolerance.h"
 
 namespace ringtrain {

@@ -15,6 +15,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
 #include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "tolerance.h"
 
 namespace ringtrain {

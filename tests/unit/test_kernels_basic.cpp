@@ -14,13 +14,12 @@
 #include <vector>
 
 #include "kernels/adamw.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
-#include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
 #include "tolerance.h"
 
 namespace ringtrain {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/workspace.h"
 #include "parallel/mesh.h"
 #include "src/config/config.h"

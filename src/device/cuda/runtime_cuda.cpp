@@ -24,9 +24,6 @@ Status conv(cudaError_t e) {
 Schedule g_schedule = Schedule::kAscending;
 uint64_t g_seed = 1;
 CpAsyncLanding g_landing = CpAsyncLanding::kLazy;
-std::mutex g_trace_mu;
-bool g_tracing = false;
-std::vector<TraceEntry> g_trace;
 }  // namespace
 
 static_assert(static_cast<int>(Status::kInvalidConfiguration) == cudaErrorInvalidConfiguration);
@@ -126,48 +123,17 @@ void set_schedule(Schedule schedule, uint64_t seed, CpAsyncLanding landing) {
 Schedule current_schedule() { return g_schedule; }
 uint64_t current_schedule_seed() { return g_seed; }
 CpAsyncLanding current_cp_async_landing() { return g_landing; }
-const char* schedule_name(Schedule s) {
-  switch (s) {
-    case Schedule::kAscending: return "ascending";
-    case Schedule::kDescending: return "descending";
-    case Schedule::kShuffle: return "shuffle";
-  }
-  return "?";
-}
-const char* landing_name(CpAsyncLanding l) {
-  switch (l) {
-    case CpAsyncLanding::kLazy: return "lazy";
-    case CpAsyncLanding::kEager: return "eager";
-    case CpAsyncLanding::kRandom: return "random";
-  }
-  return "?";
-}
 std::string schedule_description() { return "the device's own"; }
 
 void set_emulated_arch(Arch) {}
 Arch emulated_arch() { return Arch::kSm90a; }
-const char* arch_name(Arch a) { return a == Arch::kSm80 ? "sm_80" : "sm_90a"; }
 
 void set_stream_mode(StreamMode) {}
 StreamMode current_stream_mode() { return StreamMode::kEager; }
 
-void trace_start() {
-  std::lock_guard<std::mutex> lock(g_trace_mu);
-  g_trace.clear();
-  g_tracing = true;
-}
-std::vector<TraceEntry> trace_stop() {
-  std::lock_guard<std::mutex> lock(g_trace_mu);
-  g_tracing = false;
-  return std::move(g_trace);
-}
 int stream_id(Stream stream) {
   // Real streams have no small ids; the handle's address, stable for the stream's lifetime.
   return static_cast<int>(reinterpret_cast<uintptr_t>(stream) & 0x7fffffff);
-}
-void trace_note(Stream stream, const std::string& what) {
-  std::lock_guard<std::mutex> lock(g_trace_mu);
-  if (g_tracing) g_trace.push_back({stream_id(stream), what});
 }
 
 namespace detail {

@@ -1,10 +1,14 @@
 // Internals shared by the emulator's translation units (not for kernels or host code).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "src/device/gpu.h"
 
@@ -24,6 +28,12 @@ inline constexpr int kMaxThreadsPerBlock = 1024;
 inline constexpr size_t kTotalMemory = size_t{80} << 30;
 inline constexpr size_t kAllocAlign = 16;
 
+inline size_t page_size() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
 // Device allocations: each one ends at a PROT_NONE guard page (its size rounded up to 16
 // bytes touches the guard); the rounding slack is a canary checked after every launch.
 // Returns true when [p, p + bytes) lies inside one live allocation; else fills `why`.
@@ -35,16 +45,52 @@ std::string check_canaries();
 // Shared memory of the block being run (for ldmatrix / cp.async checks and fault reports).
 bool shared_range_ok(const void* p, size_t bytes);
 
-// Where a faulting address is, for the SIGSEGV report ("" when not ours).
+// Where a faulting address is, for the SIGSEGV report ("" when not ours); the first checks
+// the device allocations' guard pages only. Both take no lock (they run in the signal handler).
 std::string describe_guard_hit(const void* addr);
+std::string describe_allocation_guard_hit(const void* addr);
 void register_guard(const void* lo, size_t bytes, const char* what);
 void install_fault_handler();
 // What the fault handler prints about the CUDA thread that was running.
 std::string current_thread_description();
 
 void set_last_error(Status e, const std::string& detail);
+// set_last_error(e, detail), then e.
+Status fail(Status e, const std::string& detail);
+// Runs every stream's pending work (deferred mode), streams in the order of the schedule.
+void drain_all();
 // Runs `op` now (eager mode, default stream) or when the stream is drained (deferred mode).
 void enqueue(Stream stream, std::function<void()> op);
-void trace_launch(Stream stream, const std::string& what);
+
+// ---- between the scheduler (scheduler.cpp) and the instructions it runs for the CUDA thread
+// on this OS thread (tensor_core.cpp, cp_async.cpp) ----
+// Ends the running thread's block with a kernel fault naming `what` (never returns).
+[[noreturn]] void kernel_fault(const std::string& what);
+int current_lane();
+
+// cp.async of one CUDA thread: the copies issued since its last commit, and its committed
+// groups not yet landed, each with how many more of the thread's synchronization points it
+// waits before it lands (kAtWait: only at cp.async.wait_group).
+struct CpCopy {
+  void* dst;
+  const void* src;
+  int bytes;
+  int src_bytes;
+};
+struct CpGroup {
+  static constexpr int kAtWait = -1;
+  std::vector<CpCopy> copies;
+  int countdown = kAtWait;
+};
+struct CpAsyncState {
+  std::vector<CpCopy> open;
+  std::deque<CpGroup> groups;
+};
+CpAsyncState& current_cp_async();
+// The landing of the launch running (fixed at launch), and its seeded random stream.
+CpAsyncLanding launch_landing();
+uint64_t launch_random();
+// A synchronization point of the thread owning `s`: its groups due there land.
+void cp_async_sync_point(CpAsyncState& s);
 
 }  // namespace ringtrain::gpu::emu

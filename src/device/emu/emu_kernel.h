@@ -20,9 +20,14 @@
 // __device__ and __host__ to nothing). __shared__ must not silently become a local variable.
 #undef __shared__
 #define __shared__ __shared___is_not_emulated__use_RT_SHARED_or_dynamic_smem
-#ifndef __launch_bounds__
-#define __launch_bounds__(...)
-#endif
+// __launch_bounds__(max_threads[, min_blocks]) is kept in the kernel's own code, where the
+// launch checks find it from the function pointer alone: the kernel starts with max_threads
+// one-byte NOPs (GCC's patchable_function_entry; the unary + makes the argument a constant
+// expression GCC 12 accepts). A launch of more threads per block is refused as on the device
+// (detail::launch_bound, check_launch). min_blocks only steers ptxas's register allocation.
+#undef __launch_bounds__
+#define __launch_bounds__(...) RT_EMU_LAUNCH_BOUNDS_(__VA_ARGS__, 0)
+#define RT_EMU_LAUNCH_BOUNDS_(max_threads, ...) __attribute__((patchable_function_entry(+(max_threads), 0)))
 
 namespace ringtrain::gpu::emu {
 
@@ -325,7 +330,7 @@ inline T* dynamic_smem() {
 }
 
 // The tensor-core and async-copy primitives; their semantics and fragment layouts are in
-// src/device/kernel.h (CUDA side) and src/device/emu/scheduler.cpp (emulation).
+// src/device/kernel.h (CUDA side) and src/device/emu/tensor_core.cpp, cp_async.cpp (emulation).
 inline void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) {
   emu::mma_m16n8k16(true, d, a, b, c);
 }

@@ -48,12 +48,6 @@ thread_local ThreadCtx tl_ctx;
 
 namespace {
 
-size_t page_size() {
-  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return p;
-}
-size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
-
 // ---- fiber stacks: pooled per OS thread, each with a PROT_NONE guard page below it ----
 size_t stack_bytes() {
   static const size_t s = [] {
@@ -128,29 +122,6 @@ thread_local SharedArena* tl_arena = nullptr;
 
 enum class TState : uint8_t { kRunnable, kBarrier, kWarp, kExited };
 
-struct CpCopy {
-  void* dst;
-  const void* src;
-  int bytes;
-  int src_bytes;
-};
-
-// A committed cp.async group not yet landed, and how many more of its thread's
-// synchronization points it waits before it lands (kAtWait: only at cp.async.wait_group).
-struct CpGroup {
-  static constexpr int kAtWait = -1;
-  std::vector<CpCopy> copies;
-  int countdown = kAtWait;
-};
-
-void land(std::vector<CpCopy>& copies) {
-  for (const CpCopy& c : copies) {
-    std::memcpy(c.dst, c.src, static_cast<size_t>(c.src_bytes));
-    std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, static_cast<size_t>(c.bytes - c.src_bytes));
-  }
-  copies.clear();
-}
-
 struct Thread {
   ctx::fiber fiber;  // the thread itself while suspended
   ctx::fiber sched;  // the scheduler while the thread runs
@@ -162,8 +133,7 @@ struct Thread {
   void* asan_fake = nullptr;
   int barrier_result = 0;  // __syncthreads_count of the barrier this thread last passed
   int barrier_total = 0;   // threads that passed it
-  std::vector<CpCopy> cp_open;
-  std::deque<CpGroup> cp_groups;
+  CpAsyncState cp;
 };
 
 struct PendingWarpOp {
@@ -231,8 +201,7 @@ Launch& launch_state() {
 // A synchronization point of thread t: its cp.async groups due here land first, so the threads
 // that run next see them.
 void yield(Thread& t) {
-  for (CpGroup& g : t.cp_groups)
-    if (g.countdown > 0 && --g.countdown == 0) land(g.copies);
+  cp_async_sync_point(t.cp);
 #if RT_ASAN
   Launch& L = *tl_launch;
   __sanitizer_start_switch_fiber(&t.asan_fake, L.sched_stack_lo, L.sched_stack_size);
@@ -334,8 +303,7 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
     t.lane = i % 32;
     t.warp = i / 32;
     t.state = TState::kRunnable;
-    t.cp_open.clear();
-    t.cp_groups.clear();
+    t.cp = CpAsyncState{};
     t.fiber = ctx::fiber(std::allocator_arg, PooledStack{}, [&L, i](ctx::fiber&& sched) {
       Thread& self = L.threads[static_cast<size_t>(i)];
 #if RT_ASAN
@@ -532,166 +500,12 @@ void* block_shared_static(const void* tag, size_t bytes, size_t align) {
 
 void* dynamic_smem_base() { return launch_state().dyn_base; }
 
-// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ----
-// Fragment layouts from the PTX ISA, section "Matrix Fragments for mma.m16n8k16 with floating
-// point type" (9.7.13.4.8 in PTX ISA 8.x): groupID = lane / 4, tig = lane % 4;
-//   A (16x16, 8 elements a0..a7 in a[4], lower index in the low half):
-//     row = groupID for a0,a1,a4,a5, groupID + 8 for a2,a3,a6,a7;
-//     col = 2 tig + (i & 1) for a0..a3, 2 tig + (i & 1) + 8 for a4..a7;
-//   B (16x8, b0..b3 in b[2]): row = 2 tig + (i & 1) (+ 8 for b2,b3), col = groupID;
-//   C/D (16x8, c0..c3): row = groupID for c0,c1, groupID + 8 for c2,c3; col = 2 tig + (i & 1).
-// The products of two bf16/f16 values are exact in fp32; they are accumulated onto C in k
-// order, one fp32 rounding per addition (the hardware's order is unspecified).
-namespace {
-struct MmaIn {
-  uint32_t a[4];
-  uint32_t b[2];
-  float c[4];
-};
-template <bool kBf16>
-float half_bits_to_float(uint32_t reg, int hi) {
-  const unsigned short bits = static_cast<unsigned short>(reg >> (16 * hi));
-  if constexpr (kBf16)
-    return __bfloat162float(__ushort_as_bfloat16(bits));
-  else
-    return __half2float(__ushort_as_half(bits));
-}
-template <bool kBf16>
-void mma_combine(const void* const* ins, void* const* outs, unsigned) {
-  float A[16][16], B[16][8], C[16][8];
-  for (int lane = 0; lane < 32; ++lane) {
-    const MmaIn& in = *static_cast<const MmaIn*>(ins[lane]);
-    const int g = lane >> 2, tig = lane & 3;
-    for (int i = 0; i < 8; ++i) {
-      const int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
-      const int col = 2 * tig + (i & 1) + (i >= 4 ? 8 : 0);
-      A[row][col] = half_bits_to_float<kBf16>(in.a[i / 2], i & 1);
-    }
-    for (int i = 0; i < 4; ++i) {
-      const int row = 2 * tig + (i & 1) + (i >= 2 ? 8 : 0);
-      B[row][g] = half_bits_to_float<kBf16>(in.b[i / 2], i & 1);
-    }
-    for (int i = 0; i < 4; ++i) C[i < 2 ? g : g + 8][2 * tig + (i & 1)] = in.c[i];
-  }
-  for (int lane = 0; lane < 32; ++lane) {
-    float* d = static_cast<float*>(outs[lane]);
-    const int g = lane >> 2, tig = lane & 3;
-    for (int i = 0; i < 4; ++i) {
-      const int row = i < 2 ? g : g + 8, col = 2 * tig + (i & 1);
-      float acc = C[row][col];
-      for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
-      d[i] = acc;
-    }
-  }
-}
-}  // namespace
+void kernel_fault(const std::string& what) { fail(what); }
+int current_lane() { return launch_state().cur->lane; }
+CpAsyncState& current_cp_async() { return launch_state().cur->cp; }
+CpAsyncLanding launch_landing() { return launch_state().landing; }
+uint64_t launch_random() { return launch_state().rng(); }
 
-void mma_m16n8k16(bool bf16, float* d, const uint32_t* a, const uint32_t* b, const float* c) {
-  MmaIn in;
-  std::memcpy(in.a, a, sizeof in.a);
-  std::memcpy(in.b, b, sizeof in.b);
-  std::memcpy(in.c, c, sizeof in.c);
-  float out[4];
-  warp_collective(0xffffffffu, bf16 ? kMmaBf16 : kMmaF16, &in, out, bf16 ? &mma_combine<true> : &mma_combine<false>);
-  std::memcpy(d, out, sizeof out);
-}
-
-// ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16 ----
-// PTX ISA, "Warp-level matrix load instruction: ldmatrix" (9.7.13.4.15 in PTX ISA 8.x): lanes
-// 8i..8i+7 supply the addresses of rows 0..7 of matrix i (each row 8 x 16 bits, 16-byte
-// aligned, in shared memory). Lane l receives in register i the elements (row l/4, columns
-// 2(l%4) and 2(l%4)+1) of matrix i, the lower column in the low half; with .trans the
-// elements (rows 2(l%4) and 2(l%4)+1, column l/4), i.e. the same fragment of the transpose.
-namespace {
-struct LdIn {
-  const uint16_t* row;
-  int count;
-};
-template <int kCount, bool kTrans>
-void ldmatrix_combine(const void* const* ins, void* const* outs, unsigned) {
-  for (int lane = 0; lane < 32; ++lane) {
-    uint32_t* r = static_cast<uint32_t*>(outs[lane]);
-    for (int m = 0; m < kCount; ++m) {
-      auto elem = [&](int row, int col) -> uint32_t {
-        return static_cast<const LdIn*>(ins[8 * m + row])->row[col];
-      };
-      const int g = lane >> 2, c = 2 * (lane & 3);
-      r[m] = kTrans ? (elem(c, g) | (elem(c + 1, g) << 16)) : (elem(g, c) | (elem(g, c + 1) << 16));
-    }
-  }
-}
-template <int kCount>
-WarpCombine ld_fn(bool trans) {
-  return trans ? &ldmatrix_combine<kCount, true> : &ldmatrix_combine<kCount, false>;
-}
-}  // namespace
-
-void ldmatrix(int count, bool trans, uint32_t* r, const void* row) {
-  Launch& L = launch_state();
-  const int lane = L.cur->lane;
-  if (lane < 8 * count) {
-    if (reinterpret_cast<uintptr_t>(row) % 16 != 0) fail("ldmatrix: row address is not 16-byte aligned");
-    if (!shared_range_ok(row, 16)) fail("ldmatrix: row address is not inside the block's shared memory");
-  }
-  LdIn in{static_cast<const uint16_t*>(row), count};
-  uint32_t out[4];
-  WarpCombine fn = count == 1 ? ld_fn<1>(trans) : count == 2 ? ld_fn<2>(trans) : ld_fn<4>(trans);
-  warp_collective(0xffffffffu, kLdmatrix + 2 * count + (trans ? 1 : 0), &in, out, fn);
-  std::memcpy(r, out, sizeof(uint32_t) * static_cast<size_t>(count));
-}
-
-// ---- cp.async.ca/cg.shared.global, cp.async.commit_group, cp.async.wait_group ----
-// PTX ISA, section "Data Movement and Conversion Instructions: cp.async" (and cp.async.wait_group):
-// the copy is performed asynchronously; there is no ordering guarantee between cp.async
-// operations unless cp.async.wait_group (or mbarrier) is used, and wait_group N completes all
-// but the N most recent groups. So a copy may land at issue or any moment up to the wait; the
-// schedule's landing picks one: at issue (eager: a prefetch into a stage other warps still
-// read clobbers it), at the wait (lazy: a read before the wait, or from another thread before
-// the barrier after it, sees poison), or per group at a random one of the issuing thread's
-// synchronization points in between. ----
-void cp_async(void* smem_dst, const void* gmem_src, int bytes, int src_bytes) {
-  Launch& L = launch_state();
-  if (src_bytes < 0 || src_bytes > bytes) fail("cp.async: src-size " + std::to_string(src_bytes) + " outside [0, " + std::to_string(bytes) + "]");
-  if (reinterpret_cast<uintptr_t>(smem_dst) % static_cast<uintptr_t>(bytes) != 0 ||
-      reinterpret_cast<uintptr_t>(gmem_src) % static_cast<uintptr_t>(bytes) != 0)
-    fail("cp.async: addresses not aligned to the copy size " + std::to_string(bytes));
-  if (!shared_range_ok(smem_dst, static_cast<size_t>(bytes)))
-    fail("cp.async: destination is not inside the block's shared memory");
-  std::string why;
-  if (src_bytes > 0 && !device_range_ok(gmem_src, static_cast<size_t>(src_bytes), &why))
-    fail("cp.async: out-of-bounds global read: " + why);
-  L.cur->cp_open.push_back(CpCopy{smem_dst, gmem_src, bytes, src_bytes});
-  if (L.landing == CpAsyncLanding::kEager) land(L.cur->cp_open);
-}
-
-void cp_async_commit() {
-  Launch& L = launch_state();
-  Thread& t = *L.cur;
-  CpGroup g;
-  g.copies = std::move(t.cp_open);
-  t.cp_open.clear();
-  if (L.landing == CpAsyncLanding::kRandom) {
-    // 0: lands now (at issue); 1..kHorizon-1: at that many of this thread's next
-    // synchronization points; kHorizon: at the wait.
-    constexpr int kHorizon = 4;
-    const int when = static_cast<int>(L.rng() % (kHorizon + 1));
-    if (when == 0) land(g.copies);
-    g.countdown = when == kHorizon ? CpGroup::kAtWait : when;
-  }
-  t.cp_groups.push_back(std::move(g));
-}
-
-void cp_async_wait(int n) {
-  Thread& t = *launch_state().cur;
-  while (static_cast<int>(t.cp_groups.size()) > n) {
-    land(t.cp_groups.front().copies);
-    t.cp_groups.pop_front();
-  }
-}
-
-}  // namespace ringtrain::gpu::emu
-
-namespace ringtrain::gpu::emu {
 namespace {
 void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes, bool smem_opted_in,
               const detail::KernelBody& body) {
@@ -760,7 +574,7 @@ Status launch_emulated(const void* kernel, const char* name, dim3 grid, dim3 blo
   const std::string kname = name ? std::string(name) : kernel_name(kernel);
   if (e != Status::kSuccess) return e;  // check_launch recorded the detail
   if (tl_launch) ringtrain::fault("emulated device: kernel ", kname, " launched from inside kernel ", tl_launch->name);
-  trace_launch(stream, "launch " + kname);
+  trace_note(stream, "launch " + kname);
   const bool opted_in = dynamic_smem_attribute(kernel) >= 0;
   enqueue(stream, [kname, grid, block, smem_bytes, opted_in, body] {
     run_grid(kname, grid, block, smem_bytes, opted_in, body);

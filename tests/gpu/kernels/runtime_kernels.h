@@ -27,5 +27,7 @@ gpu::Status launch_ldmatrix_from_global(const uint16_t* global);
 gpu::Status launch_cp_async_from(const float* src, int offset);
 // out[i] = i for i < n, 3-D blocks and grid (checks threadIdx/blockIdx linearization).
 gpu::Status launch_iota3d(dim3 grid, dim3 block, int* out);
+// A kernel declared __launch_bounds__(96), one block of `threads`.
+gpu::Status launch_bounded_iota(int threads, int* out);
 
 }  // namespace ringtrain::test

@@ -1,5 +1,5 @@
-// Optimizer CUDA operations of kernels/cuda/ops_cuda.h: the AdamW step on fp32 master weights
-// and the sum of squares behind the global gradient norm.
+// AdamW on a CUDA device (kernels/adamw.h): the step on fp32 master weights and the sum of
+// squares behind the global gradient norm.
 //
 // AdamW follows kernels/cpu/adamw.cpp (torch.optim.AdamW's order of operations): the scalars are
 // formed on the host in double and rounded to fp32 once, exactly as the CPU does, and each
@@ -11,31 +11,13 @@
 #include <cmath>
 
 #include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/reduce.cuh"
 #include "src/core/error.h"
 #include "src/device/kernel.h"
 
 namespace ringtrain::cuda {
 
-namespace {
-
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int64_t kMaxBlocks = 4096;
-static_assert(kSumSquaresBlocks == kThreads, "the final sum_squares block reads one partial per thread");
-
-// Sum of v over the block, the same bits in every thread; scratch: kWarps doubles.
-__device__ __forceinline__ double block_sum(double v, double* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  double total = scratch[0];
-  for (int i = 1; i < kWarps; ++i) total += scratch[i];
-  __syncthreads();
-  return total;
-}
-
-}  // namespace
+static_assert(kSumSquaresBlocks == kRowThreads, "the final sum_squares block reads one partial per thread");
 
 // The host-formed scalars (outside the anonymous namespace: the kernel keeps external linkage,
 // so the emulator can name it in fault reports).
@@ -49,7 +31,7 @@ struct OpsAdamWScalars {
 };
 
 // static-check: ops_adamw_kernel smem=0
-__global__ void __launch_bounds__(kThreads) ops_adamw_kernel(OpsAdamWScalars s, float* param, const float* grad,
+__global__ void __launch_bounds__(kElemThreads) ops_adamw_kernel(OpsAdamWScalars s, float* param, const float* grad,
                                                               float* m, float* v, int64_t n) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -66,22 +48,22 @@ __global__ void __launch_bounds__(kThreads) ops_adamw_kernel(OpsAdamWScalars s, 
 }
 
 // static-check: ops_sum_squares_partial_kernel smem=64
-__global__ void __launch_bounds__(kThreads) ops_sum_squares_partial_kernel(const float* x, int64_t n, double* work) {
-  RT_SHARED(double, red, [kWarps]);
+__global__ void __launch_bounds__(kRowThreads) ops_sum_squares_partial_kernel(const float* x, int64_t n, double* work) {
+  RT_SHARED(double, red, [kRowWarps]);
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   double acc = 0.0;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const double xi = x[i];
     acc += xi * xi;
   }
-  acc = block_sum(acc, red);
+  acc = block_reduce(acc, red, SumOp{});
   if (threadIdx.x == 0) work[blockIdx.x] = acc;
 }
 
 // static-check: ops_sum_squares_final_kernel smem=64
-__global__ void __launch_bounds__(kThreads) ops_sum_squares_final_kernel(const double* work, double* out) {
-  RT_SHARED(double, red, [kWarps]);
-  const double total = block_sum(work[threadIdx.x], red);
+__global__ void __launch_bounds__(kRowThreads) ops_sum_squares_final_kernel(const double* work, double* out) {
+  RT_SHARED(double, red, [kRowWarps]);
+  const double total = block_reduce(work[threadIdx.x], red, SumOp{});
   if (threadIdx.x == 0) *out = total;
 }
 
@@ -103,17 +85,15 @@ gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, floa
   s.step_size = static_cast<float>(lr / (1.0 - std::pow(b1, t)));
   s.bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
   s.eps = a.eps;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return gpu::launch(ops_adamw_kernel, static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                     stream, s, param, grad, m, v, n);
+  return gpu::launch(ops_adamw_kernel, elem_blocks(n), kElemThreads, 0, stream, s, param, grad, m, v, n);
 }
 
 gpu::Status sum_squares(const float* x, int64_t n, double* out, double* work, gpu::Stream stream) {
   RT_CHECK(n >= 0, "cuda::sum_squares: negative size ", n);
   if (n == 0) return gpu::memset_async(out, 0, sizeof(double), stream);  // +0.0 is all zero bits
-  gpu::Status s = gpu::launch(ops_sum_squares_partial_kernel, kSumSquaresBlocks, kThreads, 0, stream, x, n, work);
+  gpu::Status s = gpu::launch(ops_sum_squares_partial_kernel, kSumSquaresBlocks, kRowThreads, 0, stream, x, n, work);
   if (s != gpu::Status::kSuccess) return s;
-  return gpu::launch(ops_sum_squares_final_kernel, 1, kThreads, 0, stream, work, out);
+  return gpu::launch(ops_sum_squares_final_kernel, 1, kRowThreads, 0, stream, work, out);
 }
 
 }  // namespace ringtrain::cuda

@@ -1,0 +1,170 @@
+// ctest-ranks: 2 3 4
+// The bf16 flash kernels (tensor cores; head dim 64 and 128) inside every context-parallel
+// layout: ring at cp = 2, 3, 4, Ulysses 2, hybrid 2 x 2, tp = 2 with sequence parallelism and
+// dp = 2, over NCCL and staged MPI, at head dim 64 with 4 query heads per kv head and head dim 128
+// with one. One training step on the CUDA backend (the emulated device in CI) against the CPU
+// step on one rank with the same bf16 operands (GEMM inputs, q, k, v, dout rounded as the CUDA
+// backend rounds them; fp32 arithmetic): the loss and the weight update must lie within
+// kRoundingSigmas standard deviations of what the rounding model of the flash kernels predicts
+// (tests/gpu/rounding_noise_backend.h: the model carried through the same step by Monte Carlo),
+// plus the fp32 tolerance of two layouts. Catches a flash kernel fed the wrong block, lse or
+// delta by a ring step, a Ulysses or tensor-parallel head split that the bf16 path handles
+// differently from the fp32 one, and dK/dV of a ring step lost or added twice.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/backend_cuda.h"
+#include "layout_runs.h"
+#include "rounding_noise_backend.h"
+
+using namespace ringtrain;
+
+namespace {
+
+// The AdamW step is made linear in the gradient so that the weights after it compare gradients:
+// at step 1 the update is lr g / (|g| + eps); with eps = 1 and lr = 1 it is g to within |g|
+// relative (no clipping, no decay). seq_len 72: the zigzag of cp = 2, 3, 4 (2 cp chunks) and the
+// passkey prompt (64 tokens at least).
+constexpr const char* kBase = R"(
+device: cpu
+run: {seed: 11, threads: 1}
+model: {vocab_size: 128, n_layers: 2, d_ff: 128}
+train: {seq_len: 72, micro_batch: 2, grad_accum: 1, steps: 1, precision: bf16, lr: 1.0, min_lr: 0.0, warmup_steps: 0, grad_clip: 0.0, weight_decay: 0.0, eps: 1.0, eval_batches: 1}
+data: {task: passkey, passkey_digits: 2}
+log: {every: 100, tensorboard: false}
+)";
+
+// The Monte Carlo seeds of the model's spread: the bounds' standard deviations are estimated
+// from this many samples (relative error of a variance about sqrt(2 / 8) for one number, far
+// below the factor kRoundingSigmas allows).
+constexpr int kModelSeeds = 8;
+
+struct OneStep {
+  double loss = 0;
+  std::map<std::string, std::vector<float>> before, after;
+  std::string device;
+};
+
+OneStep one_step(MPI_Comm comm, const std::vector<std::string>& overrides) {
+  std::vector<std::string> o = overrides;
+  int n = 0;
+  MPI_Comm_size(comm, &n);
+  o.push_back("run.out_dir=/tmp/ringtrain-test-layouts-bf16/" + std::to_string(n) + "-" +
+              std::to_string(world_rank()));
+  const Config c = parse_config(kBase, "bf16 layout run", o);
+  Mesh mesh(comm, MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree});
+  Trainer t(c, mesh);
+  OneStep r;
+  r.before = test::global_weights(t.model(), mesh);
+  r.loss = t.step().loss;
+  r.after = test::global_weights(t.model(), mesh);
+  r.device = t.compute().describe();
+  return r;
+}
+
+double distance(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  return std::sqrt(s);
+}
+
+// What the CUDA step is compared with: the CPU step on one rank and the model's standard
+// deviations of the loss and of each weight update (norm over the tensor).
+struct Expected {
+  OneStep cpu;
+  double loss_sigma = 0;
+  std::map<std::string, double> update_sigma;
+};
+
+Expected expected(const std::vector<std::string>& model) {
+  Expected e;
+  e.cpu = one_step(MPI_COMM_SELF, model);
+  std::vector<std::string> noisy = model;
+  noisy.push_back("device=cuda");
+  const GpuRuntime* real = gpu_runtime();
+  set_gpu_runtime(test::rounding_noise_runtime());
+  for (int s = 0; s < kModelSeeds; ++s) {
+    test::g_rounding_noise_seed = 1000 + static_cast<uint64_t>(s);
+    const OneStep m = one_step(MPI_COMM_SELF, noisy);
+    e.loss_sigma += (m.loss - e.cpu.loss) * (m.loss - e.cpu.loss) / kModelSeeds;
+    for (const auto& [name, w] : e.cpu.after) {
+      const double d = distance(m.after.at(name), w);
+      e.update_sigma[name] += d * d / kModelSeeds;
+    }
+  }
+  set_gpu_runtime(real);
+  e.loss_sigma = std::sqrt(e.loss_sigma);
+  for (auto& [name, v] : e.update_sigma) v = std::sqrt(v);
+  return e;
+}
+
+// Returns the largest |error| / sigma seen (printed: about 1 when the model describes the step).
+double expect_within_model(const OneStep& dev, const Expected& e, const std::string& what) {
+  const test::Tolerance f32 = test::kF32Layout;
+  const double loss_err = std::fabs(dev.loss - e.cpu.loss);
+  EXPECT_LE(loss_err, test::kRoundingSigmas * e.loss_sigma + f32.atol + f32.rtol * std::fabs(e.cpu.loss))
+      << what << ": loss " << dev.loss << " cpu " << e.cpu.loss << " model sigma " << e.loss_sigma;
+  double worst = loss_err / e.loss_sigma;
+  for (const auto& [name, w1] : e.cpu.after) {
+    const std::vector<float>& w0 = e.cpu.before.at(name);
+    // fp32 floor: the update's fp32 layout tolerance, and each weight rounded to fp32 once per run.
+    const double floor = f32.rtol * distance(w1, w0) + 0x1p-23 * distance(w1, std::vector<float>(w1.size(), 0.0f));
+    const double err = distance(dev.after.at(name), w1), sigma = e.update_sigma.at(name);
+    EXPECT_LE(err, test::kRoundingSigmas * sigma + floor)
+        << what << ": update of " << name << " off by " << err << " (norm), model sigma " << sigma;
+    worst = std::fmax(worst, err / sigma);
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST(CudaLayoutsBf16, FlashAttentionInEveryLayoutFollowsTheRoundingModel) {
+  register_cuda_runtime();
+  const int world = world_size();
+  std::vector<std::vector<std::string>> layouts;
+  auto add = [&](int dp, int cp, int tp, std::vector<std::string> extra = {}) {
+    if (dp * cp * tp == world) layouts.push_back(test::layout(dp, cp, tp, 2, std::move(extra)));
+  };
+  add(1, 2, 1);
+  add(1, 2, 1, {"parallel.cp_mode=ulysses", "parallel.ulysses_degree=2"});
+  add(1, 1, 2, {"parallel.sequence_parallel=true"});
+  add(2, 1, 1);
+  add(1, 3, 1);
+  add(1, 4, 1);
+  add(1, 4, 1, {"parallel.cp_mode=hybrid", "parallel.ulysses_degree=2"});
+  ASSERT_FALSE(layouts.empty());
+
+  // Head dim 64 with 4 query heads per kv head (2 kv heads: tp = 2 and Ulysses 2 split them),
+  // head dim 128 with one.
+  const std::vector<std::vector<std::string>> models = {
+      {"model.d_model=512", "model.n_heads=8", "model.n_kv_heads=2"},
+      {"model.d_model=256", "model.n_heads=2", "model.n_kv_heads=2"}};
+  for (const auto& model : models) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Expected e = expected(model);
+    const double model_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& o : layouts)
+      for (const char* comm : {"nccl", "staged"}) {
+        const std::string what = std::string("cuda/") + comm + " " + test::layout_name(test::with(model, o));
+        SCOPED_TRACE(what);
+        const auto t1 = std::chrono::steady_clock::now();
+        const OneStep dev = one_step(MPI_COMM_WORLD, test::with(test::with(model, o), {"device=cuda",
+                                                                            std::string("parallel.device_comm=") + comm}));
+        EXPECT_NE(dev.device.find(std::string(comm) == "nccl" ? "via NCCL" : "via staged MPI"), std::string::npos)
+            << dev.device;  // never a silent CPU run
+        const double worst = expect_within_model(dev, e, what);
+        if (world_rank() == 0)
+          std::printf("%s: loss %.7f cpu %.7f (sigma %.2e); largest error / sigma %.2f; %.1f s (model %.1f s)\n",
+                      what.c_str(), dev.loss, e.cpu.loss, e.loss_sigma, worst,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), model_s);
+      }
+  }
+}
