@@ -92,7 +92,8 @@ std::vector<ConfigField> make_fields() {
                     "Seed of parameter initialization and of the data order (a sample is a "
                     "function of seed, step and index alone)."));
   f.push_back(field("run", "threads", &C::run, &RunConfig::threads, kNonNegative,
-                    "CPU threads per rank; 0: the node's cores divided by the ranks on the node."));
+                    "CPU threads per rank; 0: the node's cores divided by the ranks on the node, "
+                    "within the rank's CPU affinity."));
 
   f.push_back(field("model", "vocab_size", &C::model, &ModelConfig::vocab_size, kAtLeastOne,
                     "Vocabulary size (256 for the built-in byte tokenizer). Divisible by "

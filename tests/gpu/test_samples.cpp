@@ -17,7 +17,8 @@ namespace ringtrain::test {
 namespace {
 
 TEST(GpuSamples, RmsNormMatchesReference) {
-  for (auto [rows, cols] : {std::pair{37, 300}, std::pair{1, 33}, std::pair{8, 4096}}) {
+  for (const auto& shape : {std::pair{37, 300}, std::pair{1, 33}, std::pair{8, 4096}}) {
+    const int rows = shape.first, cols = shape.second;  // named: clang 14 captures no structured binding
     const uint64_t seed = 1000 + static_cast<uint64_t>(rows * cols);
     SCOPED_TRACE("seed " + std::to_string(seed) + " rows " + std::to_string(rows) + " cols " + std::to_string(cols));
     const auto x = random_floats(static_cast<size_t>(rows) * cols, seed), w = random_floats(static_cast<size_t>(cols), seed + 1);

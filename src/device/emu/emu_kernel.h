@@ -22,9 +22,10 @@
 #define __shared__ __shared___is_not_emulated__use_RT_SHARED_or_dynamic_smem
 // __launch_bounds__(max_threads[, min_blocks]) is kept in the kernel's own code, where the
 // launch checks find it from the function pointer alone: the kernel starts with max_threads
-// one-byte NOPs (GCC's patchable_function_entry; the unary + makes the argument a constant
-// expression GCC 12 accepts). A launch of more threads per block is refused as on the device
-// (detail::launch_bound, check_launch). min_blocks only steers ptxas's register allocation.
+// bytes of NOPs (patchable_function_entry: one-byte NOPs from GCC, multi-byte ones from clang;
+// the unary + makes the argument a constant expression GCC 12 accepts; clang accepts no bound
+// that depends on a template parameter). A launch of more threads per block is refused as on
+// the device (src/device/emu/launch_checks.cpp). min_blocks only steers ptxas's registers.
 #undef __launch_bounds__
 #define __launch_bounds__(...) RT_EMU_LAUNCH_BOUNDS_(__VA_ARGS__, 0)
 #define RT_EMU_LAUNCH_BOUNDS_(max_threads, ...) __attribute__((patchable_function_entry(+(max_threads), 0)))

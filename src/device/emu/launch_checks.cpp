@@ -71,8 +71,25 @@ Status func_set_max_dynamic_smem(const void* kernel, int bytes) {
 
 namespace {
 
-// The kernel's __launch_bounds__ maximum (emu_kernel.h: that many NOPs at its entry, after an
-// endbr64 where the compiler puts one), 0 when it has none.
+// Length of the x86-64 NOP at p, 0 when p holds none: 0x90, or the multi-byte form compilers
+// pad with (0x66/0x2e prefixes, 0f 1f and a memory ModRM operand; clang uses those).
+size_t nop_length(const unsigned char* p) {
+  size_t n = 0;
+  while (p[n] == 0x66 || p[n] == 0x2e) ++n;
+  if (p[n] == 0x90) return n + 1;
+  if (p[n] != 0x0f || p[n + 1] != 0x1f) return 0;
+  n += 2;
+  const unsigned modrm = p[n++], mod = modrm >> 6, rm = modrm & 7;
+  if (mod == 3) return 0;
+  if (rm == 4) ++n;  // SIB byte
+  if (mod == 1) n += 1;
+  else if (mod == 2 || (mod == 0 && rm == 5)) n += 4;
+  return n;
+}
+
+// The kernel's __launch_bounds__ maximum (emu_kernel.h: that many bytes of NOPs at its entry,
+// after an endbr64 and UndefinedBehaviorSanitizer's function signature where the compiler puts
+// them), 0 when it has none.
 int launch_bound(const void* kernel) {
   static std::mutex mu;
   static std::map<const void*, int> known;
@@ -81,10 +98,11 @@ int launch_bound(const void* kernel) {
   if (it != known.end()) return it->second;
   const unsigned char* code = static_cast<const unsigned char*>(kernel);
   if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa) code += 4;
-  int nops = 0;
-  while (nops <= emu::kMaxThreadsPerBlock && code[nops] == 0x90) ++nops;
-  known[kernel] = nops;
-  return nops;
+  if (code[0] == 0xeb) code += 2 + code[1];  // a jump over -fsanitize=function's signature
+  size_t bytes = 0, len = 0;
+  while (bytes <= static_cast<size_t>(emu::kMaxThreadsPerBlock) && (len = nop_length(code + bytes)) > 0) bytes += len;
+  known[kernel] = static_cast<int>(bytes);
+  return static_cast<int>(bytes);
 }
 
 }  // namespace
