@@ -104,7 +104,10 @@ TokenFile TokenFile::open_megatron(const std::string& prefix, const std::string&
       input_error(idx_name, ": sequence ", i, " starts at byte ", le64(pointers + 8 * i),
                   ", not at ", tokens * width, " where sequence ", i == 0 ? 0 : i - 1,
                   " ends; only back-to-back sequences are read");
-    tokens += len;  // below 2^31 * 2^61: no overflow
+    tokens += len;
+    // A damaged index with billions of long sequences could wrap the sum; no .bin is this big.
+    if (tokens > (uint64_t(1) << 60))
+      input_error(idx_name, " is damaged: its sequence lengths add up to more than 2^60 tokens");
   }
   std::vector<uint64_t> starts;
   uint64_t prev = 0;
