@@ -39,7 +39,7 @@ n = len(fits)
 for i in sorted({0, n // 4, n // 2, 3 * n // 4, n - 1}):
     f = fits[i]
     sets = [f"parallel.{k}={str(f[k]).lower()}" for k in ("dp", "cp", "tp", "cp_mode", "ulysses_degree",
-                                                         "sequence_parallel", "zero1")]
+                                                         "sequence_parallel", "zero")]
     sets += [f"train.{k}={str(f[k]).lower()}" for k in ("recompute", "micro_batch", "grad_accum")]
     print(i + 1, f["step_s"], " ".join("--set " + s for s in sets))
 PY
