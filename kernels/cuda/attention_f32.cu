@@ -35,34 +35,10 @@ namespace ringtrain::cuda {
 
 // Outside the anonymous namespace so the kernels taking it keep external linkage (their
 // names then appear in the emulator's traces and messages).
-struct F32Params {
-  int s_q, s_k, h, h_kv, d, group;
-  float scale;
-  AttnMask mask;
-};
-
 namespace {
 
-constexpr int kMaxHeadDim = 256;  // the per-thread local rows
+constexpr int kMaxHeadDim = kF32MaxHeadDim;  // the per-thread local rows
 constexpr int kRowThreads = 128;  // threads per block of the row kernels
-
-
-F32Params make_params(const AttentionArgs& a, const char* what) {
-  RT_CHECK(a.d >= 1 && a.d <= kMaxHeadDim, what, ": head dim ", a.d, " is not supported (1..", kMaxHeadDim, ")");
-  RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0, what,
-           ": bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
-  RT_CHECK(a.h <= 65535 && a.b <= 65535, what, ": h ", a.h, " and b ", a.b, " must be at most 65535");
-  F32Params p{};
-  p.s_q = a.s_q;
-  p.s_k = a.s_k;
-  p.h = a.h;
-  p.h_kv = a.h_kv;
-  p.d = a.d;
-  p.group = a.h / a.h_kv;
-  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  p.mask = attn_mask(a, what);
-  return p;
-}
 
 dim3 row_grid(int rows, int heads, int b) {
   return dim3(static_cast<unsigned>((rows + kRowThreads - 1) / kRowThreads), static_cast<unsigned>(heads),
@@ -249,7 +225,7 @@ __global__ void __launch_bounds__(256) attention_f32_merge_kernel(int64_t n_rows
 
 gpu::Status attention_forward_f32(const AttentionArgs& a, const float* q, const float* k, const float* v,
                                   float* out, float* lse, gpu::Stream stream) {
-  const F32Params p = make_params(a, "attention_forward_f32");
+  const F32Params p = attn_f32_params(a, "attention_forward_f32");
   if (a.b == 0 || a.s_q == 0) return gpu::Status::kSuccess;
   return gpu::launch(attention_f32_forward_kernel, row_grid(a.s_q, a.h, a.b), dim3(kRowThreads), 0, stream, p, q, k,
                      v, out, lse);
@@ -257,7 +233,7 @@ gpu::Status attention_forward_f32(const AttentionArgs& a, const float* q, const 
 
 gpu::Status attention_backward_delta_f32(const AttentionArgs& a, const float* out, const float* dout, float* delta,
                                          gpu::Stream stream) {
-  make_params(a, "attention_backward_delta_f32");
+  attn_f32_params(a, "attention_backward_delta_f32");
   const int64_t n = static_cast<int64_t>(a.b) * a.h * a.s_q;
   if (n == 0) return gpu::Status::kSuccess;
   const int64_t blocks = (n + 255) / 256;
@@ -269,7 +245,7 @@ gpu::Status attention_backward_delta_f32(const AttentionArgs& a, const float* ou
 gpu::Status attention_backward_f32(const AttentionArgs& a, const float* q, const float* k, const float* v,
                                    const float* dout, const float* lse, const float* delta, float* dq, float* dk,
                                    float* dv, gpu::Stream stream) {
-  const F32Params p = make_params(a, "attention_backward_f32");
+  const F32Params p = attn_f32_params(a, "attention_backward_f32");
   if (a.b == 0 || a.s_q == 0 || a.s_k == 0) return gpu::Status::kSuccess;  // nothing to add
   gpu::Status s = gpu::launch(attention_f32_dq_kernel, row_grid(a.s_q, a.h, a.b), dim3(kRowThreads), 0, stream, p, q,
                               k, v, dout, lse, delta, dq);

@@ -15,10 +15,7 @@
 
 namespace ringtrain::cuda {
 
-struct ProbsParams {
-  int s_q, s_k, h, h_kv, d, group;
-  float scale;
-  AttnMask mask;
+struct ProbsParams : F32Params {
   int seq_len, n_rows, pool, n_pool, n_spans, width;
   const int32_t* row_slot;
   const int32_t* spans;
@@ -26,7 +23,6 @@ struct ProbsParams {
 
 namespace {
 
-constexpr int kMaxHeadDim = 256;
 constexpr int kThreads = 128;
 
 }  // namespace
@@ -51,7 +47,7 @@ __global__ void __launch_bounds__(kThreads) attention_probs_kernel(ProbsParams p
     if (l == -INFINITY) continue;
     const int64_t qoff = (static_cast<int64_t>(bi) * p.s_q + i) * q_stride + static_cast<int64_t>(hh) * d;
     // The query row is read from global memory at every key (cached): a local copy of up to
-    // kMaxHeadDim floats made ptxas spill on sm_90a.
+    // kF32MaxHeadDim floats made ptxas spill on sm_90a.
     const float* qr = Q + qoff;
     const int slot = p.row_slot ? p.row_slot[i] : -1;
     float* row = slot >= 0 && rows ? rows + (item * p.n_rows + slot) * p.seq_len : nullptr;
@@ -81,20 +77,10 @@ __global__ void __launch_bounds__(kThreads) attention_probs_kernel(ProbsParams p
 
 gpu::Status attention_probs_f32(const AttentionArgs& a, const AttentionProbsArgs& pa, const float* q, const float* k,
                                 const float* lse, float* rows, float* pooled, float* stats, gpu::Stream stream) {
-  RT_CHECK(a.d >= 1 && a.d <= kMaxHeadDim, "attention_probs: head dim ", a.d, " is not supported (1..", kMaxHeadDim,
-           ")");
-  RT_CHECK(a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0 && a.h <= 65535 && a.b <= 65535 && pa.seq_len > 0 &&
-               (pa.pool == 0 || pa.seq_len % pa.pool == 0),
-           "attention_probs: h ", a.h, " h_kv ", a.h_kv, " b ", a.b, " seq_len ", pa.seq_len, " pool ", pa.pool);
+  RT_CHECK(pa.seq_len > 0 && (pa.pool == 0 || pa.seq_len % pa.pool == 0), "attention_probs: seq_len ", pa.seq_len,
+           " pool ", pa.pool);
   ProbsParams p{};
-  p.s_q = a.s_q;
-  p.s_k = a.s_k;
-  p.h = a.h;
-  p.h_kv = a.h_kv;
-  p.d = a.d;
-  p.group = a.h / a.h_kv;
-  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  p.mask = attn_mask(a, "attention_probs");
+  static_cast<F32Params&>(p) = attn_f32_params(a, "attention_probs");
   p.seq_len = pa.seq_len;
   p.n_rows = pa.n_rows;
   p.pool = pa.pool;

@@ -1,6 +1,7 @@
 // Device helpers shared by the attention forward and backward kernels (private to kernels/cuda).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -87,6 +88,33 @@ inline AttnMask attn_mask(const AttentionArgs& a, const char* what) {
   RT_CHECK((a.q_doc == nullptr) == (a.k_doc == nullptr), what, ": document ids for one side only");
   RT_CHECK(a.window >= 0, what, ": window ", a.window, " must be at least 0");
   return AttnMask{a.causal, a.window, a.q_pos, a.k_pos, a.q_doc, a.k_doc};
+}
+
+// The shape, scale and mask every fp32 attention kernel reads (attention_f32.cu and
+// attention_probs.cu, whose parameter blocks extend it), checked and filled once from the
+// host's arguments. Head dims up to kF32MaxHeadDim: the kernels keep a row per thread.
+inline constexpr int kF32MaxHeadDim = 256;
+struct F32Params {
+  int s_q, s_k, h, h_kv, d, group;
+  float scale;
+  AttnMask mask;
+};
+inline F32Params attn_f32_params(const AttentionArgs& a, const char* what) {
+  RT_CHECK(a.d >= 1 && a.d <= kF32MaxHeadDim, what, ": head dim ", a.d, " is not supported (1..", kF32MaxHeadDim,
+           ")");
+  RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0, what,
+           ": bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
+  RT_CHECK(a.h <= 65535 && a.b <= 65535, what, ": h ", a.h, " and b ", a.b, " must be at most 65535");
+  F32Params p{};
+  p.s_q = a.s_q;
+  p.s_k = a.s_k;
+  p.h = a.h;
+  p.h_kv = a.h_kv;
+  p.d = a.d;
+  p.group = a.h / a.h_kv;
+  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
+  p.mask = attn_mask(a, what);
+  return p;
 }
 
 // d += a b on tensor cores, m16n8k16 with fp32 accumulators, in the element type T.
