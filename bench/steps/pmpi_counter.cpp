@@ -61,6 +61,16 @@ void pmpi_name_comm(MPI_Comm comm, const std::string& name) {
     if (entry.first == comm) return;  // first name wins
   state().names.emplace_back(comm, name);
 }
+
+void pmpi_name_mesh(Mesh& mesh) {
+  pmpi_name_comm(mesh.tp_comm(), "tp");
+  pmpi_name_comm(mesh.cp_comm(), "cp");
+  pmpi_name_comm(mesh.cp_ring_comm(), "cp_ring");
+  pmpi_name_comm(mesh.cp_ulysses_comm(), "cp_ulysses");
+  pmpi_name_comm(mesh.dp_comm(), "dp");
+  pmpi_name_comm(mesh.dp_cp_comm(), "dp_cp");
+  pmpi_name_comm(mesh.world_comm(), "world");
+}
 void pmpi_forget_names() { state().names.clear(); }
 void pmpi_set_counting(bool on) { state().counting = on; }
 void pmpi_reset() {

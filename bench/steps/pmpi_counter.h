@@ -17,6 +17,8 @@
 
 #include <mpi.h>
 
+#include "parallel/mesh.h"
+
 namespace ringtrain::bench {
 
 struct GroupTraffic {
@@ -28,6 +30,9 @@ struct GroupTraffic {
 
 // Names a communicator; calls on unnamed communicators are counted as "other".
 void pmpi_name_comm(MPI_Comm comm, const std::string& name);
+// Names the mesh's groups as the plan's byte counts name them (tp, cp, cp_ring, cp_ulysses, dp,
+// dp_cp, world).
+void pmpi_name_mesh(Mesh& mesh);
 // Forgets every name: after a mesh is freed, MPI may hand its communicators' handles to the next.
 void pmpi_forget_names();
 // Turns counting on or off (off at start) and clears the counters.

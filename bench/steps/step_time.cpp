@@ -119,13 +119,7 @@ int run(int argc, char** argv) {
   openblas_set_num_threads(threads);
   attention_set_cpu_threads(threads);
 
-  bench::pmpi_name_comm(mesh.tp_comm(), "tp");
-  bench::pmpi_name_comm(mesh.cp_comm(), "cp");
-  bench::pmpi_name_comm(mesh.cp_ring_comm(), "cp_ring");
-  bench::pmpi_name_comm(mesh.cp_ulysses_comm(), "cp_ulysses");
-  bench::pmpi_name_comm(mesh.dp_comm(), "dp");
-  bench::pmpi_name_comm(mesh.dp_cp_comm(), "dp_cp");
-  bench::pmpi_name_comm(mesh.world_comm(), "world");
+  bench::pmpi_name_mesh(mesh);
 
   Trainer trainer(c, mesh);
   for (int s = 0; s < o.warmup; ++s) trainer.step();

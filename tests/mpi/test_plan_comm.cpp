@@ -38,13 +38,7 @@ void expect_bytes_match(const std::string& name, const std::vector<std::string>&
   const std::map<std::string, double> plan = plan_comm_bytes(c);
   Mesh mesh(MPI_COMM_WORLD, MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree});
   bench::pmpi_forget_names();  // the previous case's mesh is gone
-  bench::pmpi_name_comm(mesh.tp_comm(), "tp");
-  bench::pmpi_name_comm(mesh.cp_comm(), "cp");
-  bench::pmpi_name_comm(mesh.cp_ring_comm(), "cp_ring");
-  bench::pmpi_name_comm(mesh.cp_ulysses_comm(), "cp_ulysses");
-  bench::pmpi_name_comm(mesh.dp_comm(), "dp");
-  bench::pmpi_name_comm(mesh.dp_cp_comm(), "dp_cp");
-  bench::pmpi_name_comm(mesh.world_comm(), "world");
+  bench::pmpi_name_mesh(mesh);
   Trainer t(c, mesh);
   t.step();  // the first step sizes buffers; the second is measured
   bench::pmpi_reset();
