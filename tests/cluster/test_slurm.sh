@@ -116,7 +116,8 @@ cd "$W" || exit 1
 # ranks would spin in MPI waits and starve each other (a collective checkpoint write took 90 s
 # on 2 busy cores). A real cluster has a core per rank and needs none of this.
 export OMPI_MCA_mpi_yield_when_idle=1
-STEPS=30 # steps of every run; the preempted job is signalled after step 2
+STEPS=300 # steps of every run; the preempted job is signalled after step 2, long before the end
+# (a 30-step run of this model can finish within the signal's delivery on an idle machine)
 RUN=("$BIN" train "$CFG" "${TINY[@]}" --set train.steps=$STEPS)
 
 echo "== srun --mpi=pmix -n 4 -O vs mpirun -np 4"
