@@ -26,6 +26,7 @@
 #include "kernels/embedding.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "src/core/error.h"
 #include "src/core/tensor.h"
 
 namespace ringtrain {
@@ -134,6 +135,17 @@ class Backend {
   // Weights were overwritten by something other than adamw_step or upload (ZeRO-3 gathers each
   // layer's weights into a reused buffer): copies a backend keeps of weights are stale.
   virtual void weights_changed() {}
+  // ZeRO-3 in bf16 (src/train/optimizer.h) gathers weights as bf16: a GEMM weight whose address
+  // lies in [begin, begin + bytes) is bf16 already and is multiplied as it is (no copy). Only
+  // GEMM weights are read from such a range. bytes 0 forgets the range starting at begin.
+  // Backends that compute in fp32 or on the host keep no such ranges (an error).
+  virtual void bf16_weights_at(const void*, size_t) {
+    RT_CHECK(false, describe(), " multiplies no bf16 weights in place (ZeRO-3's bf16 gathers are a GPU's)");
+  }
+  // y[i] = x[i] rounded to bf16 (to nearest, ties to even); y is bf16 (the same backends).
+  virtual void cast_to_bf16(const float*, void*, int64_t) {
+    RT_CHECK(false, describe(), " casts no buffers to bf16 (ZeRO-3's bf16 gathers are a GPU's)");
+  }
 
  private:
   Precision precision_;

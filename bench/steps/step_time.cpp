@@ -194,10 +194,10 @@ int run(int argc, char** argv) {
   }
   const MemoryPlan mp = plan_memory(c, /*on_gpu=*/false);
   j << ",\"plan\":{\"memory_mib\":" << mp.total() / 1048576.0
-    << ",\"state_mib\":" << (mp.weights + mp.gradients + mp.moments) / 1048576.0
+    << ",\"state_mib\":" << mp.state() / 1048576.0 << ",\"zero_units_mib\":" << mp.zero_units / 1048576.0
     << ",\"step_s\":" << plan_step_time(c, gpu_kind("cpu"), Cluster{}).step << ",\"bytes\":{";
   bool first_group = true;
-  for (const auto& [group, bytes] : plan_comm_bytes(c)) {
+  for (const auto& [group, bytes] : plan_comm_bytes(c, /*on_gpu=*/false)) {
     j << (first_group ? "" : ",") << '"' << group << "\":" << static_cast<int64_t>(bytes);
     first_group = false;
   }

@@ -3,7 +3,8 @@
 //
 // bf16 precision: GEMM operands are cast to bf16 (fp32 accumulate, fp32 output): activations
 // into scratch per call, weights once per update into a bf16 copy kept per weight (refreshed
-// after adamw_step, an upload or weights_changed(): ZeRO-3's gathers into reused buffers);
+// after adamw_step, an upload or weights_changed(): ZeRO-3's fp32 gathers into reused buffers;
+// weights ZeRO-3 gathered in bf16 are multiplied where they landed, bf16_weights_at);
 // attention with head dim 64 or 128 runs the bf16 flash kernels (tensor cores), other head
 // dims round q/k/v (and dout) to bf16 and run the fp32 kernels, so the same numbers are
 // computed either way up to accumulation order. Everything else stays fp32.
@@ -12,6 +13,7 @@
 #include <mpi.h>
 
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/gpu_runtime.h"
@@ -226,6 +228,15 @@ class CudaBackend final : public Backend {
     ++weights_generation_;
   }
   void weights_changed() override { ++weights_generation_; }
+  void bf16_weights_at(const void* begin, size_t bytes) override {
+    RT_CHECK(precision() == Precision::kBF16, "bf16 weights for a step in fp32");
+    const char* b = static_cast<const char*>(begin);
+    std::erase_if(bf16_ranges_, [b](const Range& r) { return r.begin == b; });
+    if (bytes > 0) bf16_ranges_.push_back({b, bytes});
+  }
+  void cast_to_bf16(const float* x, void* y, int64_t n) override {
+    CUDA_CHECK(cuda::cast_to_bf16(x, static_cast<__nv_bfloat16*>(y), n, stream_));
+  }
 
  private:
   struct Operand {
@@ -255,6 +266,9 @@ class CudaBackend final : public Backend {
   // A weight as a GEMM operand: in bf16, its cached bf16 copy, recast when the weights changed.
   Operand weight_operand(const float* w, int64_t n) {
     if (precision() == Precision::kF32) return {w, DType::kF32};
+    const char* at = reinterpret_cast<const char*>(w);
+    for (const Range& r : bf16_ranges_)
+      if (at >= r.begin && at < r.begin + r.bytes) return {w, DType::kBF16};  // gathered in bf16
     WeightCopy& c = weight_copies_[w];
     if (c.generation != weights_generation_ || !c.bf16.defined() || c.bf16.numel() < n) {
       to_bf16(c.bf16, w, n);
@@ -273,6 +287,11 @@ class CudaBackend final : public Backend {
     uint64_t generation = 0;
   };
   std::unordered_map<const float*, WeightCopy> weight_copies_;
+  struct Range {
+    const char* begin;
+    size_t bytes;
+  };
+  std::vector<Range> bf16_ranges_;  // bf16_weights_at
   uint64_t weights_generation_ = 1;
   int index_;
   std::string name_;

@@ -91,7 +91,7 @@ std::string plan_text(const Config& c, const PlanTarget& target) {
                   target.capacity / kGiB, 100.0 * m.total() / target.capacity,
                   target.capacity == kind.memory_bytes ? kind.source.c_str() : "--memory-gib");
   text += fit;
-  const std::map<std::string, double> comm = plan_comm_bytes(c);
+  const std::map<std::string, double> comm = plan_comm_bytes(c, !kind.host());
   text += "bytes sent per rank and step, by group (the payload handed to the communicator):\n";
   if (comm.empty()) text += "  none (one rank)\n";
   for (const auto& [group, bytes] : comm) {

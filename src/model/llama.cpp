@@ -56,6 +56,9 @@ RopeScaling rope_scaling_of(const ModelConfig& m) {
 namespace {
 float* P(ParamStore& s, int i) { return s[i].value.f32(); }
 float* G(ParamStore& s, int i) { return s[i].grad.f32(); }
+// A GEMM's weight: fp32, or the bf16 copy ZeRO-3 gathered in bf16, which the backend knows by
+// its address (Backend::bf16_weights_at) and multiplies as bf16. Other kernels read P.
+const float* W(ParamStore& s, int i) { return static_cast<const float*>(s[i].value.raw()); }
 
 // The sizes and constants of one layer's forward and backward for the current micro-batch.
 // Row counts come twice: as int64_t for buffer sizes and as int for the kernel arguments.
@@ -280,24 +283,24 @@ void LlamaModel::layer_forward(int l, const float* x_in, float* x_out, Acts& a) 
   // Attention half.
   be_.rmsnorm_forward({D.held_i, D.d_model_i, D.eps}, x_in, P(params_, L.ln1), tmp, rstd1);
   tp_enter_forward(tp_, tmp, h1, D.rows, D.d_model);
-  be_.linear_forward(h1, P(params_, L.q), q, D.rows_i, D.d_model_i, D.q_width);
-  be_.linear_forward(h1, P(params_, L.k), k, D.rows_i, D.d_model_i, D.kv_width);
-  be_.linear_forward(h1, P(params_, L.v), v, D.rows_i, D.d_model_i, D.kv_width);
+  be_.linear_forward(h1, W(params_, L.q), q, D.rows_i, D.d_model_i, D.q_width);
+  be_.linear_forward(h1, W(params_, L.k), k, D.rows_i, D.d_model_i, D.kv_width);
+  be_.linear_forward(h1, W(params_, L.v), v, D.rows_i, D.d_model_i, D.kv_width);
   be_.rope_forward({D.rows_i, D.heads, D.head_dim, D.theta, D.positions, rope_scaling_}, q);
   be_.rope_forward({D.rows_i, D.kv_heads, D.head_dim, D.theta, D.positions, rope_scaling_}, k);
   context_attention_forward(attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, q, k, v, ao, &a.att);
   if (attention_hook_) attention_hook_(l, attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, q, k, a.att);
-  be_.linear_forward(ao, P(params_, L.o), tmp, D.rows_i, D.q_width, D.d_model_i);
+  be_.linear_forward(ao, W(params_, L.o), tmp, D.rows_i, D.q_width, D.d_model_i);
   tp_leave_forward(tp_, tmp, x_mid, D.rows, D.d_model);
   be_.add(x_mid, x_in, D.held * D.d_model);
 
   // MLP half.
   be_.rmsnorm_forward({D.held_i, D.d_model_i, D.eps}, x_mid, P(params_, L.ln2), tmp, rstd2);
   tp_enter_forward(tp_, tmp, h2, D.rows, D.d_model);
-  be_.linear_forward(h2, P(params_, L.gate), g, D.rows_i, D.d_model_i, D.ffn);
-  be_.linear_forward(h2, P(params_, L.up), u, D.rows_i, D.d_model_i, D.ffn);
+  be_.linear_forward(h2, W(params_, L.gate), g, D.rows_i, D.d_model_i, D.ffn);
+  be_.linear_forward(h2, W(params_, L.up), u, D.rows_i, D.d_model_i, D.ffn);
   be_.swiglu_forward(g, u, act, D.rows * D.ffn);
-  be_.linear_forward(act, P(params_, L.down), tmp, D.rows_i, D.ffn, D.d_model_i);
+  be_.linear_forward(act, W(params_, L.down), tmp, D.rows_i, D.ffn, D.d_model_i);
   tp_leave_forward(tp_, tmp, x_out, D.rows, D.d_model);
   be_.add(x_out, x_mid, D.held * D.d_model);
 }
@@ -318,10 +321,10 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   float* dg = buf(w.dg, D.rows * D.ffn);
   float* du = buf(w.du, D.rows * D.ffn);
   tp_leave_backward(tp_, dx, full, D.rows, D.d_model);
-  be_.linear_backward(full, a.act.f32(), P(params_, L.down), da, G(params_, L.down), D.rows_i, D.ffn, D.d_model_i, false);
+  be_.linear_backward(full, a.act.f32(), W(params_, L.down), da, G(params_, L.down), D.rows_i, D.ffn, D.d_model_i, false);
   be_.swiglu_backward(da, a.g.f32(), a.u.f32(), dg, du, D.rows * D.ffn);
-  be_.linear_backward(dg, a.h2.f32(), P(params_, L.gate), full, G(params_, L.gate), D.rows_i, D.d_model_i, D.ffn, false);
-  be_.linear_backward(du, a.h2.f32(), P(params_, L.up), full, G(params_, L.up), D.rows_i, D.d_model_i, D.ffn, true);
+  be_.linear_backward(dg, a.h2.f32(), W(params_, L.gate), full, G(params_, L.gate), D.rows_i, D.d_model_i, D.ffn, false);
+  be_.linear_backward(du, a.h2.f32(), W(params_, L.up), full, G(params_, L.up), D.rows_i, D.d_model_i, D.ffn, true);
   tp_enter_backward(tp_, full, held, D.rows, D.d_model);
   be_.rmsnorm_backward({D.held_i, D.d_model_i, D.eps}, held, a.x_mid.f32(), P(params_, L.ln2), a.rstd2.f32(), dnorm,
                        G(params_, L.ln2));
@@ -333,14 +336,14 @@ void LlamaModel::layer_backward(int l, const float* x_in, float* dx, Acts& a) {
   float* dk = buf(w.dk, D.rows * D.kv_width);
   float* dv = buf(w.dv, D.rows * D.kv_width);
   tp_leave_backward(tp_, dx, full, D.rows, D.d_model);
-  be_.linear_backward(full, a.ao.f32(), P(params_, L.o), dao, G(params_, L.o), D.rows_i, D.q_width, D.d_model_i, false);
+  be_.linear_backward(full, a.ao.f32(), W(params_, L.o), dao, G(params_, L.o), D.rows_i, D.q_width, D.d_model_i, false);
   context_attention_backward(attention_, {b_, s_local_, D.heads, D.kv_heads, D.head_dim}, a.q.f32(), a.k.f32(),
                              a.v.f32(), a.ao.f32(), dao, a.att, dq, dk, dv);
   be_.rope_backward({D.rows_i, D.heads, D.head_dim, D.theta, D.positions, rope_scaling_}, dq);
   be_.rope_backward({D.rows_i, D.kv_heads, D.head_dim, D.theta, D.positions, rope_scaling_}, dk);
-  be_.linear_backward(dq, a.h1.f32(), P(params_, L.q), full, G(params_, L.q), D.rows_i, D.d_model_i, D.q_width, false);
-  be_.linear_backward(dk, a.h1.f32(), P(params_, L.k), full, G(params_, L.k), D.rows_i, D.d_model_i, D.kv_width, true);
-  be_.linear_backward(dv, a.h1.f32(), P(params_, L.v), full, G(params_, L.v), D.rows_i, D.d_model_i, D.kv_width, true);
+  be_.linear_backward(dq, a.h1.f32(), W(params_, L.q), full, G(params_, L.q), D.rows_i, D.d_model_i, D.q_width, false);
+  be_.linear_backward(dk, a.h1.f32(), W(params_, L.k), full, G(params_, L.k), D.rows_i, D.d_model_i, D.kv_width, true);
+  be_.linear_backward(dv, a.h1.f32(), W(params_, L.v), full, G(params_, L.v), D.rows_i, D.d_model_i, D.kv_width, true);
   tp_enter_backward(tp_, full, held, D.rows, D.d_model);
   be_.rmsnorm_backward({D.held_i, D.d_model_i, D.eps}, held, x_in, P(params_, L.ln1), a.rstd1.f32(), dnorm,
                        G(params_, L.ln1));
@@ -376,7 +379,7 @@ void LlamaModel::forward_trunk(const LocalBatch& batch, bool keep_acts) {
 
 void LlamaModel::head_logits() {
   const int head = p_lm_head_ >= 0 ? p_lm_head_ : p_embed_;
-  be_.linear_forward(hf_.f32(), P(params_, head), buf(logits_, rows_ * vocab_.size), static_cast<int>(rows_),
+  be_.linear_forward(hf_.f32(), W(params_, head), buf(logits_, rows_ * vocab_.size), static_cast<int>(rows_),
                      shape_.d, vocab_.size);
 }
 
@@ -402,7 +405,7 @@ double LlamaModel::forward_backward(const LocalBatch& batch, float loss_scale, c
   float* full = buf(w.full, N * d);
   float* held = buf(w.held, H * d);
   float* dx = buf(w.dx, H * d);
-  be_.linear_backward(logits_.f32(), hf_.f32(), P(params_, head), full, G(params_, head), static_cast<int>(N),
+  be_.linear_backward(logits_.f32(), hf_.f32(), W(params_, head), full, G(params_, head), static_cast<int>(N),
                       static_cast<int>(d), vocab_.size, false);
   tp_enter_backward(tp_, full, held, N, d);
   be_.rmsnorm_backward({static_cast<int>(H), static_cast<int>(d), static_cast<float>(model_.norm_eps)}, held,

@@ -93,6 +93,11 @@ void ParamStore::bind_values(int u, const Tensor& buffer) {
   }
 }
 
+void ParamStore::bind_value(int i, const Tensor& t) {
+  Param& p = params_[static_cast<size_t>(i)];
+  p.value = t.view(p.local_shape);
+}
+
 HeldSpan ParamStore::held(int i) const {
   const Param& p = params_[static_cast<size_t>(i)];
   if (layout_.full_values) return {0, p.numel, p.offset};
@@ -114,6 +119,7 @@ void ParamStore::pull_values() const {
 }
 
 void ParamStore::push_values() {
+  ++version_;
   if (backend_) backend_->upload(values_.raw(), host_values_.raw(), values_.nbytes());
 }
 

@@ -88,8 +88,10 @@ class ParamStore {
   // Points the gradients of unit u's parameters into `buffer` (at least u.size elements, the
   // unit's layout); see finalize.
   void bind_grads(int u, const Tensor& buffer);
-  // The same for the values (ZeRO-3: the unit's gathered weights).
+  // The same for the values (ZeRO-3: the unit's gathered weights, fp32 or bf16).
   void bind_values(int u, const Tensor& buffer);
+  // Points one parameter's value at `t` (its local shape's worth of elements).
+  void bind_value(int param, const Tensor& t);
   bool values_sharded() const { return !layout_.full_values; }
   HeldSpan held(int param) const;
 
@@ -112,6 +114,8 @@ class ParamStore {
   float* host_values() const { return host_values_.f32(); }
   void pull_values() const;
   void push_values();
+  // Counts push_values() calls: what a copy of the values derived from them compares against.
+  uint64_t values_version() const { return version_; }
 
  private:
   std::vector<Param> params_;
@@ -122,6 +126,7 @@ class ParamStore {
   ParamLayout layout_;
   std::vector<ShardRange> mine_;  // layout_.shard_rank's pieces
   int64_t used_ = 0, padded_ = 0;
+  uint64_t version_ = 0;
 };
 
 }  // namespace ringtrain

@@ -5,7 +5,7 @@
 
 namespace ringtrain {
 
-std::map<std::string, double> plan_comm_bytes(const Config& c) {
+std::map<std::string, double> plan_comm_bytes(const Config& c, bool on_gpu) {
   const ModelConfig& m = c.model;
   const ParallelConfig& p = c.parallel;
   const double d = m.d_model, hd = m.head_dim(), L = m.n_layers, k = c.train.grad_accum;
@@ -34,15 +34,20 @@ std::map<std::string, double> plan_comm_bytes(const Config& c) {
   const MemoryPlan params = plan_memory(c, false);
   const int zero = p.zero_level();
   if (p.dp * p.cp > 1) bytes["dp_cp"] = 16 + (zero == 0 ? 4.0 * params.params_local : 0.0);
-  if (zero >= 1) {  // reduce-scatters (every micro-step from ZeRO-2 on), all-gather, norm sums
-    bytes["dp_cp"] += 4.0 * params.params_padded * (zero >= 2 ? k + 1 : 2) + 16;
+  if (zero >= 1) {  // reduce-scatters (every micro-step from ZeRO-2 on), the norm sums
+    bytes["dp_cp"] += 4.0 * params.params_padded * (zero >= 2 ? k : 1) + 16;
   }
+  if (zero == 1 || zero == 2) bytes["dp_cp"] += 4.0 * params.params_padded;  // the all-gather after the update
   if (zero >= 3) {
     // Per micro-batch every unit is gathered for the forward and again for the backward (the
     // head and a tied embedding stay, the untied embedding's backward reads no weights; kept
-    // layers are not gathered again); the count above has one gather per step already.
-    const double again = p.zero3_keep_for_backward ? 0.0 : L * static_cast<double>(params.layer_unit);
-    bytes["dp_cp"] += 4.0 * (k * (params.params_padded + again) - params.params_padded);
+    // layers are not gathered again). In bf16 (on a GPU) all but the embedding at 2 bytes,
+    // and once per step the RMSNorm weights are summed whole.
+    const bool half = zero3_gathers_bf16(c, on_gpu);
+    const double unit_bytes = half ? 2.0 : 4.0;
+    const double layers = L * static_cast<double>(params.layer_unit) * (p.zero3_keep_for_backward ? 1.0 : 2.0);
+    bytes["dp_cp"] += k * (4.0 * params.embed_unit + unit_bytes * (layers + params.head_unit));
+    if (half) bytes["dp_cp"] += 4.0 * static_cast<double>(norm_elements(c));
   }
   return bytes;
 }

@@ -24,7 +24,8 @@
 //               of the padded flat buffer (ZeRO-1: once per step, ZeRO-2: per micro-batch),
 //               its all-gather after the update and the gradient norm's two f64; ZeRO-3
 //               gathers every unit per micro-batch instead (the layers twice unless kept for
-//               the backward).
+//               the backward; on a GPU in bf16 all but the embedding at 2 bytes an element,
+//               and the RMSNorm weights' all-reduce once per step).
 // Packed documents and sliding windows: the ring travels as many hops as the farthest block
 // any member of any sample still sees (parallel/attention_plan.h), so it could stop early; the
 // count keeps all r-1 because in practice it does not. One document crossing a zigzag chunk
@@ -45,7 +46,8 @@
 namespace ringtrain {
 
 // Group name (as the mesh names its communicators: tp, cp_ring, cp_ulysses, cp, dp, dp_cp) ->
-// bytes per rank per step; groups that carry nothing are absent.
-std::map<std::string, double> plan_comm_bytes(const Config& config);
+// bytes per rank per step; groups that carry nothing are absent. `on_gpu`: the step runs on a
+// GPU (ZeRO-3's bf16 gathers when train.precision is bf16); false: the CPU backend.
+std::map<std::string, double> plan_comm_bytes(const Config& config, bool on_gpu);
 
 }  // namespace ringtrain

@@ -9,6 +9,12 @@
 
 namespace ringtrain {
 
+bool zero3_gathers_bf16(const Config& c, bool on_gpu) {
+  return on_gpu && c.train.precision == TrainPrecision::kBf16 && c.parallel.zero_level() >= 3;
+}
+
+int64_t norm_elements(const Config& c) { return (2LL * c.model.n_layers + 1) * c.model.d_model; }
+
 MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   const ModelConfig& m = c.model;
   const ParallelConfig& p = c.parallel;
@@ -31,28 +37,41 @@ MemoryPlan plan_memory(const Config& c, bool on_gpu) {
   const int64_t embed_unit = padded(vocab * d), layer_unit = padded(per_layer_local);
   const int64_t head_unit = padded(d + (m.tie_embeddings ? 0 : vocab * d));
   plan.params_padded = embed_unit + L * layer_unit + head_unit;
+  plan.embed_unit = embed_unit;
   plan.layer_unit = layer_unit;
+  plan.head_unit = head_unit;
   const double shard = static_cast<double>(plan.params_padded) / n;
   // ZeRO-2/3's unit buffers: two rotating ones sized for the largest unit that takes turns in
   // them, and a tied embedding's own (the head writes its gradients first, reads it last).
   const bool tied = m.tie_embeddings;
   const double own = tied ? static_cast<double>(embed_unit) : 0.0;
   const double widest = static_cast<double>(std::max({layer_unit, head_unit, tied ? int64_t{0} : embed_unit}));
+  const double slots = own + 2 * widest;
   // ZeRO-3 keeps this rank's pieces and gathers units into those (current and prefetched;
   // every layer's and the head's when they are kept for the backward).
-  const double gathered = own + (p.zero3_keep_for_backward ? L + 1.0 : 2.0) * widest;
-  plan.weights = zero >= 3 ? 4.0 * (shard + gathered) : 4.0 * plan.params_padded;
+  const double turns = p.zero3_keep_for_backward ? L + 1.0 : 2.0;
+  const bool bf16 = on_gpu && c.train.precision == TrainPrecision::kBf16;
+  const bool gather_bf16 = zero3_gathers_bf16(c, on_gpu);
+  plan.weights = zero >= 3 ? 4.0 * shard : 4.0 * plan.params_padded;
+  if (gather_bf16) plan.weights += 4.0 * static_cast<double>(norm_elements(c));  // whole on every rank
   // ZeRO-1: the reduce-scatter lands in a gradient shard beside the full buffer. ZeRO-2: no
-  // full buffer; the shard and the unit buffers, each with its reduced piece.
-  const double slots = own + 2 * widest;
+  // full buffer, only the shard; the unit buffers each come with their reduced piece.
   plan.gradients = zero == 0 ? 4.0 * plan.params_padded
                    : zero == 1 ? 4.0 * plan.params_padded + 4.0 * shard
-                               : 4.0 * shard + 4.0 * (slots + slots / n);
+                               : 4.0 * shard;
   plan.moments = 8.0 * shard;
-  const bool bf16 = on_gpu && c.train.precision == TrainPrecision::kBf16;
-  // The CUDA backend keeps a bf16 copy per weight it multiplies by; under ZeRO-3 those are the
-  // gathered units' buffers.
-  if (bf16) plan.bf16_weights = zero >= 3 ? 2.0 * gathered : 2.0 * plan.params_local;
+  // The CUDA backend keeps a bf16 copy per weight it multiplies by (not of ZeRO-3's units).
+  if (bf16 && zero < 3) plan.bf16_weights = 2.0 * plan.params_local;
+  if (zero >= 2) plan.zero_units = 4.0 * (slots + slots / n);
+  if (gather_bf16) {
+    // The embedding's fp32 buffer (and a tied one's bf16 copy for the head); the other units
+    // in turns as bf16, each buffer with its bf16 piece to send.
+    const double widest_bf16 = static_cast<double>(std::max(layer_unit, head_unit));
+    plan.zero_units += 4.0 * embed_unit + (tied ? 2.0 * vocab * d : 0.0) + turns * 2.0 * (widest_bf16 + widest_bf16 / n);
+  } else if (zero >= 3) {
+    const double gathered = own + turns * widest;
+    plan.zero_units += (bf16 ? 6.0 : 4.0) * gathered;  // and their bf16 copies on a GPU
+  }
 
   // Token rows of one micro-batch on this rank: N through the linear layers, H held between
   // them (N / tp under sequence parallelism).
@@ -142,13 +161,14 @@ std::string describe_memory(const Config& c, const MemoryPlan& m) {
                 "  gradients (fp32)      %10.1f\n"
                 "  AdamW moments         %10.1f%s\n"
                 "  bf16 weight copies    %10.1f\n"
+                "  ZeRO unit buffers     %10.1f (working set: gathered weights, gradient units)\n"
                 "  activations           %10.1f%s\n"
                 "  attention buffers     %10.1f\n"
                 "  workspace             %10.1f\n"
                 "  total                 %10.1f\n",
                 static_cast<long long>(m.params_global), static_cast<long long>(m.params_local), m.weights * mib,
                 m.gradients * mib, m.moments * mib, zero_note(c.parallel.zero_level()),
-                m.bf16_weights * mib, m.activations * mib, c.train.recompute ? " (recompute)" : "",
+                m.bf16_weights * mib, m.zero_units * mib, m.activations * mib, c.train.recompute ? " (recompute)" : "",
                 m.attention_buffers * mib, m.workspace * mib, m.total() * mib);
   return buf;
 }

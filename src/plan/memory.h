@@ -22,20 +22,34 @@ namespace ringtrain {
 struct MemoryPlan {
   int64_t params_global = 0;  // elements of the unsharded model
   int64_t params_local = 0;   // elements this rank holds (its tp shard)
-  int64_t layer_unit = 0;     // one layer's elements as the flat buffers hold them (padded)
+  int64_t embed_unit = 0;     // the embedding's elements as the flat buffers hold them (padded)
+  int64_t layer_unit = 0;     // one layer's
+  int64_t head_unit = 0;      // the final norm's and (untied) the head's
   int64_t params_padded = 0;  // the flat buffers' length: each unit padded to a multiple of dp x cp under ZeRO
   // Bytes per rank.
-  double weights = 0;         // fp32 values (ZeRO-3: the shard and the gathered units' buffers)
-  double gradients = 0;       // fp32 gradients (ZeRO-2: the shard and the unit buffers)
+  // The state, kept from step to step:
+  double weights = 0;         // fp32 values (ZeRO-3: this rank's shard)
+  double gradients = 0;       // fp32 gradients (ZeRO-1: the full buffer and the shard; ZeRO-2: the shard)
   double moments = 0;         // AdamW m and v (fp32), a 1/(dp x cp) shard under ZeRO
-  double bf16_weights = 0;    // bf16 on a GPU: the bf16 copies of the weights
+  double bf16_weights = 0;    // bf16 on a GPU: the bf16 copies of the weights (not under ZeRO-3)
+  // ZeRO-2/3's unit buffers, the working set the state passes through: a few units' gathered
+  // weights (and their bf16 copies on a GPU) and gradients with their reduced pieces. Sized by
+  // the largest unit, not by the model, so it does not shrink with dp x cp.
+  double zero_units = 0;
   double activations = 0;     // kept for backward (one layer's under recompute) and the head's
   double attention_buffers = 0;  // ring K/V double buffers and dK/dV accumulators, Ulysses frames
   double workspace = 0;       // step temporaries (and bf16 operand scratch on a GPU)
+  double state() const { return weights + gradients + moments + bf16_weights; }
   double total() const {
-    return weights + gradients + moments + bf16_weights + activations + attention_buffers + workspace;
+    return state() + zero_units + activations + attention_buffers + workspace;
   }
 };
+
+// Whether ZeRO-3 gathers every unit but the embedding in bf16 (src/train/optimizer.h): on a
+// GPU whose step is bf16. Those units' RMSNorm weights (norm_elements) then stay whole in fp32
+// on every rank, rebuilt by one all-reduce per step.
+bool zero3_gathers_bf16(const Config& config, bool on_gpu);
+int64_t norm_elements(const Config& config);
 
 // The plan of `config`'s layout. `on_gpu`: the step runs on a GPU (bf16 copies and scratch when
 // train.precision is bf16); false: the CPU backend (fp32 only).

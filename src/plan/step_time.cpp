@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "parallel/context_attention.h"
 #include "src/plan/memory.h"
+#include "src/plan/unit_pipeline.h"
 
 namespace ringtrain {
 namespace {
@@ -120,20 +122,37 @@ StepTime plan_step_time(const Config& c, const GpuKind& kind, const Cluster& clu
     t.grad_sync_exposed = kind.async_progress ? std::max(0.0, channel - micro_bwd) : t.grad_sync;
   }
   if (zero >= 2) t.grad_sync *= k;
-  if (zero >= 1) {
-    // Levels 1 and 2 all-gather the updated weights after the step (exposed). Level 3 gathers
-    // every unit before its forward and each layer again before its backward, prefetched
-    // behind the unit before it: exposed where the gathers outlast the compute (all of them
-    // without asynchronous progress).
+  if (zero >= 1 && zero <= 2) {  // the updated weights all-gathered after the step (exposed)
+    t.zero = scatter_or_gather_s(4.0 * params.params_padded, sync_n, link_for(world, kind, cluster));
+  } else if (zero >= 3) {
+    // Each unit gathered before its forward (and each layer again before its backward unless
+    // kept), prefetched behind the one unit before it, and every unit's gradients
+    // reduce-scattered on the same channel at every micro-batch (unit_pipeline.h). What the
+    // passes take beyond their compute is exposed; the part the reduce-scatters alone would
+    // cost is the gradient sync's, the rest the gathers'.
     const Link l = link_for(world, kind, cluster);
-    const double flat = 4.0 * params.params_padded;
-    if (zero <= 2) {
-      t.zero = scatter_or_gather_s(flat, sync_n, l);
-    } else {
-      const double again = p.zero3_keep_for_backward ? 0.0 : 4.0 * L * params.layer_unit;
-      const double gathers = k * scatter_or_gather_s(flat + again, sync_n, l);
-      t.zero = kind.async_progress ? std::max(0.0, gathers - k * (micro_fwd + micro_bwd)) : gathers;
-    }
+    // fp32 gradients; weights in fp32, or (bf16 on a GPU) all but the embedding's in bf16.
+    const bool half = zero3_gathers_bf16(c, !kind.host());
+    auto moved = [&](int64_t elems, double bytes) {
+      return scatter_or_gather_s(bytes * static_cast<double>(elems), sync_n, l);
+    };
+    const double wb = half ? 2.0 : 4.0;
+    const double layer_gather = moved(params.layer_unit, wb), layer_reduce = moved(params.layer_unit, 4.0);
+    const bool keep = p.zero3_keep_for_backward;
+    std::vector<UnitWork> fwd, bwd, bwd_reduce_only;
+    fwd.push_back({moved(params.embed_unit, 4.0), 0.0, 0.0});
+    for (int i = 0; i < m.n_layers; ++i) fwd.push_back({layer_gather, layer_fwd, 0.0});
+    fwd.push_back({moved(params.head_unit, wb), head_fwd + tp_head / 2, 0.0});
+    bwd.push_back({0.0, head_bwd + tp_head / 2, moved(params.head_unit, 4.0)});  // held from the forward
+    for (int i = 0; i < m.n_layers; ++i) bwd.push_back({keep ? 0.0 : layer_gather, layer_bwd, layer_reduce});
+    bwd.push_back({0.0, 0.0, moved(params.embed_unit, 4.0)});  // tied: held; untied: its backward reads no weights
+    for (UnitWork w : bwd) bwd_reduce_only.push_back({0.0, w.compute_s, w.reduce_s});
+    const bool async = kind.async_progress;
+    const double reduce_exposed = unit_pass_s(bwd_reduce_only, async) - micro_bwd;
+    const double passes = unit_pass_s(fwd, async) + unit_pass_s(bwd, async) - micro_fwd - micro_bwd;
+    t.grad_sync_exposed = k * reduce_exposed;
+    t.zero = std::max(0.0, k * passes - t.grad_sync_exposed);
+    if (half) t.zero += all_reduce_s(4.0 * static_cast<double>(norm_elements(c)), sync_n, l);  // blocking
   }
   // The step's small all-reduces, all blocking: the token count and the loss over dp x cp, the
   // gradient norm over tp (and dp x cp under ZeRO), and under sequence parallelism each norm

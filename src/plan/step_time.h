@@ -7,6 +7,9 @@
 //   - the gradient all-reduce runs per bucket (the head, each layer, the embedding) as soon as
 //     the last micro-batch's backward has produced it (Optimizer::grads_ready), on one channel
 //     behind the rest of that backward; only what outlasts the backward is exposed;
+//   - ZeRO-3's unit gathers and reduce-scatters run on one channel (src/plan/unit_pipeline.h):
+//     each gather hides behind the one unit computing while it moves, the pass's first gather
+//     behind nothing, every message pays its latency;
 //   - nothing else overlaps: tensor-parallel collectives, Ulysses all-to-alls and ZeRO-1's
 //     reduce-scatter and all-gather are blocking and sit on the critical path;
 //   - on the host (GpuKind::async_progress false) not even those two: MPI moves a nonblocking

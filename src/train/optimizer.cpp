@@ -51,9 +51,14 @@ Optimizer::Optimizer(const Config& config, Mesh& mesh, Backend& backend, const T
   }
   const auto& units = params.units();
   // A tied head writes the embedding's gradients first and reads its weights last: the
-  // embedding then has buffers of its own; untied, it takes turns with the other units.
+  // embedding then has buffers of its own; untied, it takes turns with the other units (but
+  // for its weights when the others are gathered in bf16).
   embed_own_ = config.model.tie_embeddings;
+  gather_bf16_ = zero_ >= 3 && !be_.on_host() && be_.precision() == Precision::kBF16;
+  const bool embed_values_own = embed_own_ || gather_bf16_;
   for (size_t u = embed_own_ ? 1 : 0; u < units.size(); ++u) widest_ = std::max(widest_, units[u].size);
+  for (size_t u = embed_values_own ? 1 : 0; u < units.size(); ++u)
+    widest_values_ = std::max(widest_values_, units[u].size);
   if (zero_ >= 2) {
     if (embed_own_) {
       embed_slot_.grads = be_.alloc(units[0].size);
@@ -64,7 +69,17 @@ Optimizer::Optimizer(const Config& config, Mesh& mesh, Backend& backend, const T
       s.piece = be_.alloc(widest_ / n);
     }
   }
-  if (zero_ >= 3 && embed_own_) embed_values_.values = be_.alloc(units[0].size);
+  if (zero_ >= 3 && embed_values_own) embed_values_.values = be_.alloc(units[0].size);
+  if (gather_bf16_) {
+    int64_t at = 0;
+    norm_at_.assign(params.params().size(), -1);
+    for (int i = 0; i < static_cast<int>(params.params().size()); ++i)
+      if (bf16_unit(params.unit_of(i)) && params[i].local_shape.size() == 1) {
+        norm_at_[static_cast<size_t>(i)] = at;
+        at += params[i].numel;
+      }
+    norms_ = be_.alloc(at);
+  }
   if (be_.on_host()) {
     host_m_ = m_;
     host_v_ = v_;
@@ -72,6 +87,11 @@ Optimizer::Optimizer(const Config& config, Mesh& mesh, Backend& backend, const T
     host_m_ = Tensor::zeros({shard_size_});
     host_v_ = Tensor::zeros({shard_size_});
   }
+}
+
+Optimizer::~Optimizer() {
+  if (gather_bf16_)
+    for (ValueSlot& s : values_) be_.bf16_weights_at(s.values.raw(), 0);
 }
 
 void Optimizer::pull_state() {
@@ -105,23 +125,49 @@ Optimizer::ValueSlot* Optimizer::value_slot(int unit) {
 }
 
 Optimizer::ValueSlot& Optimizer::gather_into(int unit, bool async) {
-  ValueSlot* slot = unit == 0 && embed_own_ ? &embed_values_ : nullptr;
+  ValueSlot* slot = unit == 0 && embed_values_.values.defined() ? &embed_values_ : nullptr;
   for (size_t i = 0; !slot && i < values_.size(); ++i)
     if (values_[i].unit < 0) slot = &values_[i];
   if (!slot) {
-    values_.emplace_back();
-    values_.back().values = be_.alloc(widest_);
-    slot = &values_.back();
+    ValueSlot& s = values_.emplace_back();
+    if (gather_bf16_) {
+      s.values = be_.alloc(widest_values_, DType::kBF16);
+      s.staging = be_.alloc(widest_values_ / params_.shard_over(), DType::kBF16);
+      be_.bf16_weights_at(s.values.raw(), s.values.nbytes());
+    } else {
+      s.values = be_.alloc(widest_values_);
+    }
+    slot = &s;
   }
   RT_CHECK(slot->unit < 0, "unit ", unit, ": the embedding's weight buffer still holds unit ", slot->unit);
   const ShardRange& r = shard_[static_cast<size_t>(unit)];
-  const float* mine = params_.values() + r.shard_offset;
+  const void* mine = params_.values() + r.shard_offset;
+  DType type = DType::kF32;
+  if (bf16_unit(unit)) {
+    if (norms_stale_ || norms_version_ != params_.values_version()) refresh_norms();
+    be_.cast_to_bf16(params_.values() + r.shard_offset, slot->staging.raw(), r.size);
+    mine = slot->staging.raw();
+    type = DType::kBF16;
+  }
   slot->unit = unit;
   if (async)
-    slot->pending = dp_cp_->all_gather_async(mine, slot->values.f32(), static_cast<size_t>(r.size), DType::kF32);
+    slot->pending = dp_cp_->all_gather_async(mine, slot->values.raw(), static_cast<size_t>(r.size), type);
   else
-    dp_cp_->all_gather(mine, slot->values.f32(), static_cast<size_t>(r.size), DType::kF32);
+    dp_cp_->all_gather(mine, slot->values.raw(), static_cast<size_t>(r.size), type);
   return *slot;
+}
+
+void Optimizer::refresh_norms() {
+  be_.fill(norms_.f32(), 0.0f, norms_.numel());
+  for (int i = 0; i < static_cast<int>(norm_at_.size()); ++i) {
+    const int64_t at = norm_at_[static_cast<size_t>(i)];
+    const HeldSpan h = params_.held(i);
+    if (at >= 0 && h.hi > h.lo)
+      be_.copy(norms_.f32() + at + h.lo, params_.values() + h.at, static_cast<size_t>(h.hi - h.lo) * sizeof(float));
+  }
+  dp_cp_->all_reduce(norms_.raw(), static_cast<size_t>(norms_.numel()), DType::kF32, ReduceOp::kSum);
+  norms_stale_ = false;
+  norms_version_ = params_.values_version();
 }
 
 void Optimizer::acquire_values(int unit) {
@@ -133,7 +179,14 @@ void Optimizer::acquire_values(int unit) {
     s->pending.reset();
   }
   params_.bind_values(unit, s->values);
-  be_.weights_changed();  // the buffer held another unit's weights (bf16 copies on a GPU)
+  if (bf16_unit(unit)) {
+    const ParamUnit& u = params_.units()[static_cast<size_t>(unit)];
+    for (int i = u.first; i <= u.last; ++i)
+      if (norm_at_[static_cast<size_t>(i)] >= 0)
+        params_.bind_value(i, norms_.slice0(norm_at_[static_cast<size_t>(i)], params_[i].numel));
+  } else {
+    be_.weights_changed();  // the buffer held other weights (their bf16 copies on a GPU)
+  }
 }
 
 void Optimizer::prefetch_values(int unit) {
@@ -237,6 +290,7 @@ void Optimizer::update(double lr, int64_t step) {
     float* w = params_.values() + (params_.values_sharded() ? o.at : o.b);
     be_.adamw_step(a, w, g + o.at, m_.f32() + o.at, v_.f32() + o.at, o.e - o.b);
   }
+  norms_stale_ = true;
   if (zero_ == 1 || zero_ == 2) {  // ZeRO-3 gathers each unit where it is read
     // Each unit's updated piece, then every rank's: all_gather's in-place form (recv + rank *
     // count == send), which NCCL and MPI both allow.

@@ -21,6 +21,13 @@
 //      computed), and releases it after use, freeing the buffer for the next prefetch; two
 //      rotating buffers (and a tied embedding's own) serve a step (every layer's with
 //      parallel.zero3_keep_for_backward).
+//      On a GPU in bf16 (train.precision) every unit but the embedding is gathered in bf16: the
+//      owner casts its fp32 piece (the GEMMs would round the weights to the same bf16 values),
+//      the all-gather moves half the bytes and the GEMMs multiply the gathered copy where it
+//      landed (Backend::bf16_weights_at). The RMSNorm weights of those units are read in fp32:
+//      every rank keeps all of them whole (2 L + 1 vectors of d_model), rebuilt after each
+//      update by one all-reduce of this rank's pieces (the others' zeros: exact). The embedding,
+//      which the lookup reads in fp32, is gathered in fp32 into a buffer of its own.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +51,9 @@ class Optimizer {
   // the mesh's host communicators.
   Optimizer(const Config& config, Mesh& mesh, Backend& backend, const TensorGroups& groups, ParamStore& params,
             std::vector<int> tp_partial);
+  ~Optimizer();
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
 
   // The model's unit hooks (LlamaModel::UnitHooks): ZeRO-2/3 bind a unit's gradients to a
   // zeroed buffer; ZeRO-3 gathers, prefetches and frees a unit's weights.
@@ -83,12 +93,15 @@ class Optimizer {
   void settle(GradSlot& slot);  // waits for the slot's reduce-scatter, adds its piece
   // ZeRO-3: a unit's gathered weights.
   struct ValueSlot {
-    Tensor values;
+    Tensor values;    // fp32, or bf16 for the units gathered in bf16
+    Tensor staging;   // bf16: this rank's piece, cast for the gather
     Pending pending;  // a prefetch's gather
     int unit = -1;    // -1: free
   };
   ValueSlot* value_slot(int unit);  // the slot holding `unit`, or null
   ValueSlot& gather_into(int unit, bool async);
+  bool bf16_unit(int unit) const { return gather_bf16_ && unit != 0; }
+  void refresh_norms();  // norms_ from every rank's pieces
   float* grad_shard();
   Config config_;
   Mesh& mesh_;
@@ -108,9 +121,15 @@ class Optimizer {
   GradSlot embed_slot_;            // ZeRO-2: the first unit (the embedding)
   GradSlot slots_[2];              // ZeRO-2: every other unit, in turn
   int next_slot_ = 0;
-  ValueSlot embed_values_;         // ZeRO-3: the first unit (the embedding)
+  ValueSlot embed_values_;         // ZeRO-3: the first unit (the embedding), tied or in bf16
   std::deque<ValueSlot> values_;   // ZeRO-3: every other unit's, grown when none is free
-  int64_t widest_ = 0;             // the largest unit that takes turns in the rotating buffers
+  int64_t widest_ = 0;             // the largest unit that takes turns in the gradient buffers
+  int64_t widest_values_ = 0;      // ... in the weight buffers
+  bool gather_bf16_ = false;       // ZeRO-3 on a GPU in bf16
+  Tensor norms_;                   // gather_bf16_: the 1-D weights of the bf16 units, whole
+  std::vector<int64_t> norm_at_;   // per parameter: its offset in norms_ (-1: not there)
+  bool norms_stale_ = true;        // an update changed them since refresh_norms
+  uint64_t norms_version_ = 0;     // params' values_version() at refresh_norms
 };
 
 }  // namespace ringtrain

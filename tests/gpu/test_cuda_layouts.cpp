@@ -53,6 +53,10 @@ TEST(CudaLayouts, EveryLayoutEqualsCpuAndOneRank) {
   add(2, 2, 1, {"parallel.zero=2"});
   add(1, 2, 2);
   add(2, 2, 2);
+  // ZeRO over 4 and 8 ranks: pieces an eighth of a unit, gathers beside tp's collectives.
+  add(2, 2, 2, {"parallel.sequence_parallel=true", "parallel.zero=3"});
+  add(1, 8, 1, {"parallel.zero=2"});
+  add(1, 8, 1, {"parallel.zero=3", "parallel.zero3_keep_for_backward=true"});
   ASSERT_FALSE(layouts.empty());
 
   const test::TrainedRun one_rank = test::train(kBase, MPI_COMM_SELF, {"train.micro_batch=2", "train.grad_accum=2"});

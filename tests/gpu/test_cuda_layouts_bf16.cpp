@@ -9,7 +9,12 @@
 // (tests/gpu/rounding_noise_backend.h: the model carried through the same step by Monte Carlo),
 // plus the fp32 tolerance of two layouts. Catches a flash kernel fed the wrong block, lse or
 // delta by a ring step, a Ulysses or tensor-parallel head split that the bf16 path handles
-// differently from the fp32 one, and dK/dV of a ring step lost or added twice.
+// differently from the fp32 one, and dK/dV of a ring step lost or added twice. ZeRO-3 (its
+// units gathered in bf16, at cp 2, 3, 4 and dp 2, also kept for the backward) is held to the
+// same bound: its GEMMs must multiply the same bf16 weights; and over three steps it must train
+// the numbers of ZeRO-0 on the same device layout within the fp32 layout tolerance (the bf16
+// operands are the same; only the sums' order differs), which catches an RMSNorm weight read
+// rounded to bf16 (exactly 1 at the first step, not after it) or a unit's bf16 copy stale.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -140,6 +145,10 @@ TEST(CudaLayoutsBf16, FlashAttentionInEveryLayoutFollowsTheRoundingModel) {
   add(1, 3, 1);
   add(1, 4, 1);
   add(1, 4, 1, {"parallel.cp_mode=hybrid", "parallel.ulysses_degree=2"});
+  add(1, 2, 1, {"parallel.zero=3"});
+  add(2, 1, 1, {"parallel.zero=3", "parallel.zero3_keep_for_backward=true"});
+  add(1, 3, 1, {"parallel.zero=3"});  // pieces that split the RMSNorm weights unevenly
+  add(1, 4, 1, {"parallel.zero=3", "parallel.zero3_keep_for_backward=true"});
   ASSERT_FALSE(layouts.empty());
 
   // Head dim 64 with 4 query heads per kv head (2 kv heads: tp = 2 and Ulysses 2 split them),
@@ -166,5 +175,23 @@ TEST(CudaLayoutsBf16, FlashAttentionInEveryLayoutFollowsTheRoundingModel) {
                       what.c_str(), dev.loss, e.cpu.loss, e.loss_sigma, worst,
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), model_s);
       }
+  }
+}
+
+TEST(CudaLayoutsBf16, ZeroThreeGathersInBf16AndTrainsZeroZerosNumbers) {
+  register_cuda_runtime();
+  const int world = world_size();
+  const std::vector<std::string> model = {"model.d_model=512", "model.n_heads=8", "model.n_kv_heads=2",
+                                          "train.steps=3", "train.lr=3.0e-3", "train.eps=1.0e-6"};
+  const std::vector<std::string> cp = test::layout(1, world, 1, 2, {});
+  for (const char* comm : {"nccl", "staged"}) {
+    const std::vector<std::string> dev = test::with(test::with(model, cp), {"device=cuda", std::string("parallel.device_comm=") + comm});
+    const test::TrainedRun zero0 = test::train(kBase, MPI_COMM_WORLD, dev);
+    for (const char* keep : {"false", "true"}) {
+      const std::string what = std::string("cuda/") + comm + " zero 3, keep " + keep + ", cp " + std::to_string(world);
+      const test::TrainedRun zero3 = test::train(
+          kBase, MPI_COMM_WORLD, test::with(dev, {"parallel.zero=3", std::string("parallel.zero3_keep_for_backward=") + keep}));
+      test::expect_same(zero3, zero0, what);
+    }
   }
 }

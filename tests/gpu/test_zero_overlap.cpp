@@ -7,9 +7,13 @@
 // (the embedding's, the backward's end) is waited for only after kernels of the units below.
 // Catches a prefetch that is issued after the layer it should hide behind, or waited for at
 // once (a blocking gather in disguise), and a gradient reduction waited for where it is issued.
+// In bf16, ZeRO-3 gathers every unit but the embedding as bf16, and the bytes handed to NCCL
+// are the plan's (src/plan/comm.h): catches a unit gathered in fp32 after all, or bytes the
+// plan does not count.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -18,6 +22,7 @@
 #include "src/config/config.h"
 #include "src/core/process.h"
 #include "src/device/nccl_communicator.h"
+#include "src/plan/comm.h"
 #include "src/train/trainer.h"
 #include "stream_trace.h"
 
@@ -79,5 +84,40 @@ TEST(ZeroOverlap, CollectivesOverlapCompute) {
       EXPECT_EQ(gathers.size(), 8u) << trace.dump();
       expect_overlapped(trace, comm, compute, gathers, 1, 0, "all-gather");
     }
+  }
+}
+
+TEST(ZeroOverlap, Bf16GathersMoveHalfTheBytesAsPlanned) {
+  if (!gpu::kEmulated) GTEST_SKIP() << "the trace is recorded on the emulated device (on a GPU: nsys)";
+  register_cuda_runtime();
+  for (const std::string keep : {"false", "true"}) {
+    SCOPED_TRACE("zero3_keep_for_backward " + keep);
+    const Config c = parse_config(kBase, "test_zero_overlap",
+                                  {"parallel.zero=3", "train.precision=bf16", "parallel.zero3_keep_for_backward=" + keep});
+    Mesh mesh(MPI_COMM_WORLD, MeshShape{1, 2, 1, 1});
+    Trainer t(c, mesh);
+    const int comm = gpu::stream_id(nccl_communicator_stream(*t.compute().groups().dp_cp));
+    t.step();
+    gpu::trace_start();
+    t.step();
+    t.compute().backend().synchronize();
+    const test::Trace trace{gpu::trace_stop()};
+    // Forward: the embedding (fp32: the lookup reads it so), 3 layers and the head; backward:
+    // the layers again unless kept.
+    const std::vector<int> gathers = trace.find(comm, "nccl all_gather");
+    ASSERT_EQ(gathers.size(), keep == "true" ? 5u : 8u) << trace.dump();
+    for (size_t i = 0; i < gathers.size(); ++i)
+      EXPECT_NE(trace.entries[static_cast<size_t>(gathers[i])].what.find(i == 0 ? " f32 " : " bf16 "), std::string::npos)
+          << "gather " << i << "\n" << trace.dump();
+    // The RMSNorm weights, summed whole once per step.
+    EXPECT_EQ(trace.find(comm, "nccl all_reduce f32").size(), 1u) << trace.dump();
+    double bytes = 0;
+    for (int i : trace.find(comm, "nccl ")) {
+      const std::string& w = trace.entries[static_cast<size_t>(i)].what;
+      bytes += std::atof(w.substr(w.rfind(' ', w.size() - 3) + 1).c_str());
+    }
+    // The plan's dp x cp bytes include the token count, the loss and the gradient norm's sums
+    // (f64: 32 bytes), which travel over the mesh's host communicator.
+    EXPECT_EQ(bytes + 32, plan_comm_bytes(c, /*on_gpu=*/true).at("dp_cp")) << trace.dump();
   }
 }

@@ -35,7 +35,7 @@ log: {every: 100, tensorboard: false}
 
 void expect_bytes_match(const std::string& name, const std::vector<std::string>& overrides) {
   const Config c = parse_config(kBase, "test_plan_comm", overrides);
-  const std::map<std::string, double> plan = plan_comm_bytes(c);
+  const std::map<std::string, double> plan = plan_comm_bytes(c, /*on_gpu=*/false);
   Mesh mesh(MPI_COMM_WORLD, MeshShape{c.parallel.dp, c.parallel.cp, c.parallel.tp, c.parallel.ulysses_degree});
   bench::pmpi_forget_names();  // the previous case's mesh is gone
   bench::pmpi_name_mesh(mesh);

@@ -4,12 +4,15 @@
 // behind the backward; nothing hides on a kind without asynchronous progress), the link a group
 // crosses (a tp group wider than a node pays the network), tokens/s and MFU from the step.
 // Catches an overlap charged where the step has none, a FLOP term dropped or doubled, a group
-// put on the wrong link.
+// put on the wrong link, a ZeRO-3 gather hidden behind more than the one unit it moves
+// beside (or the pass's first gather hidden at all), a per-message latency paid once for all.
 #include <gtest/gtest.h>
 
 #include "src/config/config.h"
 #include "src/plan/gpu_kinds.h"
 #include "src/plan/step_time.h"
+#include "src/plan/memory.h"
+#include "src/plan/unit_pipeline.h"
 
 namespace ringtrain {
 namespace {
@@ -104,6 +107,45 @@ TEST(PlanStepTime, TokensPerSecondAndMfuFollowTheStep) {
   const double matmul = 4 * (256.0 * (8 + 2 * 4) * 32 + 8 * 32 * 256 + 3 * 256 * 768) + 1024.0 * 256;
   EXPECT_NEAR(t.model_flops_per_token, 6 * matmul + 6 * 4 * 4096.0 * 8 * 32, 1e-3);
   EXPECT_NEAR(t.mfu, t.model_flops_per_token * t.tokens_per_s / (4 * 2e12), 1e-12);
+}
+
+
+TEST(PlanStepTime, AUnitGatherHidesBehindTheOneUnitBeforeItOnly) {
+  // Gathers shorter than the units: only the first (nothing computes while it moves) and the
+  // one behind the zero-compute first unit are exposed.
+  EXPECT_DOUBLE_EQ(unit_pass_s({{1, 0, 0}, {1, 5, 0}, {1, 5, 0}}, true), 12.0);
+  // Gathers longer than the units: each unit waits for its gather; compute 3, pass 10.
+  EXPECT_DOUBLE_EQ(unit_pass_s({{3, 1, 0}, {3, 1, 0}, {3, 1, 0}}, true), 10.0);
+  // A reduce-scatter queued on the channel before a later prefetch delays it, and the pass
+  // ends when the channel is empty: unit 0 (2 s) reduces for 3 s from t = 2; unit 1's gather
+  // went first (t = 0..1), unit 1 computes 2..4, the channel drains at 5.
+  EXPECT_DOUBLE_EQ(unit_pass_s({{0, 2, 3}, {1, 2, 0}}, true), 5.0);
+  EXPECT_DOUBLE_EQ(unit_pass_s({{0, 2, 0}, {4, 2, 0}, {4, 2, 0}}, true), 10.0);
+  // Without asynchronous progress nothing hides.
+  EXPECT_DOUBLE_EQ(unit_pass_s({{1, 0, 0}, {1, 5, 2}, {1, 5, 0}}, false), 15.0);
+}
+
+TEST(PlanStepTime, ZeroThreeExposesItsFirstGatherAndEveryMessagesLatency) {
+  const Config c = config({"parallel.dp=4", "parallel.zero=3"});
+  const MemoryPlan mp = plan_memory(c, false);
+  const double lat = 5e-6, bw = 100e9;  // dp 4 in one node
+  auto gather = [&](double elems) { return 3 * lat + 0.75 * 4 * elems / bw; };
+  // On the host every gather (embedding, layers twice, head) and reduce-scatter is on the
+  // critical path, each with its own three start-ups, for each of the 3 micro-batches.
+  const StepTime host = plan_step_time(c, kind(false), Cluster{});
+  const double gathers = gather(mp.embed_unit) + 2 * 4 * gather(mp.layer_unit) + gather(mp.head_unit);
+  EXPECT_NEAR(host.zero, 3 * gathers, 1e-12);
+  // With progress the first gather (the embedding's) and the first layer's (behind the
+  // embedding lookup, which computes nothing here) are still exposed at every micro-batch.
+  const StepTime t = plan_step_time(c, kind(true), Cluster{});
+  EXPECT_GE(t.zero, 3 * (gather(mp.embed_unit) + gather(mp.layer_unit)) - 1e-12);
+  EXPECT_LT(t.zero, host.zero);
+  // Kept for the backward: no second gather of the layers, no more exposed than without.
+  const StepTime keep =
+      plan_step_time(config({"parallel.dp=4", "parallel.zero=3", "parallel.zero3_keep_for_backward=true"}), kind(true),
+                     Cluster{});
+  EXPECT_LE(keep.zero, t.zero);
+  EXPECT_NEAR(t.step, t.compute() + t.exposed_comm(), 1e-9 * t.step);
 }
 
 }  // namespace

@@ -263,8 +263,14 @@ Result enqueue(const Op& op) {
     tl_group.push_back(op);
     return Result::kSuccess;
   }
+  // Collectives carry their dtype and payload (the whole buffer: a reduce-scatter's input, an
+  // all-gather's output), which the byte tests add up.
+  const bool p2p = op.kind == Kind::kSend || op.kind == Kind::kRecv;
+  const bool whole = op.kind == Kind::kReduceScatter || op.kind == Kind::kAllGather;
+  const size_t payload = op.count * dtype_size(op.dtype) * (whole ? static_cast<size_t>(op.comm->size) : 1);
   trace_note(op.stream, std::string("nccl ") + kind_name(op.kind) +
-                            (op.kind == Kind::kSend || op.kind == Kind::kRecv ? " peer " + std::to_string(op.root_or_peer) : ""));
+                            (p2p ? " peer " + std::to_string(op.root_or_peer)
+                                 : std::string(" ") + dtype_name(op.dtype) + " " + std::to_string(payload) + " B"));
   return issue(op.stream, [op] {
     if (op.kind == Kind::kSend || op.kind == Kind::kRecv) return run_ungrouped_p2p(op);
     const Result res = run_collective(op);
