@@ -146,6 +146,13 @@ TEST(PlanStepTime, ZeroThreeExposesItsFirstGatherAndEveryMessagesLatency) {
                      Cluster{});
   EXPECT_LE(keep.zero, t.zero);
   EXPECT_NEAR(t.step, t.compute() + t.exposed_comm(), 1e-9 * t.step);
+  // In bf16 on a GPU all but the embedding travel at 2 bytes an element, and the RMSNorm
+  // weights ((2 L + 1) d floats) are summed once per step.
+  const Config b = config({"parallel.dp=4", "parallel.zero=3", "train.precision=bf16"});
+  auto gather_at = [&](double elems, double bytes) { return 3 * lat + 0.75 * bytes * elems / bw; };
+  const double half = gather_at(mp.embed_unit, 4) + 2 * 4 * gather_at(mp.layer_unit, 2) + gather_at(mp.head_unit, 2);
+  const double norms = 2 * 3 * lat + 2 * 0.75 * 4 * (2 * 4 + 1) * 256 / bw;
+  EXPECT_NEAR(plan_step_time(b, kind(false), Cluster{}).zero, 3 * half + norms, 1e-12);
 }
 
 }  // namespace
