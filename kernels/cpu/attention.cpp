@@ -37,6 +37,7 @@
 
 #include "kernels/cpu/attention_cpu.h"
 #include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/tile_kernels.h"
@@ -49,14 +50,8 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The tile loops (exp, mask, rescale) are compiled for AVX-512 and AVX2 as well, picked at load
-// time (GNU ifunc): the build targets baseline x86-64, where GCC's vectors are 4 wide. Worth
-// about 15% of the whole forward+backward at d = 64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define RT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define RT_CPU_CLONES
-#endif
+// The tile loops (exp, mask, rescale) run in RT_CPU_CLONES (cpu_clones.h): worth about 15% of
+// the whole forward+backward at d = 64.
 
 std::atomic<int> g_threads{1};
 thread_local size_t t_last_workspace = 0;

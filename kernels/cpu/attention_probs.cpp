@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/vexp.h"
@@ -30,12 +31,6 @@ namespace {
 constexpr int kTileQ = 64;
 constexpr int kTileK = 256;
 
-// Same loop specialisations as kernels/cpu/attention.cpp (AVX-512, AVX2, baseline).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define RT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define RT_CPU_CLONES
-#endif
 
 struct Range {
   int32_t pos_lo, pos_hi, doc_lo, doc_hi;
