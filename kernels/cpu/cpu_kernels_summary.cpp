@@ -14,7 +14,8 @@ std::string cpu_kernels_summary(int head_dim) {
   return std::string(cpu::isa_name(cpu::active_isa())) + " (cpu " + cpu::isa_name(cpu::detected_isa()) +
          "), attention tiles " + std::to_string(t.q) + "x" + std::to_string(t.k) + " masked, " +
          std::to_string(t.q_wide) + "x" + std::to_string(t.k_wide) + " unmasked at head dim " +
-         std::to_string(head_dim) + " (L1d " + kib(c.l1d) + ", L2 " + kib(c.l2) + ", " + c.source + ")";
+         std::to_string(head_dim) + " (L1d " + kib(c.l1d) + ", L2 " + kib(c.l2) + ", " + c.source + "), gemm " +
+         cpu_gemm_library();
 }
 
 }  // namespace ringtrain

@@ -74,6 +74,13 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
 
 }  // namespace
 
+const char* cpu_gemm_library() {
+#if defined(RINGTRAIN_HAS_ONEDNN)
+  if (use_onednn()) return "onednn";
+#endif
+  return "openblas";
+}
+
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   RT_CHECK(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=", m, " n=", n, " k=", k);
