@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
   DNNL_OK(dnnl_engine_create(&eng, dnnl_cpu, 0));
   const ringtrain::cpu::TileKernels* mk = ringtrain::cpu::tile_kernels();
   // s256 (d 256, 8/4 heads of 64, d_ff 688, vocab 512) at 1024 tokens: the linear layers
-  // forward (x W^T), backward dx (dy W) and dW (dy^T x); then the attention tiles at d = 64.
+  // forward (x W^T), backward dx (dy W) and dW (dy^T x); the attention tiles at d = 64; the
+  // n x n x n products of scripts/bench-cpu's sgemm ceiling.
   const Shape shapes[] = {
       {"q/o proj fwd", 1024, 256, 256, false, true, 0},   {"kv proj fwd", 1024, 128, 256, false, true, 0},
       {"gate/up fwd", 1024, 688, 256, false, true, 0},    {"down fwd", 1024, 256, 688, false, true, 0},
@@ -116,6 +117,8 @@ int main(int argc, char** argv) {
       {"gate/up dW", 688, 256, 1024, true, false, 0},     {"down dW", 256, 688, 1024, true, false, 0},
       {"score tile", 128, 128, 64, false, true, 1},       {"score tile wide", 128, 256, 64, false, true, 1},
       {"d-wide tile", 128, 64, 128, false, false, 2},     {"d-wide tile ^T", 128, 64, 128, true, false, 2},
+      {"square (bench-cpu's ceiling)", 1024, 1024, 1024, false, false, 0},
+      {"square (bench-cpu's ceiling)", 2048, 2048, 2048, false, false, 0},
   };
   std::printf("one thread, GFLOP/s (best of %d); micro-kernel: %s\n\n", reps,
               ringtrain::cpu::isa_name(ringtrain::cpu::active_isa()));
