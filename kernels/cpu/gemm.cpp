@@ -33,6 +33,8 @@ namespace {
 constexpr int64_t kSplitMacs = int64_t{1} << 22;
 
 #if defined(RINGTRAIN_HAS_ONEDNN)
+constexpr bool kHaveOneDnn = true;
+
 // oneDNN threads each call with OpenMP, up to omp_get_max_threads(): a team beside our pool that
 // would fight it for the cores. One thread per call instead, set once on each calling thread
 // (the OpenMP thread count is per thread), through the OpenMP runtime oneDNN loaded.
@@ -44,17 +46,24 @@ void onednn_one_thread() {
   }();
   (void)done;
 }
+#else
+constexpr bool kHaveOneDnn = false;
+#endif
 
 // RINGTRAIN_CPU_GEMM=openblas keeps OpenBLAS in a build with oneDNN (the tests run both; a
-// benchmark compares them).
+// benchmark compares them). Any other name but onednn, or onednn in a build without it, is an
+// input error (first raised where the run log's line is made, on the main thread).
 bool use_onednn() {
   static const bool yes = [] {
     const char* v = std::getenv("RINGTRAIN_CPU_GEMM");
-    return v == nullptr || std::strcmp(v, "openblas") != 0;
+    if (v == nullptr || *v == '\0') return kHaveOneDnn;
+    if (std::strcmp(v, "openblas") == 0) return false;
+    RT_INPUT_CHECK(std::strcmp(v, "onednn") == 0, "RINGTRAIN_CPU_GEMM='", v, "' is not one of onednn, openblas");
+    RT_INPUT_CHECK(kHaveOneDnn, "RINGTRAIN_CPU_GEMM=onednn: this build has no oneDNN (install libdnnl-dev, reconfigure)");
+    return true;
   }();
   return yes;
 }
-#endif
 
 void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc) {
@@ -74,12 +83,7 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
 
 }  // namespace
 
-const char* cpu_gemm_library() {
-#if defined(RINGTRAIN_HAS_ONEDNN)
-  if (use_onednn()) return "onednn";
-#endif
-  return "openblas";
-}
+const char* cpu_gemm_library() { return use_onednn() ? "onednn" : "openblas"; }
 
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
