@@ -5,6 +5,7 @@
 //   {"what":"attention","impl":"ringtrain","seq":2048,"b":1,"h":8,"d":64,"causal":true,
 //    "threads":2,"fwd_s":..,"bwd_s":..,"total_s":..,"gflops":..,"max_err":..,"vmhwm_mib":..}
 //   {"what":"sgemm","n":1024,"gflops":..,"cpu_gflops":..}          (--sgemm 1024,2048)
+//   {"what":"cpu_kernels","isa":"avx512","summary":"..."}            (first: ISA path and tiles)
 //
 // Times are the best of --reps runs after --warmup untimed ones; cpu_s is the least process CPU time
 // (all threads) of one run, steadier than wall time on a shared machine. FLOPs as FlashAttention counts
@@ -31,6 +32,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/ops_cpu.h"
 
 namespace {
@@ -106,6 +108,13 @@ int main(int argc, char** argv) {
   }
   ringtrain::attention_set_cpu_threads(threads);
   openblas_set_num_threads(threads);
+  try {  // RINGTRAIN_CPU_ISA picks the kernels' path (kernels/cpu/cpu_isa.h)
+    std::printf("{\"what\":\"cpu_kernels\",\"isa\":\"%s\",\"summary\":\"%s\"}\n",
+                ringtrain::cpu::isa_name(ringtrain::cpu::active_isa()), ringtrain::cpu_kernels_summary(d).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attention_time: %s\n", e.what());
+    return 2;
+  }
   for (int n : sgemm_sizes) {
     const Rate r = sgemm_rate(n, 5);
     std::printf("{\"what\":\"sgemm\",\"impl\":\"openblas\",\"n\":%d,\"threads\":%d,\"gflops\":%.1f,\"cpu_gflops\":%.1f}\n",

@@ -51,14 +51,15 @@ def mpirun(ranks):
     return shlex.split(os.environ.get("MPIRUN", "mpirun")) + ["--oversubscribe", "-np", str(ranks)]
 
 
-def run_json(cmd, threads, timeout=300, quiet=False):
-    """Runs cmd, returns the JSON objects it printed (one per line starting with '{')."""
+def run_json(cmd, threads, timeout=300, quiet=False, env=None):
+    """Runs cmd (extra environment: env), returns the JSON objects it printed (one per line starting with '{')."""
     if not quiet:
         shown = ["'<yaml>'" if "\n" in c else shlex.quote(c) for c in cmd]
         print("  $ " + " ".join(shown), file=sys.stderr, flush=True)
     t0 = time.time()
     try:
-        p = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, env={**thread_env(threads), **(env or {})}, capture_output=True, text=True,
+                           timeout=timeout)
     except subprocess.TimeoutExpired:
         print(f"    timed out after {timeout} s", file=sys.stderr)
         return []

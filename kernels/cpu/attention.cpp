@@ -6,12 +6,13 @@
 // Backward, per (batch, kv head, key tile): for every query head of the group and every query
 // tile, P = exp(S - lse) is recomputed from the saved lse, then
 //   dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta);  dQ += scale dS K;  dK += scale dS^T Q
-// (delta = rowsum(dO O), given). With AVX-512 every tile product runs on one register-blocked
-// micro-kernel (mk_rows) that reads its operands in place: the d-wide ones (O, dV, dQ, dK)
-// read the score tile transposed or not, the score tiles (S, dP) read a per-thread transposed
-// copy of the key (value) tile; without AVX-512 they are sgemm calls. OpenBLAS packed both
-// operands of every call, which at these sizes (128 x 128 x d) cost about a third of the
-// kernel's time. Tiles: 128 x 128 causal, wider without a mask (attention_cpu.h). dK/dV of a
+// (delta = rowsum(dO O), given). With AVX-512 or AVX2 every tile product runs on a
+// register-blocked micro-kernel of that ISA (kernels/cpu/tile_kernels.h) that reads its
+// operands in place: the d-wide ones (O, dV, dQ, dK) read the score tile transposed or not, the
+// score tiles (S, dP) read a per-thread transposed copy of the key (value) tile; on other CPUs
+// (or RINGTRAIN_CPU_ISA=generic) they are sgemm calls. OpenBLAS packed both operands of every
+// call, which at these sizes (128 x 128 x d) cost about a third of the kernel's time. Tiles:
+// square when masked, wider without a mask, sized from the L2 cache (attention_cpu.h). dK/dV of a
 // key tile are owned by one work item; dQ is shared between key tiles, so with several threads
 // each thread accumulates into its own dQ copy. Threads: kernels/cpu/thread_pool.h.
 //
@@ -36,36 +37,21 @@
 
 #include "kernels/cpu/attention_cpu.h"
 #include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/tile_kernels.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/workspace.h"
 #include "src/core/error.h"
 
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define RT_ATTN_AVX512 1
-#endif
-
 namespace ringtrain {
 namespace {
 
-using cpu::kAttnTileK;
-using cpu::kAttnTileKWide;
-using cpu::kAttnTileQ;
-using cpu::kAttnTileQWide;
-
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The tile loops (exp, mask, rescale) are compiled for AVX-512 and AVX2 as well, picked at load
-// time (GNU ifunc): the build targets baseline x86-64, where GCC's vectors are 4 wide. Worth
-// about 15% of the whole forward+backward at d = 64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define RT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define RT_CPU_CLONES
-#endif
+// The tile loops (exp, mask, rescale) run in RT_CPU_CLONES (cpu_clones.h): worth about 15% of
+// the whole forward+backward at d = 64.
 
 std::atomic<int> g_threads{1};
 thread_local size_t t_last_workspace = 0;
@@ -81,13 +67,13 @@ struct Geom {
   float scale;
   int tq, tk;            // query / key tile sizes of this call
   int nqt, nkt;          // query / key tiles
+  const cpu::TileKernels* mk;  // the tile products' micro-kernels; null: sgemm
 };
 
-// Masked (causal, documents or window): 128 x 128 tiles (the tiles on a mask edge are masked
+// Tiles (attention_cpu.h's attention_tiles, sized from the L2 cache read at start): square
+// ones for masked calls (causal, documents or window; the tiles on a mask edge are masked
 // work, part of it wasted; packed documents: kAttnTilePacked). Without a mask no tile is
-// wasted, and wider tiles make fewer, larger sgemm calls: OpenBLAS packs
-// both operands of every call, a cost of about 1/(2 M) + 1/(2 N) per flop, so widening the
-// tile dimension that is not d pays (see attention_cpu.h for the sizes and measurements).
+// wasted, and wider key tiles mean fewer tile products per flop.
 Geom make_geom(const AttentionArgs& a, bool backward) {
   RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.d > 0, "attention: bad sizes b=", a.b,
            " s_q=", a.s_q, " s_k=", a.s_k, " d=", a.d);
@@ -99,11 +85,13 @@ Geom make_geom(const AttentionArgs& a, bool backward) {
   g.group = a.h / a.h_kv;
   g.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
   const bool masked = a.causal || a.q_doc != nullptr || a.window > 0;
-  g.tq = masked ? kAttnTileQ : (backward ? kAttnTileQWide : kAttnTileQ);
-  g.tk = masked ? kAttnTileK : kAttnTileKWide;
+  const cpu::AttnTiles t = cpu::attention_tiles(a.d);
+  g.tq = masked ? t.q : (backward ? t.q_wide : t.q);
+  g.tk = masked ? t.k : t.k_wide;
   if (a.q_doc != nullptr) g.tq = g.tk = cpu::kAttnTilePacked;
   g.nqt = (a.s_q + g.tq - 1) / g.tq;
   g.nkt = (a.s_k + g.tk - 1) / g.tk;
+  g.mk = cpu::tile_kernels();
   return g;
 }
 
@@ -292,204 +280,33 @@ class TileBlocks {
 };
 
 // ---------------------------------------------------------------------------------------------
-// C[m, d] += alpha A B for the four tile products whose B is d wide (O += P V, dV += P^T dO,
-// dQ += dS K, dK += dS^T Q). OpenBLAS packs A, a score-sized tile, on every call: one element
-// copied per 2 d flops, about a fifth of the whole kernel's time at d = 64. This AVX-512
-// micro-kernel reads A in place, transposed or not (A(r, k) = A[r ars + k acs]), and B's rows
-// in place (d contiguous floats each, row stride ldb): a block of R rows of C x d columns
-// stays in registers over the whole k loop, A broadcast, B loaded. Used when the CPU has
-// AVX-512F and d is 32, 64 or 128; otherwise sgemm.
-#ifdef RT_ATTN_AVX512
-template <int NV, int R, bool kAcc>
-__attribute__((target("avx512f,fma"))) inline void mk_rows(int kn, float alpha, const float* a, int64_t ars,
-                                                            int64_t acs, const float* b, int64_t ldb, float* c,
-                                                            int64_t ldc) {
-  __m512 acc[R][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int k = 0; k < kn; ++k) {
-    const float* bk = b + k * ldb;
-    const float* ak = a + k * acs;
-    __m512 bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bk + 16 * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 ar = _mm512_set1_ps(ak[r * ars]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
-    }
-  }
-  const __m512 al = _mm512_set1_ps(alpha);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      float* cp = c + r * ldc + 16 * v;
-      if constexpr (kAcc)
-        _mm512_storeu_ps(cp, _mm512_fmadd_ps(acc[r][v], al, _mm512_loadu_ps(cp)));
-      else
-        _mm512_storeu_ps(cp, _mm512_mul_ps(acc[r][v], al));
-    }
-}
+// The tile products: on the micro-kernels of the CPU's ISA where there are some
+// (kernels/cpu/tile_kernels.h, g.mk), else sgemm calls.
 
-// C[m, 16 NV] (+)= alpha A B, every row of C: R-row blocks, then the rows left over (m = 128
-// leaves 2 at R = 6) in blocks of 4, 2, 1. kAcc: add into C; else overwrite it.
-template <int NV, bool kAcc = true>
-__attribute__((target("avx512f,fma"))) void mk_gemm(int m, int kn, float alpha, const float* a, int64_t ars,
-                                                     int64_t acs, const float* b, int64_t ldb, float* c,
-                                                     int64_t ldc) {
-  constexpr int R = 24 / NV > 12 ? 12 : 24 / NV;  // R x NV accumulators + NV loads + 1 broadcast <= 32
-  int r0 = 0;
-  for (; r0 + R <= m; r0 += R)
-    mk_rows<NV, R, kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
-  if (R > 4 && r0 + 4 <= m) {
-    mk_rows<NV, (R > 4 ? 4 : 1), kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
-    r0 += R > 4 ? 4 : 1;
-  }
-  if (R > 2 && r0 + 2 <= m) {
-    mk_rows<NV, (R > 2 ? 2 : 1), kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
-    r0 += R > 2 ? 2 : 1;
-  }
-  for (; r0 < m; ++r0) mk_rows<NV, 1, kAcc>(kn, alpha, a + r0 * ars, ars, acs, b, ldb, c + r0 * ldc, ldc);
-}
-
-// C[m, n] = alpha A B^T for the score tiles (S = scale Q K^T, dP = dO V^T), with B^T given
-// transposed in advance (bt: kn rows of n keys, row stride ldbt; see transpose_keys) and A's rows read
-// in place. Columns go in blocks of 64 (4 vectors, 6-row register blocks), the last block
-// rounded up to whole vectors: C's row stride and bt's must hold n rounded up to 16, whose
-// extra columns get values nobody reads.
-__attribute__((target("avx512f,fma"))) void mk_gemm_nt(int m, int n, int kn, float alpha, const float* a,
-                                                        int64_t lda, const float* bt, int64_t ldbt, float* c,
-                                                        int64_t ldc) {
-  const int nv = (n + 15) / 16;
-  int v0 = 0;
-  for (; v0 + 4 <= nv; v0 += 4) mk_gemm<4, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
-  switch (nv - v0) {
-    case 3: return mk_gemm<3, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
-    case 2: return mk_gemm<2, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
-    case 1: return mk_gemm<1, false>(m, kn, alpha, a, lda, 1, bt + 16 * v0, ldbt, c + 16 * v0, ldc);
-    default: return;
-  }
-}
-
-// Asked once, on first use (not in a static initializer, which could run before the
-// runtime's own CPU detection).
-bool have_avx512() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-}
-#endif
+// Row stride of a transposed key tile (the score tiles' B operand on the micro-kernels).
+constexpr int64_t kKeysTLd = cpu::kAttnTileKMax + 16;
 
 // C[m, d] += alpha op(A) B with op(A)[m, kn] = A (trans_a false, row stride lda) or A^T;
 // B [kn, d] row-major (ldb), C row-major (ldc).
-void gemm_nd(bool trans_a, int m, int d, int kn, float alpha, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
-#ifdef RT_ATTN_AVX512
-  if (kn > 0 && have_avx512()) {
-    const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
-    switch (d) {
-      case 32: return mk_gemm<2>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
-      case 64: return mk_gemm<4>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
-      case 128: return mk_gemm<8>(m, kn, alpha, a, ars, acs, b, ldb, c, ldc);
-      default: break;
-    }
-  }
-#endif
+void gemm_nd(const Geom& g, bool trans_a, int m, int d, int kn, float alpha, const float* a, int64_t lda,
+             const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (g.mk != nullptr && g.mk->supports_d(d))
+    return g.mk->gemm_nd(m, d, kn, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, c, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, d, kn, alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), 1.0f, c, static_cast<int>(ldc));
 }
 
-// One key tile of K (or V) transposed, the B^T operand of mk_gemm_nt: bt[c * ldbt + j] = key
-// j's component c, for the tile's nk keys (row stride ld of the source), and zeros in columns
-// nk .. ldbt - 1 (a block starting inside the tile reads up to 15 columns past its last key).
-// Kept per thread, O(tile): the forward transposes a key tile once per query tile, the
-// backward once per work item (all query tiles of all query heads of the group read it).
-#ifdef RT_ATTN_AVX512
-// 16 rows of 16 floats (row stride lds) -> 16 rows of 16 (row stride ldd), transposed. (GCC 12's
-// shuffle intrinsics start from _mm512_undefined_ps, which -Wuninitialized reports.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) inline void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m512 r[16], t[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-#pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-#pragma GCC unroll 2
-  for (int h = 0; h < 16; h += 8)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
-      t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
-    }
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
-}
-#pragma GCC diagnostic pop
-
-__attribute__((target("avx512f"))) void transpose_keys(const float* src, int64_t ld, int nk, int d, float* bt,
-                                                        int64_t ldbt) {
-  int j = 0;
-  if (d % 16 == 0)
-    for (; j + 16 <= nk; j += 16)
-      for (int c = 0; c < d; c += 16) transpose16(src + j * ld + c, ld, bt + c * ldbt + j, ldbt);
-  for (; j < nk; ++j)
-    for (int c = 0; c < d; ++c) bt[c * ldbt + j] = src[j * ld + c];
-  for (int c = 0; c < d; ++c) std::fill(bt + c * ldbt + nk, bt + (c + 1) * ldbt, 0.0f);
-}
-#endif
-
-// Row stride of a transposed key tile, and whether the score tiles use them (AVX-512).
-constexpr int64_t kKeysTLd = cpu::kAttnTileKMax + 16;
-bool use_keys_t() {
-#ifdef RT_ATTN_AVX512
-  return have_avx512();
-#else
-  return false;
-#endif
-}
-
-// bt (row stride kKeysTLd) <- keys [0, nk) at src (row stride ld) transposed; nothing without AVX-512.
-void keys_t(const float* src, int64_t ld, int nk, int d, float* bt) {
-#ifdef RT_ATTN_AVX512
-  if (use_keys_t()) transpose_keys(src, ld, nk, d, bt, kKeysTLd);
-#else
-  (void)src, (void)ld, (void)nk, (void)d, (void)bt;
-#endif
+// bt (row stride kKeysTLd) <- keys [0, nk) at src (row stride ld) transposed; nothing on sgemm.
+void keys_t(const Geom& g, const float* src, int64_t ld, int nk, int d, float* bt) {
+  if (g.mk != nullptr) g.mk->transpose_keys(src, ld, nk, d, bt, kKeysTLd);
 }
 
 // C[m, n] = alpha A B^T, a score tile: B's rows are n keys in place at b (row stride ldb), also
-// given transposed at bt (row stride kKeysTLd) when use_keys_t(). C's row stride must hold n
-// rounded up to 16.
-void score_tile(int m, int n, int d, float alpha, const float* a, int64_t lda, const float* bt, const float* b,
-                int64_t ldb, float* c, int64_t ldc) {
-#ifdef RT_ATTN_AVX512
-  if (use_keys_t()) return mk_gemm_nt(m, n, d, alpha, a, lda, bt, kKeysTLd, c, ldc);
-#else
-  (void)bt;
-#endif
+// given transposed at bt (row stride kKeysTLd) on the micro-kernels. C's row stride must hold
+// n rounded up to 16.
+void score_tile(const Geom& g, int m, int n, int d, float alpha, const float* a, int64_t lda, const float* bt,
+                const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (g.mk != nullptr) return g.mk->gemm_nt(m, n, d, alpha, a, lda, bt, kKeysTLd, c, ldc);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, alpha, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), 0.0f, c, static_cast<int>(ldc));
 }
@@ -504,10 +321,10 @@ int threads_for(int64_t work_items) {
 
 struct FwdScratch {
   std::vector<float> s, o, m, l, kt;
-  void ensure(int d) {
+  void ensure(int d, bool with_kt) {
     // sized for the largest tiles, so causal and non-causal calls share one buffer
     ws::ensure_size(s, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
-    ws::ensure_size(kt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
+    ws::ensure_size(kt, with_kt ? static_cast<size_t>(d) * kKeysTLd : 0);
     ws::ensure_size(o, static_cast<size_t>(cpu::kAttnTileQMax) * d);
     ws::ensure_size(m, cpu::kAttnTileQMax);
     ws::ensure_size(l, cpu::kAttnTileQMax);
@@ -535,7 +352,7 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
     const TileKind kind = classify(mask, bi, qt, kt);
     if (kind == TileKind::kSkip) continue;
     const int kj0 = kt * g.tk, knk = std::min(g.tk, a.s_k - kj0);
-    keys_t(k + (static_cast<int64_t>(bi) * a.s_k + kj0) * g.k_row + static_cast<int64_t>(kvh) * d, g.k_row, knk, d,
+    keys_t(g, k + (static_cast<int64_t>(bi) * a.s_k + kj0) * g.k_row + static_cast<int64_t>(kvh) * d, g.k_row, knk, d,
            w.kt.data());
     TileBlocks blocks(mask, kind, bi, i0, nq, kj0, knk);
     for (Block blk; blocks.next(blk);) {
@@ -544,7 +361,7 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
       scores += static_cast<int64_t>(nb) * nk;
       const int64_t koff = (static_cast<int64_t>(bi) * a.s_k + j0) * g.k_row + static_cast<int64_t>(kvh) * d;
       // S = scale Q K^T
-      score_tile(nb, nk, d, g.scale, qp + r0 * g.q_row, g.q_row, w.kt.data() + blk.c0, k + koff, g.k_row, s, ld);
+      score_tile(g, nb, nk, d, g.scale, qp + r0 * g.q_row, g.q_row, w.kt.data() + blk.c0, k + koff, g.k_row, s, ld);
       if (kind == TileKind::kMasked) apply_mask(mask, s, ld, nb, nk, bi, i0 + r0, j0);
       // online softmax: one pass for the row max, one for exp and its sum (fused)
       for (int i = r0; i < r0 + nb; ++i) {
@@ -565,7 +382,7 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
         l[i] += rs;
       }
       // O += P V
-      gemm_nd(false, nb, d, nk, 1.0f, s, ld, v + koff, g.k_row, o + static_cast<int64_t>(r0) * d, d);
+      gemm_nd(g, false, nb, d, nk, 1.0f, s, ld, v + koff, g.k_row, o + static_cast<int64_t>(r0) * d, d);
     }
   }
 
@@ -589,11 +406,11 @@ void forward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, const
 
 struct BwdScratch {
   std::vector<float> p, dp, kt, vt;
-  void ensure(int d) {
+  void ensure(int d, bool with_kt) {
     ws::ensure_size(p, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
     ws::ensure_size(dp, static_cast<size_t>(cpu::kAttnTileQMax) * cpu::kAttnTileKMax);
-    ws::ensure_size(kt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
-    ws::ensure_size(vt, use_keys_t() ? static_cast<size_t>(d) * kKeysTLd : 0);
+    ws::ensure_size(kt, with_kt ? static_cast<size_t>(d) * kKeysTLd : 0);
+    ws::ensure_size(vt, with_kt ? static_cast<size_t>(d) * kKeysTLd : 0);
   }
   size_t bytes() const { return sizeof(float) * (p.size() + dp.size() + kt.size() + vt.size()); }
 };
@@ -611,8 +428,8 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
   float* dp = w.dp.data();
   const int ld = g.tk;
   const int64_t tile_off = (static_cast<int64_t>(bi) * a.s_k + kj0) * g.k_row + static_cast<int64_t>(kvh) * d;
-  keys_t(k + tile_off, g.k_row, knk, d, w.kt.data());
-  keys_t(v + tile_off, g.k_row, knk, d, w.vt.data());
+  keys_t(g, k + tile_off, g.k_row, knk, d, w.kt.data());
+  keys_t(g, v + tile_off, g.k_row, knk, d, w.vt.data());
 
   for (int hh = kvh * g.group; hh < (kvh + 1) * g.group; ++hh) {
     for (int qt = 0; qt < g.nqt; ++qt) {
@@ -636,7 +453,7 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
         const float* delta_t = delta + (static_cast<int64_t>(bi) * a.h + hh) * a.s_q + i0;
 
         // P = exp(scale Q K^T - lse)
-        score_tile(nq, nk, d, g.scale, qp, g.q_row, w.kt.data() + blk.c0, kp, g.k_row, p, ld);
+        score_tile(g, nq, nk, d, g.scale, qp, g.q_row, w.kt.data() + blk.c0, kp, g.k_row, p, ld);
         if (kind == TileKind::kMasked) apply_mask(mask, p, ld, nq, nk, bi, i0, j0);
         for (int i = 0; i < nq; ++i) {
           float* row = p + static_cast<int64_t>(i) * ld;
@@ -646,9 +463,9 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
             cpu::exp_shift_inplace(row, nk, lse_t[i]);
         }
         // dV += P^T dO
-        gemm_nd(true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
+        gemm_nd(g, true, nk, d, nq, 1.0f, p, ld, dop, g.q_row, dvp, g.k_row);
         // dP = dO V^T
-        score_tile(nq, nk, d, 1.0f, dop, g.q_row, w.vt.data() + blk.c0, vp, g.k_row, dp, ld);
+        score_tile(g, nq, nk, d, 1.0f, dop, g.q_row, w.vt.data() + blk.c0, vp, g.k_row, dp, ld);
         // dS = P (dP - delta), in place of dP
         for (int i = 0; i < nq; ++i) {
           const float* prow = p + static_cast<int64_t>(i) * ld;
@@ -657,8 +474,8 @@ void backward_tile(const AttentionArgs& a, const Geom& g, const Mask& mask, cons
           for (int j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);
         }
         // dQ += scale dS K;  dK += scale dS^T Q
-        gemm_nd(false, nq, d, nk, g.scale, dp, ld, kp, g.k_row, dq + qoff, g.q_row);
-        gemm_nd(true, nk, d, nq, g.scale, dp, ld, qp, g.q_row, dkp, g.k_row);
+        gemm_nd(g, false, nq, d, nk, g.scale, dp, ld, kp, g.k_row, dq + qoff, g.q_row);
+        gemm_nd(g, true, nk, d, nq, g.scale, dp, ld, qp, g.q_row, dkp, g.k_row);
       }
     }
   }
@@ -691,7 +508,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* k, c
   cpu::WorkQueue queue(items);
   auto body = [&](int) {
     thread_local FwdScratch w;
-    w.ensure(a.d);
+    w.ensure(a.d, g.mk != nullptr);
     int64_t my_scores = 0;
     for (int64_t it; queue.next(it);) {
       const int qt = static_cast<int>(it % g.nqt);
@@ -739,7 +556,7 @@ void attention_backward(const AttentionArgs& a, const float* q, const float* k, 
   cpu::WorkQueue queue(items);
   auto body = [&](int tid) {
     thread_local BwdScratch w;
-    w.ensure(a.d);
+    w.ensure(a.d, g.mk != nullptr);
     float* my_dq = nthreads > 1 ? dq_part.data() + tid * nq_elems : dq;
     int64_t my_scores = 0;
     for (int64_t it; queue.next(it);) {

@@ -4,8 +4,9 @@
 // others are one sgemm S = scale Q K^T, then p = exp(S - lse) row by row (the mask evaluated
 // only in tiles that straddle a diagonal, document boundary or window edge), scattered to the
 // rows, pooled blocks and row statistics of the global positions. Work items are (sample,
-// head) pairs: each owns its slice of all three outputs, so threads never write the same
-// element and the sums keep one order.
+// head) pairs, handed to the kernels' thread pool (kernels/cpu/thread_pool.h): each owns its
+// slice of all three outputs, so threads never write the same element and the sums keep one
+// order.
 #include "kernels/attention_probs.h"
 
 #include <cblas.h>
@@ -17,7 +18,10 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/vexp.h"
 #include "src/core/error.h"
 
@@ -27,12 +31,6 @@ namespace {
 constexpr int kTileQ = 64;
 constexpr int kTileK = 256;
 
-// Same loop specialisations as kernels/cpu/attention.cpp (AVX-512, AVX2, baseline).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define RT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define RT_CPU_CLONES
-#endif
 
 struct Range {
   int32_t pos_lo, pos_hi, doc_lo, doc_hi;
@@ -151,87 +149,93 @@ void attention_probs(const AttentionArgs& a, const AttentionProbsArgs& p, const 
       if (kp >= p.spans[2 * m] && kp < p.spans[2 * m + 1]) kspan[static_cast<size_t>(j)] |= 1u << m;
   }
   const int items = a.b * a.h;
-#pragma omp parallel for schedule(dynamic) num_threads(attention_cpu_threads())
-  for (int item = 0; item < items; ++item) {
-    const int bi = item / a.h, hi = item % a.h;
-    const float* qb = q + static_cast<int64_t>(bi) * a.s_q * q_row + static_cast<int64_t>(hi) * a.d;
-    const float* kb = k + static_cast<int64_t>(bi) * a.s_k * k_row + static_cast<int64_t>(hi / group) * a.d;
-    const float* lb = lse + static_cast<int64_t>(item) * a.s_q;
-    const int32_t* qd = a.q_doc ? a.q_doc + static_cast<int64_t>(bi) * a.s_q : nullptr;
-    const int32_t* kd = a.k_doc ? a.k_doc + static_cast<int64_t>(bi) * a.s_k : nullptr;
-    float* rb = rows ? rows + static_cast<int64_t>(item) * p.n_rows * p.seq_len : nullptr;
-    float* pb = pooled ? pooled + static_cast<int64_t>(item) * np * np : nullptr;
-    float* sb = stats + static_cast<int64_t>(item) * p.seq_len * sw;
+  cpu::BlasSingleThread blas_guard;
+  cpu::WorkQueue queue(items);
+  auto body = [&](int) {
+    // per thread, reused across its items
     std::vector<float> s(static_cast<size_t>(kTileQ) * kTileK), pr(kTileK);
     std::vector<uint8_t> vis(kTileK);
     std::vector<double> ent(kTileQ), dist(kTileQ);
     std::vector<BlockRun> runs;
-    for (int i0 = 0; i0 < a.s_q; i0 += kTileQ) {
-      const int nq = std::min(kTileQ, a.s_q - i0);
-      const Range qr = range_of(a.q_pos, qd, i0, nq);
-      std::fill(ent.begin(), ent.end(), 0.0);
-      std::fill(dist.begin(), dist.end(), 0.0);
-      for (int j0 = 0; j0 < a.s_k; j0 += kTileK) {
-        const int nk = std::min(kTileK, a.s_k - j0);
-        const TileKind kind = classify(a, p.seq_len, qr, range_of(a.k_pos, kd, j0, nk));
-        if (kind == TileKind::kSkip) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, a.d, scale, qb + i0 * q_row,
-                    static_cast<int>(q_row), kb + j0 * k_row, static_cast<int>(k_row), 0.0f, s.data(), nk);
-        runs.clear();
-        for (int j = 0; j < nk; ++j) {
-          const int32_t c = kblock[static_cast<size_t>(j0 + j)];
-          if (c < 0) continue;
-          if (!runs.empty() && runs.back().end == j && runs.back().column == c)
-            ++runs.back().end;
-          else
-            runs.push_back({j, j + 1, c});
+    for (int64_t next; queue.next(next);) {
+      const int item = static_cast<int>(next);
+      const int bi = item / a.h, hi = item % a.h;
+      const float* qb = q + static_cast<int64_t>(bi) * a.s_q * q_row + static_cast<int64_t>(hi) * a.d;
+      const float* kb = k + static_cast<int64_t>(bi) * a.s_k * k_row + static_cast<int64_t>(hi / group) * a.d;
+      const float* lb = lse + static_cast<int64_t>(item) * a.s_q;
+      const int32_t* qd = a.q_doc ? a.q_doc + static_cast<int64_t>(bi) * a.s_q : nullptr;
+      const int32_t* kd = a.k_doc ? a.k_doc + static_cast<int64_t>(bi) * a.s_k : nullptr;
+      float* rb = rows ? rows + static_cast<int64_t>(item) * p.n_rows * p.seq_len : nullptr;
+      float* pb = pooled ? pooled + static_cast<int64_t>(item) * np * np : nullptr;
+      float* sb = stats + static_cast<int64_t>(item) * p.seq_len * sw;
+      for (int i0 = 0; i0 < a.s_q; i0 += kTileQ) {
+        const int nq = std::min(kTileQ, a.s_q - i0);
+        const Range qr = range_of(a.q_pos, qd, i0, nq);
+        std::fill(ent.begin(), ent.end(), 0.0);
+        std::fill(dist.begin(), dist.end(), 0.0);
+        for (int j0 = 0; j0 < a.s_k; j0 += kTileK) {
+          const int nk = std::min(kTileK, a.s_k - j0);
+          const TileKind kind = classify(a, p.seq_len, qr, range_of(a.k_pos, kd, j0, nk));
+          if (kind == TileKind::kSkip) continue;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, a.d, scale, qb + i0 * q_row,
+                      static_cast<int>(q_row), kb + j0 * k_row, static_cast<int>(k_row), 0.0f, s.data(), nk);
+          runs.clear();
+          for (int j = 0; j < nk; ++j) {
+            const int32_t c = kblock[static_cast<size_t>(j0 + j)];
+            if (c < 0) continue;
+            if (!runs.empty() && runs.back().end == j && runs.back().column == c)
+              ++runs.back().end;
+            else
+              runs.push_back({j, j + 1, c});
+          }
+          bool any_span = false;
+          for (int j = 0; j < nk; ++j) any_span = any_span || kspan[static_cast<size_t>(j0 + j)] != 0;
+          for (int r = 0; r < nq; ++r) {
+            const int i = i0 + r;
+            const int32_t qp = a.q_pos ? a.q_pos[i] : i;
+            const float l = lb[i];
+            if (qp >= p.seq_len || std::isinf(l)) continue;
+            if (kind == TileKind::kMasked)
+              for (int j = 0; j < nk; ++j) {
+                const int32_t kp = a.k_pos ? a.k_pos[j0 + j] : j0 + j;
+                vis[static_cast<size_t>(j)] = (!a.causal || kp <= qp) && (a.window == 0 || qp - kp < a.window) &&
+                                              (qd == nullptr || qd[i] == kd[j0 + j]) && kp < p.seq_len;
+              }
+            float e = 0.0f, dd = 0.0f;
+            row_probs(s.data() + static_cast<size_t>(r) * nk, kpos_f.data() + j0,
+                      kind == TileKind::kMasked ? vis.data() : nullptr, nk, l, static_cast<float>(qp), pr.data(), &e, &dd);
+            ent[static_cast<size_t>(r)] += e;
+            dist[static_cast<size_t>(r)] += dd;
+            const int slot = p.row_slot ? p.row_slot[i] : -1;
+            if (slot >= 0) {
+              float* row = rb + static_cast<int64_t>(slot) * p.seq_len;
+              for (int j = 0; j < nk; ++j)
+                if (kind != TileKind::kMasked || vis[static_cast<size_t>(j)])
+                  row[a.k_pos ? a.k_pos[j0 + j] : j0 + j] += pr[static_cast<size_t>(j)];
+            }
+            if (pb != nullptr) {
+              float* pool_row = pb + static_cast<int64_t>(qp / p.pool) * np;
+              for (const BlockRun& run : runs) pool_row[run.column] += lane_sum(pr.data() + run.begin, run.end - run.begin);
+            }
+            if (any_span) {
+              float* st = sb + static_cast<int64_t>(qp) * sw + kProbStats;
+              for (int j = 0; j < nk; ++j)
+                for (uint32_t bits = kspan[static_cast<size_t>(j0 + j)]; bits != 0; bits &= bits - 1)
+                  st[std::countr_zero(bits)] += pr[static_cast<size_t>(j)];
+            }
+          }
         }
-        bool any_span = false;
-        for (int j = 0; j < nk; ++j) any_span = any_span || kspan[static_cast<size_t>(j0 + j)] != 0;
         for (int r = 0; r < nq; ++r) {
           const int i = i0 + r;
           const int32_t qp = a.q_pos ? a.q_pos[i] : i;
-          const float l = lb[i];
-          if (qp >= p.seq_len || std::isinf(l)) continue;
-          if (kind == TileKind::kMasked)
-            for (int j = 0; j < nk; ++j) {
-              const int32_t kp = a.k_pos ? a.k_pos[j0 + j] : j0 + j;
-              vis[static_cast<size_t>(j)] = (!a.causal || kp <= qp) && (a.window == 0 || qp - kp < a.window) &&
-                                            (qd == nullptr || qd[i] == kd[j0 + j]) && kp < p.seq_len;
-            }
-          float e = 0.0f, dd = 0.0f;
-          row_probs(s.data() + static_cast<size_t>(r) * nk, kpos_f.data() + j0,
-                    kind == TileKind::kMasked ? vis.data() : nullptr, nk, l, static_cast<float>(qp), pr.data(), &e, &dd);
-          ent[static_cast<size_t>(r)] += e;
-          dist[static_cast<size_t>(r)] += dd;
-          const int slot = p.row_slot ? p.row_slot[i] : -1;
-          if (slot >= 0) {
-            float* row = rb + static_cast<int64_t>(slot) * p.seq_len;
-            for (int j = 0; j < nk; ++j)
-              if (kind != TileKind::kMasked || vis[static_cast<size_t>(j)])
-                row[a.k_pos ? a.k_pos[j0 + j] : j0 + j] += pr[static_cast<size_t>(j)];
-          }
-          if (pb != nullptr) {
-            float* pool_row = pb + static_cast<int64_t>(qp / p.pool) * np;
-            for (const BlockRun& run : runs) pool_row[run.column] += lane_sum(pr.data() + run.begin, run.end - run.begin);
-          }
-          if (any_span) {
-            float* st = sb + static_cast<int64_t>(qp) * sw + kProbStats;
-            for (int j = 0; j < nk; ++j)
-              for (uint32_t bits = kspan[static_cast<size_t>(j0 + j)]; bits != 0; bits &= bits - 1)
-                st[std::countr_zero(bits)] += pr[static_cast<size_t>(j)];
-          }
+          if (qp >= p.seq_len || std::isinf(lb[i])) continue;
+          sb[static_cast<int64_t>(qp) * sw] += static_cast<float>(ent[static_cast<size_t>(r)]);
+          sb[static_cast<int64_t>(qp) * sw + 1] += static_cast<float>(dist[static_cast<size_t>(r)]);
         }
       }
-      for (int r = 0; r < nq; ++r) {
-        const int i = i0 + r;
-        const int32_t qp = a.q_pos ? a.q_pos[i] : i;
-        if (qp >= p.seq_len || std::isinf(lb[i])) continue;
-        sb[static_cast<int64_t>(qp) * sw] += static_cast<float>(ent[static_cast<size_t>(r)]);
-        sb[static_cast<int64_t>(qp) * sw + 1] += static_cast<float>(dist[static_cast<size_t>(r)]);
-      }
     }
-  }
+  };
+  cpu::parallel_run(std::max(1, std::min(attention_cpu_threads(), items)), body);
 }
 
 }  // namespace ringtrain

@@ -1,4 +1,4 @@
-// OpenBLAS single-threaded for a scope: the CPU kernels run their own OpenMP threads and call
+// OpenBLAS single-threaded for a scope: the CPU kernels run their own threads (thread_pool.h) and call
 // sgemm from inside them, where OpenBLAS's own pool must not start (its threads would fight
 // ours for the same cores, and a pthreads OpenBLAS is not to be entered with several threads
 // from several callers at once). Restored on scope exit.

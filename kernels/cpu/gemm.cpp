@@ -1,4 +1,8 @@
-// GEMM on OpenBLAS. Row-major throughout; the transposes are flags to sgemm, never copies.
+// GEMM on oneDNN's sgemm where the build found it (RINGTRAIN_HAS_ONEDNN), else OpenBLAS's.
+// Row-major throughout; the transposes are flags to sgemm, never copies. oneDNN compiles its
+// kernels for the CPU at hand (AVX-512, AMX...), where Debian's OpenBLAS 0.3.21 runs its AVX2
+// kernels on AMD's AVX-512 CPUs: on the 2-core Zen VM, one thread, the s256 step's shapes ran at
+// 230-260 GFLOP/s on oneDNN against 120-130 on OpenBLAS (bench/onednn/gemm.cpp).
 // With several CPU threads (attention_cpu_threads) a product worth splitting runs on the
 // kernels' own thread pool (kernels/cpu/thread_pool.h), each thread a single-threaded sgemm on
 // its share of C's rows (or columns, when C is wide and short), instead of on OpenBLAS's own
@@ -8,6 +12,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(RINGTRAIN_HAS_ONEDNN)
+#include <dlfcn.h>
+#include <dnnl.h>
+#endif
 
 #include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/ops_cpu.h"
@@ -21,13 +32,58 @@ namespace {
 // other threads costs more.
 constexpr int64_t kSplitMacs = int64_t{1} << 22;
 
+#if defined(RINGTRAIN_HAS_ONEDNN)
+constexpr bool kHaveOneDnn = true;
+
+// oneDNN threads each call with OpenMP, up to omp_get_max_threads(): a team beside our pool that
+// would fight it for the cores. One thread per call instead, set once on each calling thread
+// (the OpenMP thread count is per thread), through the OpenMP runtime oneDNN loaded.
+void onednn_one_thread() {
+  thread_local const bool done = [] {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
+    return true;
+  }();
+  (void)done;
+}
+#else
+constexpr bool kHaveOneDnn = false;
+#endif
+
+// RINGTRAIN_CPU_GEMM=openblas keeps OpenBLAS in a build with oneDNN (the tests run both; a
+// benchmark compares them). Any other name but onednn, or onednn in a build without it, is an
+// input error (first raised where the run log's line is made, on the main thread).
+bool use_onednn() {
+  static const bool yes = [] {
+    const char* v = std::getenv("RINGTRAIN_CPU_GEMM");
+    if (v == nullptr || *v == '\0') return kHaveOneDnn;
+    if (std::strcmp(v, "openblas") == 0) return false;
+    RT_INPUT_CHECK(std::strcmp(v, "onednn") == 0, "RINGTRAIN_CPU_GEMM='", v, "' is not one of onednn, openblas");
+    RT_INPUT_CHECK(kHaveOneDnn, "RINGTRAIN_CPU_GEMM=onednn: this build has no oneDNN (install libdnnl-dev, reconfigure)");
+    return true;
+  }();
+  return yes;
+}
+
 void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc) {
+#if defined(RINGTRAIN_HAS_ONEDNN)
+  if (use_onednn()) {
+    onednn_one_thread();
+    const dnnl_status_t st =
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    RT_CHECK(st == dnnl_success, "gemm: oneDNN's sgemm failed (status ", static_cast<int>(st), ") m=", m, " n=", n,
+             " k=", k);
+    return;
+  }
+#endif
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
               alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace
+
+const char* cpu_gemm_library() { return use_onednn() ? "onednn" : "openblas"; }
 
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {

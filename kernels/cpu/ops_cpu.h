@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -44,6 +45,14 @@ void attention_merge(int b, int s_q, int h, int d, float* out, float* lse, const
 // them). Default 1; the trainer sets it from run.threads. Process-wide.
 void attention_set_cpu_threads(int threads);
 int attention_cpu_threads();
+
+// One line for the run log and the benchmarks: the CPU kernels' ISA path (kernels/cpu/cpu_isa.h),
+// the attention tiles at `head_dim` and the cache sizes they came from, the GEMM library. Input error for a bad
+// RINGTRAIN_CPU_ISA.
+std::string cpu_kernels_summary(int head_dim);
+
+// The library gemm() calls (kernels/cpu/gemm.cpp): "onednn" or "openblas".
+const char* cpu_gemm_library();
 
 // ---- attention probabilities (kernels/cpu/attention_probs.cpp, kernels/attention_probs.h) ----
 // CPU implementation (host pointers); the backends' attention_probs (kernels/backend.h).

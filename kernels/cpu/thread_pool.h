@@ -35,6 +35,26 @@ class ThreadBody {
 // by tid or by a shared counter, never by timing).
 void parallel_run(int threads, ThreadBody body);
 
+// f(lo, hi) over [0, n) cut into at most `threads` contiguous ranges of at least min_part
+// elements (each a multiple of 64, so ranges of floats start on cache lines as the array does),
+// on the pool; on the calling thread alone when n is under 2 min_part. For elementwise passes:
+// every element is computed the same way whatever the cut.
+template <class F>
+void parallel_ranges(int threads, int64_t n, int64_t min_part, F&& f) {
+  int64_t parts = n / (min_part > 0 ? min_part : 1);
+  parts = parts < threads ? parts : threads;
+  if (parts <= 1) {
+    if (n > 0) f(int64_t{0}, n);
+    return;
+  }
+  const int64_t share = ((n + parts - 1) / parts + 63) / 64 * 64;
+  auto body = [&](int p) {
+    const int64_t lo = p * share, hi = lo + share < n ? lo + share : n;
+    if (lo < hi) f(lo, hi);
+  };
+  parallel_run(static_cast<int>(parts), body);
+}
+
 // Items [0, n) handed out one at a time to whichever thread asks next (dynamic scheduling).
 class WorkQueue {
  public:

@@ -5,7 +5,7 @@ RT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # Debian packages ringtrain builds and tests with.
 RT_PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-  libyaml-cpp-dev nlohmann-json3-dev googletest libgtest-dev libopenblas-dev libboost-context-dev
+  libyaml-cpp-dev nlohmann-json3-dev googletest libgtest-dev libopenblas-dev libdnnl-dev libboost-context-dev
   python3-torch python3-h5py python3-numpy python3-matplotlib python3-venv bible-kjv
   slurmctld slurmd slurm-client munge)  # the last line: tests/cluster/test_slurm.sh
 

@@ -45,8 +45,10 @@ MeshShape mesh_shape_of(const Config& c) {
 // CPU threads per rank: run.threads, or the node's CPUs shared among its ranks within the CPUs
 // this rank may run on. BLAS calls run single-threaded inside our own parallel regions
 // (kernels/cpu). A configured count above the CPUs of the most tightly bound rank is said once,
-// on rank 0 (collective: every rank calls this after building the mesh).
-void set_threads(const Config& c, const Mesh& mesh) {
+// on rank 0 (collective: every rank calls this after building the mesh). Returns the CPU
+// kernels' line for the run log (ISA path, attention tiles, caches); a bad RINGTRAIN_CPU_ISA is
+// an input error here, on every rank, before any kernel runs.
+std::string set_threads(const Config& c, const Mesh& mesh) {
   const int allowed = allowed_cpus();
   int threads = c.run.threads;
   if (threads <= 0)
@@ -57,6 +59,7 @@ void set_threads(const Config& c, const Mesh& mesh) {
   if (!warning.empty() && world_rank() == 0) std::fprintf(stderr, "%s\n", warning.c_str());
   openblas_set_num_threads(threads);
   attention_set_cpu_threads(threads);
+  return collectively([&] { return cpu_kernels_summary(c.model.head_dim()); });
 }
 
 // Every rank reads the same file with the same overrides: its errors are collective.
@@ -85,7 +88,7 @@ int run_train(const CommandLine& cl) {
     return 0;
   }
   Mesh mesh(MPI_COMM_WORLD, mesh_shape_of(c));
-  set_threads(c, mesh);
+  const std::string cpu_kernels = set_threads(c, mesh);
   if (cl.dry_run) {
     print_dry_run(c, mesh);
     return 0;
@@ -99,8 +102,9 @@ int run_train(const CommandLine& cl) {
   write_resolved_config(c);
   Trainer trainer(c, mesh);
   if (mesh.rank() == 0) {  // then every line until the summary names its step
-    std::printf("compute: %s\n--- resolved config ---\n%s---\n", trainer.compute().describe().c_str(),
-                dump_config(c).c_str());
+    std::printf("compute: %s\n", trainer.compute().describe().c_str());
+    if (resolve_device(c) == DeviceChoice::kCpu) std::printf("cpu kernels: %s\n", cpu_kernels.c_str());
+    std::printf("--- resolved config ---\n%s---\n", dump_config(c).c_str());
     std::fflush(stdout);
   }
   const EvalResult e = trainer.train();

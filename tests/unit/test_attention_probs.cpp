@@ -116,19 +116,31 @@ TEST_P(AttentionProbsTest, MatchesDenseDoubleSoftmax) {
   const int w = pa.stat_width();
   std::vector<float> rows(static_cast<size_t>(b) * c.h * pa.n_rows * s, 0.0f), pooled(static_cast<size_t>(b) * c.h * np * np, 0.0f),
       stats(static_cast<size_t>(b) * c.h * s * w, 0.0f);
-  for (int blk = 0; blk < 2; ++blk) {
-    const int sk = static_cast<int>(kpos[blk].size());
-    std::vector<float> kb(static_cast<size_t>(b) * sk * c.h_kv * d);
-    for (int bi = 0; bi < b; ++bi)
-      for (int j = 0; j < sk; ++j)
-        for (int e = 0; e < c.h_kv * d; ++e)
-          kb[(static_cast<size_t>(bi) * sk + j) * c.h_kv * d + e] =
-              k[(static_cast<size_t>(bi) * s + kpos[blk][static_cast<size_t>(j)]) * c.h_kv * d + e];
-    AttentionArgs a = full;
-    a.s_k = sk;
-    a.k_pos = kpos[blk].data();
-    if (c.docs) a.k_doc = kdoc[blk].data();
-    attention_probs(a, pa, q.data(), kb.data(), lse.data(), rows.data(), pooled.data(), stats.data());
+  auto run_blocks = [&](std::vector<float>& r_out, std::vector<float>& p_out, std::vector<float>& s_out) {
+    for (int blk = 0; blk < 2; ++blk) {
+      const int sk = static_cast<int>(kpos[blk].size());
+      std::vector<float> kb(static_cast<size_t>(b) * sk * c.h_kv * d);
+      for (int bi = 0; bi < b; ++bi)
+        for (int j = 0; j < sk; ++j)
+          for (int e = 0; e < c.h_kv * d; ++e)
+            kb[(static_cast<size_t>(bi) * sk + j) * c.h_kv * d + e] =
+                k[(static_cast<size_t>(bi) * s + kpos[blk][static_cast<size_t>(j)]) * c.h_kv * d + e];
+      AttentionArgs a = full;
+      a.s_k = sk;
+      a.k_pos = kpos[blk].data();
+      if (c.docs) a.k_doc = kdoc[blk].data();
+      attention_probs(a, pa, q.data(), kb.data(), lse.data(), r_out.data(), p_out.data(), s_out.data());
+    }
+  };
+  run_blocks(rows, pooled, stats);
+  // The same on 3 threads of the kernels' pool: each (sample, head) item owns its slice of the
+  // outputs, so the results are identical, bit for bit. Catches items shared between threads.
+  {
+    std::vector<float> rows3(rows.size(), 0.0f), pooled3(pooled.size(), 0.0f), stats3(stats.size(), 0.0f);
+    attention_set_cpu_threads(3);
+    run_blocks(rows3, pooled3, stats3);
+    attention_set_cpu_threads(1);
+    EXPECT_TRUE(rows3 == rows && pooled3 == pooled && stats3 == stats) << "3 threads differ from 1";
   }
 
   std::vector<double> ref_rows(rows.size()), ref_pooled(pooled.size(), 0.0), ref_stats(stats.size(), 0.0);

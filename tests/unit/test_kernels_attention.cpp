@@ -180,8 +180,9 @@ TEST(AttentionFlash, MatchesReferenceAcrossShapes) {
         }
 }
 
-// Non-causal attention runs on wider tiles (kAttnTileQWide x kAttnTileKWide) than causal, and
-// its d-wide tile products on an AVX-512 micro-kernel for d = 32, 64, 128 (sgemm otherwise).
+// Non-causal attention runs on wider tiles (attention_tiles' q_wide x k_wide) than causal, and
+// its d-wide tile products on the ISA's micro-kernel where d is a multiple of its vector width
+// (sgemm otherwise; ctest runs this binary under each RINGTRAIN_CPU_ISA).
 // Several wide tiles with ragged ends, s_q != s_k, GQA.
 // Catches: a forward/backward tile-size mismatch (tile ranges or the score row stride of one
 // size used with tiles of the other), a ragged last wide tile, micro-kernel row blocks that
@@ -189,8 +190,9 @@ TEST(AttentionFlash, MatchesReferenceAcrossShapes) {
 // stride, a micro-kernel that overwrites instead of accumulating.
 TEST(AttentionFlash, WideNonCausalTilesAndMicroKernel) {
   uint32_t seed = 270;
-  const int s_q = cpu::kAttnTileQWide * 2 + 37, s_k = cpu::kAttnTileKWide * 2 + 61;
-  for (int d : {16, 32, 64, 128}) {
+  for (int d : {8, 16, 24, 32, 64, 128}) {
+    const cpu::AttnTiles t = cpu::attention_tiles(d);
+    const int s_q = t.q_wide * 2 + 37, s_k = t.k_wide * 2 + 61;
     ++seed;
     Problem p = make(1, s_q, s_k, 4, 2, d, false, seed);
     SCOPED_TRACE(::testing::Message() << "seed " << seed << " s_q=" << s_q << " s_k=" << s_k
@@ -221,8 +223,7 @@ TEST(AttentionFlash, OddHeadDimsBatchesAndScale) {
 // wrongly when positions are not contiguous, NaN from rows that see no key (lse = -inf).
 TEST(AttentionFlash, ExplicitPositionsAndEmptyRows) {
   uint32_t seed = 300;
-  constexpr int kT = cpu::kAttnTileK;
-  static_assert(cpu::kAttnTileQ == cpu::kAttnTileK, "the zigzag-tiles case assumes square tiles");
+  const int kT = cpu::attention_tiles(16).k;  // masked tiles are square
   struct Case {
     const char* name;
     std::vector<int32_t> qp, kp;
@@ -436,7 +437,7 @@ std::vector<int32_t> doc_ids(const std::vector<int>& lengths, int32_t first = 7)
 }
 
 // Documents of lengths 1, 2, tile-1, tile, tile+1 and longer ones (tile: kAttnTilePacked, the
-// tiles of calls with documents; kAttnTileQ + 1, an edge of the causal tiles, too), packed into
+// tiles of calls with documents; attention_tiles().q + 1, an edge of the causal tiles, too), packed into
 // one sequence; the second sample holds the same lengths in another order, so its boundaries
 // fall elsewhere. Causal and not, GQA groups 1 and 4, no window and windows 1, 17, 256.
 // Catches: document ranges shared between samples (or read from sample 0), a tile classified
@@ -445,7 +446,7 @@ std::vector<int32_t> doc_ids(const std::vector<int>& lengths, int32_t first = 7)
 // itself), a window off by one (window 1: each query sees only its own key), a window measured
 // the wrong way round, documents and window not combined.
 TEST(AttentionMasks, PackedDocumentsAndWindowsMatchReference) {
-  constexpr int kT = cpu::kAttnTilePacked, kC = cpu::kAttnTileQ;
+  const int kT = cpu::kAttnTilePacked, kC = cpu::attention_tiles(16).q;
   const std::vector<int> lengths0 = {1, 2, kT - 1, kT, kT + 1, kC + 1, 2 * kC + 45};
   const std::vector<int> lengths1 = {kT + 1, 1, 2 * kC + 45, kT - 1, kC + 1, 2, kT};
   uint32_t seed = 700;
@@ -470,7 +471,7 @@ TEST(AttentionMasks, PackedDocumentsAndWindowsMatchReference) {
 // tile called full when only its nearest pair is inside the window (q.hi - k.lo < window),
 // non-causal attention given a two-sided window (the contract's window is one-sided).
 TEST(AttentionMasks, SlidingWindowMatchesReference) {
-  constexpr int kT = cpu::kAttnTileQ;
+  const int kT = cpu::attention_tiles(16).q;
   uint32_t seed = 750;
   for (int window : {1, 17, kT, 256})
     for (bool causal : {true, false})
@@ -495,7 +496,7 @@ TEST(AttentionMasks, SlidingWindowMatchesReference) {
 // index instead of position, document ids looked up by position instead of by token index,
 // document ids of sample 0 used for sample 1.
 TEST(AttentionMasks, ZigzagShardWithDocuments) {
-  constexpr int kT = cpu::kAttnTileQ;
+  const int kT = cpu::attention_tiles(16).q;
   const int cp = 2, c = kT + 37, s = 2 * cp * c;
   // global document ids of the two samples: a mix of short and long documents
   std::vector<int32_t> glob[2];

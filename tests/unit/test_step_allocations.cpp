@@ -7,7 +7,7 @@
 //
 // The workspaces count every growth (kernels/cpu/workspace.h); steps 2 and 3 must count none.
 // The test also counts every global operator new of step 3 (the whole Trainer::step: data
-// loader, trainer bookkeeping, model, attention, optimizer; MPI and OpenMP allocate with malloc,
+// loader, trainer bookkeeping, model, attention, optimizer; MPI and oneDNN allocate with malloc,
 // not counted) and asserts there is none. Catches a per-step temporary (a Sample, a batch
 // vector, a std::function capture too large for its in-place buffer, a scratch vector in the
 // sampler, a vector of ring positions) reintroduced anywhere in the step.
