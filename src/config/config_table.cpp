@@ -190,7 +190,8 @@ std::vector<ConfigField> make_fields() {
                      "weights all-gathered); 2 also the gradient buffer (each layer's gradients "
                      "reduce-scattered as the backward produces them); 3 also the parameters "
                      "(each layer's weights all-gathered before its forward and backward, the "
-                     "next layer's gather prefetched, freed after use)."));
+                     "next layer's gather prefetched, freed after use; in bf16 on a GPU all but "
+                     "the embedding gathered in bf16)."));
   f.push_back(field("parallel", "zero1", &C::parallel, &ParallelConfig::zero1, kAny,
                     "Synonym of parallel.zero: 1 (kept for existing configs); true with another "
                     "parallel.zero level is an error."));
