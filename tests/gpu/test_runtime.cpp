@@ -129,6 +129,25 @@ TEST(GpuRuntime, LaunchBoundsAreALaunchLimit) {
   (void)gpu::get_last_error();
 }
 
+// Catches: a block whose registers (ptxas's count per thread, allocated per warp) exceed the
+// 65,536 of the register file launching in emulation while the device refuses it. The kernel
+// uses 104 (sm_80) / 105 (sm_90a) registers: 256 threads fit, 1024 need 106,496 / 114,688.
+TEST(GpuRuntime, RegistersTimesThreadsAreALaunchLimit) {
+  ArchGuard arch;
+  DeviceBuffer<float> in(std::vector<float>(96, 0.5f)), out(1024);
+  for (gpu::Arch a : {gpu::Arch::kSm80, gpu::Arch::kSm90a}) {
+    if (gpu::kEmulated) gpu::set_emulated_arch(a);
+    EXPECT_EQ(launch_register_heavy(256, in.get(), out.get()), Status::kSuccess);
+    EXPECT_EQ(launch_register_heavy(1024, in.get(), out.get()), Status::kLaunchOutOfResources);
+    if (gpu::kEmulated) {
+      const std::string why = gpu::last_error_detail();
+      EXPECT_NE(why.find(a == gpu::Arch::kSm80 ? "104 per thread on sm_80" : "105 per thread on sm_90a"),
+                std::string::npos) << why;
+    }
+    (void)gpu::get_last_error();
+  }
+}
+
 // Catches: allocations that start zeroed (hiding reads of unwritten data), copies that run
 // past an allocation (a count in bytes where elements were meant, or the reverse).
 TEST(GpuRuntime, MemoryCopiesPoisonAndBounds) {

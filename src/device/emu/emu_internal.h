@@ -25,6 +25,15 @@ size_t shared_optin_limit();  // of the architecture being enforced
 // The kernel's cudaFuncAttributeMaxDynamicSharedMemorySize, or -1 when never raised.
 int dynamic_smem_attribute(const void* kernel);
 inline constexpr int kMaxThreadsPerBlock = 1024;
+// cudaErrorLaunchOutOfResources when a block of `threads` needs more registers than a block has
+// (register_file.cpp: ptxas's count for the kernel on the enforced architecture);
+// cudaErrorInvalidDeviceFunction for a kernel ptxas's table lacks.
+Status check_registers(const void* kernel, uint64_t threads);
+// The function's name in the binary's symbol table (internal linkage included): mangled,
+// demangled; "" when it has none.
+std::string mangled_symbol(const void* fn);
+std::string demangled_symbol(const void* fn);
+Arch arch_now();
 inline constexpr size_t kTotalMemory = size_t{80} << 30;
 inline constexpr size_t kAllocAlign = 16;
 

@@ -1,15 +1,13 @@
 // The launch checks of the emulated device, as the device makes them: block and grid
 // dimensions, the kernel's __launch_bounds__, dynamic shared memory against 48 KiB or the
 // kernel's raised attribute, never above the opt-in maximum of the architecture enforced
-// (sm_80 or sm_90a); and the kernel names the emulator's messages use.
-#include <cxxabi.h>
-#include <dlfcn.h>
+// (sm_80 or sm_90a), registers x threads (register_file.cpp); and the kernel names the
+// emulator's messages use.
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 
@@ -126,6 +124,7 @@ Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
     return fail(Status::kInvalidConfiguration, "grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
                                                   std::to_string(grid.z) + ") outside the device's limits");
+  if (const Status e = emu::check_registers(kernel, threads); e != Status::kSuccess) return e;
   const int attr = emu::dynamic_smem_attribute(kernel);
   // An attribute raised under another architecture counts up to this one's maximum only.
   const size_t limit = attr < 0 ? emu::kSharedPerBlock : std::min(static_cast<size_t>(attr), emu::shared_optin_limit());
@@ -138,11 +137,8 @@ Status check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes
 }
 
 std::string kernel_name(const void* kernel) {
-  Dl_info info{};
-  if (dladdr(kernel, &info) && info.dli_sname) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> dem(abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status), std::free);
-    std::string s = status == 0 && dem ? dem.get() : info.dli_sname;
+  const std::string s = emu::demangled_symbol(kernel);
+  if (!s.empty()) {
     const size_t paren = s.find('(');
     return paren == std::string::npos ? s : s.substr(0, paren);
   }

@@ -113,4 +113,23 @@ gpu::Status launch_bounded_iota(int threads, int* out) {
   return gpu::launch(bounded_iota_kernel<int>, 1, threads, 0, nullptr, out);
 }
 
+// 96 floats live through a loop whose every step reads a neighbour's value: ptxas gives each
+// thread more than 64 registers (104 on sm_80, 105 on sm_90a with nvcc 13.0), so a
+// block of 1024 threads needs more than the 65,536 registers of the register file; a block
+// of 256 fits any kernel (at most 255 registers per thread). No __launch_bounds__: ptxas is
+// free to use them.
+constexpr int kLiveValues = 96;
+__global__ void register_heavy_kernel(const float* in, float* out, int rounds) {
+  float v[kLiveValues];
+  for (int i = 0; i < kLiveValues; ++i) v[i] = in[i];
+  for (int r = 0; r < rounds; ++r)
+    for (int i = 0; i < kLiveValues; ++i) v[i] = v[i] * v[(i + 1) % kLiveValues] + in[r % kLiveValues];
+  float s = 0.0f;
+  for (int i = 0; i < kLiveValues; ++i) s += v[i] * static_cast<float>(i + 1);
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s;
+}
+gpu::Status launch_register_heavy(int threads, const float* in, float* out) {
+  return gpu::launch(register_heavy_kernel, 1, threads, 0, nullptr, in, out, 2);
+}
+
 }  // namespace ringtrain::test

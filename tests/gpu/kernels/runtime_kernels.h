@@ -29,5 +29,7 @@ gpu::Status launch_cp_async_from(const float* src, int offset);
 gpu::Status launch_iota3d(dim3 grid, dim3 block, int* out);
 // A kernel declared __launch_bounds__(96), one block of `threads`.
 gpu::Status launch_bounded_iota(int threads, int* out);
+// One block of `threads` of a kernel that needs more than 64 registers per thread (in: 96 floats).
+gpu::Status launch_register_heavy(int threads, const float* in, float* out);
 
 }  // namespace ringtrain::test
