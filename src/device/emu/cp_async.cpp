@@ -52,7 +52,7 @@ void cp_async_commit() {
   CpAsyncState& s = current_cp_async();
   CpGroup g;
   g.copies = std::move(s.open);
-  s.open.clear();
+  s.open = s.take_spare();
   if (launch_landing() == CpAsyncLanding::kRandom) {
     // 0: lands now (at issue); 1..kHorizon-1: at that many of this thread's next
     // synchronization points; kHorizon: at the wait.
@@ -68,7 +68,7 @@ void cp_async_wait(int n) {
   CpAsyncState& s = current_cp_async();
   while (static_cast<int>(s.groups.size()) > n) {
     land(s.groups.front().copies);
-    s.groups.pop_front();
+    s.retire_oldest();
   }
 }
 

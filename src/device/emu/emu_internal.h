@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -91,9 +90,29 @@ struct CpGroup {
   std::vector<CpCopy> copies;
   int countdown = kAtWait;
 };
+// The lists' storage is kept from group to group and block to block (spare): a thread issues
+// and retires groups in every key step of the flash kernels, and allocation is most of the
+// emulation's cost under AddressSanitizer.
 struct CpAsyncState {
   std::vector<CpCopy> open;
-  std::deque<CpGroup> groups;
+  std::vector<CpGroup> groups;             // oldest first
+  std::vector<std::vector<CpCopy>> spare;  // emptied copy lists
+  std::vector<CpCopy> take_spare() {
+    if (spare.empty()) return {};
+    std::vector<CpCopy> v = std::move(spare.back());
+    spare.pop_back();
+    return v;
+  }
+  void retire_oldest() {
+    groups.front().copies.clear();
+    spare.push_back(std::move(groups.front().copies));
+    groups.erase(groups.begin());
+  }
+  // A new block: nothing issued, nothing in flight.
+  void reset() {
+    open.clear();
+    while (!groups.empty()) retire_oldest();
+  }
 };
 CpAsyncState& current_cp_async();
 // The landing of the launch running (fixed at launch), and its seeded random stream.

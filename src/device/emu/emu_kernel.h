@@ -34,12 +34,14 @@ namespace ringtrain::gpu::emu {
 
 // The CUDA thread now running on this OS thread (fibers never migrate between OS threads).
 struct ThreadCtx {
-  uint3 thread_idx;
-  uint3 block_idx;
+  uint3 thread_idx{};
+  uint3 block_idx{};
   dim3 block_dim;
   dim3 grid_dim;
 };
-extern thread_local ThreadCtx tl_ctx;
+// constinit: no dynamic initialization, so every access is a plain TLS load, not a call to the
+// thread-local wrapper (threadIdx is read in every kernel's inner loops).
+extern thread_local constinit ThreadCtx tl_ctx;
 
 // All of these are out-of-line and opaque: they may switch to another fiber.
 void sync_threads();

@@ -79,7 +79,7 @@ Symbols read_function_symbols(const std::string& path) {
 }
 
 struct LoadedFile {
-  const void* address;
+  const void* address = nullptr;
   std::string path;
   uintptr_t bias = 0;
   bool found = false;
@@ -119,7 +119,8 @@ std::string kernel_key(const std::string& demangled) {
 std::string mangled_symbol(const void* fn) {
   Dl_info info{};
   if (dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn) return info.dli_sname;
-  LoadedFile file{fn};
+  LoadedFile file;
+  file.address = fn;
   dl_iterate_phdr(find_loaded_file, &file);
   if (!file.found) return "";
   static std::mutex mu;

@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -44,7 +43,7 @@ namespace ctx = boost::context;
 
 namespace ringtrain::gpu::emu {
 
-thread_local ThreadCtx tl_ctx;
+constinit thread_local ThreadCtx tl_ctx;
 
 namespace {
 
@@ -122,8 +121,11 @@ thread_local SharedArena* tl_arena = nullptr;
 
 enum class TState : uint8_t { kRunnable, kBarrier, kWarp, kExited };
 
+// One fiber per thread index serves that thread in every block of a launch: after the kernel
+// body returns it parks, and the next block resumes it (creating a fiber and preparing its stack
+// per block and thread was most of the emulation's cost for grid-stride kernels).
 struct Thread {
-  ctx::fiber fiber;  // the thread itself while suspended
+  ctx::fiber fiber;  // the thread itself while suspended or parked
   ctx::fiber sched;  // the scheduler while the thread runs
   uint3 idx;
   int lane = 0, warp = 0;
@@ -175,7 +177,10 @@ struct Launch {
   const void* sched_stack_lo = nullptr;  // the scheduler's stack, for ASan
   size_t sched_stack_size = 0;
   bool failed = false;
-  bool woke = false;  // the thread that ran last completed a warp operation
+  bool finishing = false;  // the grid is done: parked fibers return
+  bool woke = false;       // the thread that ran last completed a warp operation, waking the lanes
+  int woke_warp = 0;       // of woke_mask in this warp
+  unsigned woke_mask = 0;
   CpAsyncLanding landing = CpAsyncLanding::kLazy;
   std::string error;
   std::mt19937_64 rng;
@@ -198,18 +203,24 @@ Launch& launch_state() {
 
 [[noreturn]] void fail(const std::string& what) { throw EmuFault{what}; }
 
-// A synchronization point of thread t: its cp.async groups due here land first, so the threads
-// that run next see them.
-void yield(Thread& t) {
-  cp_async_sync_point(t.cp);
+// Thread t (running) hands control back to its block's scheduler until resumed.
+void to_scheduler(Launch& L, Thread& t) {
 #if RT_ASAN
-  Launch& L = *tl_launch;
   __sanitizer_start_switch_fiber(&t.asan_fake, L.sched_stack_lo, L.sched_stack_size);
 #endif
   t.sched = std::move(t.sched).resume();
 #if RT_ASAN
   __sanitizer_finish_switch_fiber(t.asan_fake, &L.sched_stack_lo, &L.sched_stack_size);
+#else
+  (void)L;
 #endif
+}
+
+// A synchronization point of thread t: its cp.async groups due here land first, so the threads
+// that run next see them.
+void yield(Thread& t) {
+  cp_async_sync_point(t.cp);
+  to_scheduler(*tl_launch, t);
 }
 
 const char* warp_kind_name(int kind) {
@@ -289,13 +300,18 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
   // Poison this block's shared memory: a read of an element no thread wrote is NaN.
   std::memset(L.dyn_base, 0xFF, L.smem);
   std::memset(tl_arena->static_map, 0xFF, L.static_used);
+  // Warps and threads are reset in place, their containers' storage kept from block to block:
+  // allocation per block is most of the emulation's cost under AddressSanitizer.
   const int nwarps = (n + 31) / 32;
-  L.warps.assign(static_cast<size_t>(nwarps), Warp{});
+  L.warps.resize(static_cast<size_t>(nwarps));
   for (int w = 0; w < nwarps; ++w) {
     const int lanes = std::min(32, n - 32 * w);
-    L.warps[static_cast<size_t>(w)].existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
+    Warp& wp = L.warps[static_cast<size_t>(w)];
+    wp.ops.clear();
+    wp.exited = 0;
+    wp.existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
   }
-  L.threads.resize(static_cast<size_t>(n));
+  L.threads.resize(static_cast<size_t>(n));  // the same n for every block: no reallocation
   for (int i = 0; i < n; ++i) {
     Thread& t = L.threads[static_cast<size_t>(i)];
     const unsigned u = static_cast<unsigned>(i);
@@ -303,29 +319,33 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
     t.lane = i % 32;
     t.warp = i / 32;
     t.state = TState::kRunnable;
-    t.cp = CpAsyncState{};
+    t.cp.reset();
+    if (t.fiber) continue;  // parked since the previous block
     t.fiber = ctx::fiber(std::allocator_arg, PooledStack{}, [&L, i](ctx::fiber&& sched) {
       Thread& self = L.threads[static_cast<size_t>(i)];
 #if RT_ASAN
       __sanitizer_finish_switch_fiber(nullptr, &L.sched_stack_lo, &L.sched_stack_size);
 #endif
       self.sched = std::move(sched);
-      try {
-        L.body.call(L.body.params.get());
-      } catch (const ctx::detail::forced_unwind&) {
-        throw;
-      } catch (const EmuFault& f) {
-        if (!L.failed) {
-          L.failed = true;
-          L.error = "thread " + str3(self.idx) + ": " + f.what;
+      while (!L.finishing) {
+        try {
+          L.body.call(L.body.params.get());
+        } catch (const ctx::detail::forced_unwind&) {
+          throw;
+        } catch (const EmuFault& f) {
+          if (!L.failed) {
+            L.failed = true;
+            L.error = "thread " + str3(self.idx) + ": " + f.what;
+          }
+        } catch (const std::exception& e) {
+          if (!L.failed) {
+            L.failed = true;
+            L.error = "thread " + str3(self.idx) + " threw: " + e.what();
+          }
         }
-      } catch (const std::exception& e) {
-        if (!L.failed) {
-          L.failed = true;
-          L.error = "thread " + str3(self.idx) + " threw: " + e.what();
-        }
+        thread_exited(L, self);
+        to_scheduler(L, self);  // parked: resumed for the next block, or to finish
       }
-      thread_exited(L, self);
 #if RT_ASAN
       __sanitizer_start_switch_fiber(nullptr, L.sched_stack_lo, L.sched_stack_size);
 #endif
@@ -348,7 +368,13 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
       run_thread(L, t);
       progressed = true;
       if (L.failed) break;
-      if (greedy && L.woke) p = -1;  // the first runnable thread in schedule order runs next
+      // The first runnable thread in schedule order runs next: every thread before the lanes
+      // just woken was not runnable, so the scan resumes at the first of them.
+      if (greedy && L.woke) {
+        const int base = 32 * L.woke_warp;
+        p = (sched == Schedule::kDescending ? n - 1 - (base + 31 - __builtin_clz(L.woke_mask))
+                                            : base + __builtin_ctz(L.woke_mask)) - 1;
+      }
     }
     if (L.failed || L.live == 0) break;
     if (L.at_barrier == L.live) {
@@ -367,7 +393,8 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
       L.error = deadlock_report(L);
     }
   }
-  // Unwind whatever is left (a failed block): destroying a suspended fiber unwinds its stack.
+  if (!L.failed) return;  // every thread parked
+  // A failed block: destroying a suspended fiber unwinds its stack.
 #if RT_ASAN
   // Under ASan the unwinding would run on a fiber stack ASan was not told about: keep the
   // fibers of a failed block suspended forever instead (their stacks leak; failures are rare).
@@ -460,6 +487,8 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
       if ((mask >> l) & 1u) L.threads[static_cast<size_t>(base + l)].state = TState::kRunnable;
     w.ops.erase(w.ops.begin() + static_cast<long>(k));
     L.woke = true;
+    L.woke_warp = t.warp;
+    L.woke_mask = mask;
   } else {
     t.state = TState::kWarp;
   }
@@ -549,6 +578,9 @@ void run_grid(const std::string& kname, dim3 grid, dim3 block, size_t smem_bytes
       run_block(L, bidx, order);
       if (L.failed) break;
     }
+    L.finishing = true;
+    for (Thread& t : L.threads)
+      if (t.fiber) run_thread(L, t);  // returns from its loop
     tl_launch = nullptr;
   }
   if (L.failed) {
