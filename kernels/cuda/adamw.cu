@@ -6,8 +6,11 @@
 // product is rounded on its own (__fmul_rn/__fadd_rn: nvcc would otherwise contract them into
 // FMAs), so a device step reproduces the CPU step's arithmetic.
 //
-// sum_squares is deterministic: kSumSquaresBlocks blocks each reduce a fixed grid-stride subset
-// in double into work[block], then one block adds the partials in a fixed tree order.
+// sum_squares is deterministic: a grid of blocks fixed by n (one per kSumSquaresPerBlock elements,
+// at most kSumSquaresBlocks) each reduce a fixed grid-stride subset in double into work[block],
+// then one block adds the partials in a fixed tree order. A small tensor's norm launches a few
+// blocks, not kSumSquaresBlocks nearly idle ones; a large one fills the device.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/ops_cuda.h"
@@ -61,9 +64,9 @@ __global__ void __launch_bounds__(kRowThreads) ops_sum_squares_partial_kernel(co
 }
 
 // static-check: ops_sum_squares_final_kernel smem=64
-__global__ void __launch_bounds__(kRowThreads) ops_sum_squares_final_kernel(const double* work, double* out) {
+__global__ void __launch_bounds__(kRowThreads) ops_sum_squares_final_kernel(const double* work, int parts, double* out) {
   RT_SHARED(double, red, [kRowWarps]);
-  const double total = block_reduce(work[threadIdx.x], red, SumOp{});
+  const double total = block_reduce(static_cast<int>(threadIdx.x) < parts ? work[threadIdx.x] : 0.0, red, SumOp{});
   if (threadIdx.x == 0) *out = total;
 }
 
@@ -91,9 +94,11 @@ gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, floa
 gpu::Status sum_squares(const float* x, int64_t n, double* out, double* work, gpu::Stream stream) {
   RT_CHECK(n >= 0, "cuda::sum_squares: negative size ", n);
   if (n == 0) return gpu::memset_async(out, 0, sizeof(double), stream);  // +0.0 is all zero bits
-  gpu::Status s = gpu::launch(ops_sum_squares_partial_kernel, kSumSquaresBlocks, kRowThreads, 0, stream, x, n, work);
+  constexpr int64_t kSumSquaresPerBlock = 8 * kRowThreads;
+  const int parts = static_cast<int>(std::min<int64_t>(kSumSquaresBlocks, (n + kSumSquaresPerBlock - 1) / kSumSquaresPerBlock));
+  gpu::Status s = gpu::launch(ops_sum_squares_partial_kernel, parts, kRowThreads, 0, stream, x, n, work);
   if (s != gpu::Status::kSuccess) return s;
-  return gpu::launch(ops_sum_squares_final_kernel, 1, kRowThreads, 0, stream, work, out);
+  return gpu::launch(ops_sum_squares_final_kernel, 1, kRowThreads, 0, stream, work, parts, out);
 }
 
 }  // namespace ringtrain::cuda

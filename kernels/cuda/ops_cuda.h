@@ -80,7 +80,7 @@ gpu::Status argmax_pairs(const CrossEntropyArgs& a, const float* logits, float* 
 // ---- AdamW (kernels/cuda/adamw.cu, kernels/adamw.h) ----
 gpu::Status adamw_step(const AdamWArgs& a, float* param, const float* grad, float* m, float* v, int64_t n,
                        gpu::Stream stream);
-// *out = sum of x[i]^2 in double, in a fixed order; work: kSumSquaresBlocks doubles.
+// *out = sum of x[i]^2 in double, in a fixed order (fixed by n); work: kSumSquaresBlocks doubles.
 constexpr int kSumSquaresBlocks = 256;
 gpu::Status sum_squares(const float* x, int64_t n, double* out, double* work, gpu::Stream stream);
 

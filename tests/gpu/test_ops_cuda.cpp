@@ -628,10 +628,11 @@ TEST(OpsCuda, AdamWMatchesCpu) {
   }
 }
 
-// Catches: a partial block's sum lost or counted twice, the grid-stride loop stopping after one
-// pass (n above 256 x 256), accumulation in fp32, float atomics (schedule-dependent bits).
+// Catches: a partial block's sum lost or counted twice, a partial beyond the grid read (work is
+// poisoned), the grid-stride loop stopping after one pass (100003: 49 blocks of 256 threads;
+// 600011: the 256-block cap), accumulation in fp32, float atomics (schedule-dependent bits).
 TEST(OpsCuda, SumSquaresMatchesCpu) {
-  for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{257}, int64_t{100003}}) {
+  for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{2049}, int64_t{100003}, int64_t{600011}}) {
     const uint64_t seed = 900 + static_cast<uint64_t>(n);
     SCOPED_TRACE("n " + std::to_string(n) + " " + seed_note(seed));
     const auto x = random_floats(static_cast<size_t>(n), seed, -3.0f, 3.0f);
