@@ -41,12 +41,6 @@ constexpr int kQTile = 32;     // query rows per tile in the dK/dV pass
 constexpr int kQRows = 64;     // query rows per CTA in the dQ pass
 constexpr float kLog2e = 1.4426950408889634f;
 
-struct BwdParams {
-  int s_q, s_k, h, h_kv, group;
-  float scale, scale_log2;
-  AttnMask mask;
-};
-
 }  // namespace
 
 // delta[b, h, i] = sum_c dO[b, i, h, c] O[b, i, h, c], one thread per (b, i, h), fp32 in order.
@@ -64,7 +58,7 @@ __global__ void attention_bwd_delta_kernel(int n_rows, int h, int s_q, int d, co
 
 // static-check: attention_bwd_dkdv_kernel smem=0 threads=128 hmma
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams p, const T* Q, const T* K, const T* V,
+__global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(FlashParams p, const T* Q, const T* K, const T* V,
                                                                       const T* dO, const float* L, const float* Dl,
                                                                       float* dK, float* dV) {
   constexpr int kLd = D + 8, kChunks = D / 8;
@@ -217,7 +211,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(BwdParams 
 
 // static-check: attention_bwd_dq_kernel smem=0 threads=128 hmma
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(BwdParams p, const T* Q, const T* K, const T* V,
+__global__ void __launch_bounds__(kThreads) attention_bwd_dq_kernel(FlashParams p, const T* Q, const T* K, const T* V,
                                                                     const T* dO, const float* L, const float* Dl,
                                                                     float* dQ) {
   constexpr int kLd = D + 8, kChunks = D / 8;
@@ -353,21 +347,10 @@ template <typename T>
 gpu::Status attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* out,
                                     const T* dout, const float* lse, float* delta, float* dq, float* dk, float* dv,
                                     gpu::Stream stream) {
-  RT_CHECK(a.d == 64 || a.d == 128, "attention_backward_cuda: head dim ", a.d, " is not supported (64 or 128)");
-  RT_CHECK(a.b >= 1 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0,
-           "attention_backward_cuda: bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
+  const FlashParams p = attn_flash_params(a, "attention_backward_cuda");
   auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   RT_CHECK(aligned(q) && aligned(k) && aligned(v) && aligned(dout),
            "attention_backward_cuda: q, k, v and dout must be 16-byte aligned");
-  BwdParams p{};
-  p.s_q = a.s_q;
-  p.s_k = a.s_k;
-  p.h = a.h;
-  p.h_kv = a.h_kv;
-  p.group = a.h / a.h_kv;
-  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  p.scale_log2 = p.scale * kLog2e;
-  p.mask = attn_mask(a, "attention_backward_cuda");
   gpu::Status s = gpu::Status::kSuccess;
   const int n_rows = a.b * a.s_q * a.h;
   if (out != nullptr && n_rows > 0) {

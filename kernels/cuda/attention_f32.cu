@@ -49,7 +49,7 @@ dim3 row_grid(int rows, int heads, int b) {
 
 // Grid (s_q / 128, h, b); thread = query row i of head hh.
 // static-check: attention_f32_forward_kernel smem=0
-__global__ void __launch_bounds__(kRowThreads) attention_f32_forward_kernel(F32Params p, const float* Q, const float* K,
+__global__ void __launch_bounds__(kRowThreads) attention_f32_forward_kernel(AttnParams p, const float* Q, const float* K,
                                                                             const float* V, float* O, float* L) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x, hh = blockIdx.y, bi = blockIdx.z;
   if (i >= p.s_q) return;
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(256) attention_f32_delta_kernel(int64_t n_rows
 
 // Grid (s_q / 128, h, b); thread = query row i of head hh; dq[i] += this block's share.
 // static-check: attention_f32_dq_kernel smem=0
-__global__ void __launch_bounds__(kRowThreads) attention_f32_dq_kernel(F32Params p, const float* Q, const float* K,
+__global__ void __launch_bounds__(kRowThreads) attention_f32_dq_kernel(AttnParams p, const float* Q, const float* K,
                                                                        const float* V, const float* dO,
                                                                        const float* L, const float* Dl, float* dQ) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x, hh = blockIdx.y, bi = blockIdx.z;
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kRowThreads) attention_f32_dq_kernel(F32Params
 // Grid (s_k / 128, h_kv, b); thread = key row j of kv head kvh; dk[j], dv[j] += this block's
 // share, the group's query heads and their rows summed in ascending order.
 // static-check: attention_f32_dkdv_kernel smem=0
-__global__ void __launch_bounds__(kRowThreads) attention_f32_dkdv_kernel(F32Params p, const float* Q, const float* K,
+__global__ void __launch_bounds__(kRowThreads) attention_f32_dkdv_kernel(AttnParams p, const float* Q, const float* K,
                                                                          const float* V, const float* dO,
                                                                          const float* L, const float* Dl, float* dK,
                                                                          float* dV) {
@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(256) attention_f32_merge_kernel(int64_t n_rows
 
 gpu::Status attention_forward_f32(const AttentionArgs& a, const float* q, const float* k, const float* v,
                                   float* out, float* lse, gpu::Stream stream) {
-  const F32Params p = attn_f32_params(a, "attention_forward_f32");
+  const AttnParams p = attn_f32_params(a, "attention_forward_f32");
   if (a.b == 0 || a.s_q == 0) return gpu::Status::kSuccess;
   return gpu::launch(attention_f32_forward_kernel, row_grid(a.s_q, a.h, a.b), dim3(kRowThreads), 0, stream, p, q, k,
                      v, out, lse);
@@ -245,7 +245,7 @@ gpu::Status attention_backward_delta_f32(const AttentionArgs& a, const float* ou
 gpu::Status attention_backward_f32(const AttentionArgs& a, const float* q, const float* k, const float* v,
                                    const float* dout, const float* lse, const float* delta, float* dq, float* dk,
                                    float* dv, gpu::Stream stream) {
-  const F32Params p = attn_f32_params(a, "attention_backward_f32");
+  const AttnParams p = attn_f32_params(a, "attention_backward_f32");
   if (a.b == 0 || a.s_q == 0 || a.s_k == 0) return gpu::Status::kSuccess;  // nothing to add
   gpu::Status s = gpu::launch(attention_f32_dq_kernel, row_grid(a.s_q, a.h, a.b), dim3(kRowThreads), 0, stream, p, q,
                               k, v, dout, lse, delta, dq);

@@ -32,18 +32,11 @@ namespace {
 
 constexpr int kBM = kAttnFwdRows, kBN = kAttnFwdKeys, kThreads = kAttnFwdThreads;
 
-struct FwdParams {
-  int s_q, s_k, h, h_kv, group;
-  float scale_log2;  // scale * log2(e): softmax in base 2
-  float scale;
-  AttnMask mask;
-};
-
 }  // namespace
 
 // static-check: attention_fwd_kernel smem=0 threads=128 hmma
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, const T* Q, const T* K, const T* V,
+__global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FlashParams p, const T* Q, const T* K, const T* V,
                                                                  T* O, float* L) {
   constexpr int kLd = D + 8;  // padded shared row (elements): 16-byte aligned, rows in different banks
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
@@ -205,22 +198,11 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(FwdParams p, co
 template <typename T>
 gpu::Status attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
                                    gpu::Stream stream) {
-  RT_CHECK(a.d == 64 || a.d == 128, "attention_forward_cuda: head dim ", a.d, " is not supported (64 or 128)");
-  RT_CHECK(a.b >= 1 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0,
-           "attention_forward_cuda: bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
+  const FlashParams p = attn_flash_params(a, "attention_forward_cuda");
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   RT_CHECK(aligned(q) && aligned(k) && aligned(v) && aligned(out),
            "attention_forward_cuda: q, k, v and out must be 16-byte aligned");
   if (a.s_q == 0) return gpu::Status::kSuccess;
-  FwdParams p{};
-  p.s_q = a.s_q;
-  p.s_k = a.s_k;
-  p.h = a.h;
-  p.h_kv = a.h_kv;
-  p.group = a.h / a.h_kv;
-  p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
-  p.scale_log2 = p.scale * 1.4426950408889634f;
-  p.mask = attn_mask(a, "attention_forward_cuda");
   const dim3 grid((a.s_q + kBM - 1) / kBM, a.h, a.b);
   const int smem = attention_fwd_smem_bytes(a.d);
   auto run = [&](auto kernel) {

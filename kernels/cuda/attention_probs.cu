@@ -15,7 +15,7 @@
 
 namespace ringtrain::cuda {
 
-struct ProbsParams : F32Params {
+struct ProbsParams : AttnParams {
   int seq_len, n_rows, pool, n_pool, n_spans, width;
   const int32_t* row_slot;
   const int32_t* spans;
@@ -80,7 +80,7 @@ gpu::Status attention_probs_f32(const AttentionArgs& a, const AttentionProbsArgs
   RT_CHECK(pa.seq_len > 0 && (pa.pool == 0 || pa.seq_len % pa.pool == 0), "attention_probs: seq_len ", pa.seq_len,
            " pool ", pa.pool);
   ProbsParams p{};
-  static_cast<F32Params&>(p) = attn_f32_params(a, "attention_probs");
+  static_cast<AttnParams&>(p) = attn_f32_params(a, "attention_probs");
   p.seq_len = pa.seq_len;
   p.n_rows = pa.n_rows;
   p.pool = pa.pool;

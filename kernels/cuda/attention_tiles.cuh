@@ -90,22 +90,22 @@ inline AttnMask attn_mask(const AttentionArgs& a, const char* what) {
   return AttnMask{a.causal, a.window, a.q_pos, a.k_pos, a.q_doc, a.k_doc};
 }
 
-// The shape, scale and mask every fp32 attention kernel reads (attention_f32.cu and
-// attention_probs.cu, whose parameter blocks extend it), checked and filled once from the
-// host's arguments. Head dims up to kF32MaxHeadDim: the kernels keep a row per thread.
+// The shape, scale and mask every attention kernel reads (attention_f32.cu; attention_probs.cu
+// and the flash kernels extend it), checked and filled once from the host's arguments. The fp32
+// kernels take head dims up to kF32MaxHeadDim: they keep a row per thread.
 inline constexpr int kF32MaxHeadDim = 256;
-struct F32Params {
+struct AttnParams {
   int s_q, s_k, h, h_kv, d, group;
   float scale;
   AttnMask mask;
 };
-inline F32Params attn_f32_params(const AttentionArgs& a, const char* what) {
+inline AttnParams attn_f32_params(const AttentionArgs& a, const char* what) {
   RT_CHECK(a.d >= 1 && a.d <= kF32MaxHeadDim, what, ": head dim ", a.d, " is not supported (1..", kF32MaxHeadDim,
            ")");
   RT_CHECK(a.b >= 0 && a.s_q >= 0 && a.s_k >= 0 && a.h >= 1 && a.h_kv >= 1 && a.h % a.h_kv == 0, what,
            ": bad shape b ", a.b, " s_q ", a.s_q, " s_k ", a.s_k, " h ", a.h, " h_kv ", a.h_kv);
   RT_CHECK(a.h <= 65535 && a.b <= 65535, what, ": h ", a.h, " and b ", a.b, " must be at most 65535");
-  F32Params p{};
+  AttnParams p{};
   p.s_q = a.s_q;
   p.s_k = a.s_k;
   p.h = a.h;
@@ -114,6 +114,21 @@ inline F32Params attn_f32_params(const AttentionArgs& a, const char* what) {
   p.group = a.h / a.h_kv;
   p.scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.d));
   p.mask = attn_mask(a, what);
+  return p;
+}
+
+// The parameters of the bf16/f16 flash kernels (attention_fwd.cu and attention_bwd.cu): the
+// fp32 kernels' (same checks) and the softmax scale in base 2; head dim 64 or 128 (the tile
+// shapes), at least one sequence (b is the grid's z).
+struct FlashParams : AttnParams {
+  float scale_log2;
+};
+inline FlashParams attn_flash_params(const AttentionArgs& a, const char* what) {
+  RT_CHECK(a.d == 64 || a.d == 128, what, ": head dim ", a.d, " is not supported (64 or 128)");
+  RT_CHECK(a.b >= 1, what, ": batch ", a.b, " must be at least 1");
+  FlashParams p{};
+  static_cast<AttnParams&>(p) = attn_f32_params(a, what);
+  p.scale_log2 = p.scale * 1.4426950408889634f;  // log2(e)
   return p;
 }
 
