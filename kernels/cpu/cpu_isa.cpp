@@ -26,17 +26,13 @@ Isa detected_isa() {
 
 Isa isa_from_env(const char* value, Isa best) {
   if (value == nullptr || *value == '\0') return best;
-  Isa asked = Isa::kGeneric;
-  bool known = false;
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kGeneric})
-    if (std::strcmp(value, isa_name(isa)) == 0) {
-      asked = isa;
-      known = true;
-    }
-  if (!known) input_error("RINGTRAIN_CPU_ISA='", value, "' is not one of avx512, avx2, generic");
-  RT_INPUT_CHECK(static_cast<int>(asked) <= static_cast<int>(best), "RINGTRAIN_CPU_ISA=", value,
-                 ": this CPU runs at most ", isa_name(best));
-  return asked;
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kGeneric}) {
+    if (std::strcmp(value, isa_name(isa)) != 0) continue;
+    RT_INPUT_CHECK(static_cast<int>(isa) <= static_cast<int>(best), "RINGTRAIN_CPU_ISA=", value,
+                   ": this CPU runs at most ", isa_name(best));
+    return isa;
+  }
+  input_error("RINGTRAIN_CPU_ISA='", value, "' is not one of avx512, avx2, generic");
 }
 
 Isa active_isa() {

@@ -178,9 +178,8 @@ struct Launch {
   size_t sched_stack_size = 0;
   bool failed = false;
   bool finishing = false;  // the grid is done: parked fibers return
-  bool woke = false;       // the thread that ran last completed a warp operation, waking the lanes
-  int woke_warp = 0;       // of woke_mask in this warp
-  unsigned woke_mask = 0;
+  unsigned woke_mask = 0;  // lanes woken by a warp operation the thread that ran last completed (0: none)
+  int woke_warp = 0;       // the warp of woke_mask
   CpAsyncLanding landing = CpAsyncLanding::kLazy;
   std::string error;
   std::mt19937_64 rng;
@@ -364,13 +363,13 @@ void run_block(Launch& L, uint3 bidx, std::vector<int>& order) {
     for (int p = 0; p < n; ++p) {
       Thread& t = L.threads[static_cast<size_t>(order[static_cast<size_t>(p)])];
       if (t.state != TState::kRunnable) continue;
-      L.woke = false;
+      L.woke_mask = 0;
       run_thread(L, t);
       progressed = true;
       if (L.failed) break;
       // The first runnable thread in schedule order runs next: every thread before the lanes
       // just woken was not runnable, so the scan resumes at the first of them.
-      if (greedy && L.woke) {
+      if (greedy && L.woke_mask != 0) {
         const int base = 32 * L.woke_warp;
         p = (sched == Schedule::kDescending ? n - 1 - (base + 31 - __builtin_clz(L.woke_mask))
                                             : base + __builtin_ctz(L.woke_mask)) - 1;
@@ -486,7 +485,6 @@ void warp_collective(unsigned mask, int kind, const void* in, void* out, WarpCom
     for (int l = 0; l < 32; ++l)
       if ((mask >> l) & 1u) L.threads[static_cast<size_t>(base + l)].state = TState::kRunnable;
     w.ops.erase(w.ops.begin() + static_cast<long>(k));
-    L.woke = true;
     L.woke_warp = t.warp;
     L.woke_mask = mask;
   } else {
